@@ -1,0 +1,1 @@
+"""The public API: train, evaluate and load reward models."""

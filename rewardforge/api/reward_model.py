@@ -1,0 +1,103 @@
+"""`RewardModel`: load a trained reward model and score, compare or rank responses."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rewardforge.data.example import PreferenceExample, Prompt
+from rewardforge.forward_plan import score_groups
+from rewardforge.recipe import RecipeEncoder, ScoringRecipe
+
+
+class RewardModel:
+    """A trained reward model with the scoring recipe it was trained with.
+
+    Every method formats text through the saved recipe, so rewards match training exactly.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        encoder: RecipeEncoder,
+        max_tokens_per_batch: int = 16384,
+    ) -> None:
+        self.model = model.eval()
+        self.encoder = encoder
+        self.max_tokens_per_batch = max_tokens_per_batch
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | None = None) -> RewardModel:
+        """Load a model directory written by `rewardforge train`."""
+        directory = Path(directory)
+        if not (directory / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{directory} is not a model directory (no config.json). Pass the --output "
+                "directory of `rewardforge train`."
+            )
+        recipe = ScoringRecipe.load(directory)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForSequenceClassification.from_pretrained(directory)
+        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return cls(model, RecipeEncoder(recipe, tokenizer))
+
+    @property
+    def recipe(self) -> ScoringRecipe:
+        return self.encoder.recipe
+
+    def score(
+        self,
+        prompts: Sequence[Prompt],
+        responses: Sequence[str],
+        normalize: bool = False,
+        progress: bool = False,
+    ) -> list[float]:
+        """One reward per (prompt, response); normalised with the stored mean/std if asked."""
+        if len(prompts) != len(responses):
+            raise ValueError(
+                f"score() needs one prompt per response; got {len(prompts)} prompts and "
+                f"{len(responses)} responses."
+            )
+        rows = [
+            {key: [value] for key, value in self._encode_row(prompt, response).items()}
+            for prompt, response in zip(prompts, responses)
+        ]
+        rewards = [group[0] for group in self._score_rows(rows, progress)]
+        return [self.recipe.normalize(r) for r in rewards] if normalize else rewards
+
+    def score_examples(
+        self, examples: Sequence[PreferenceExample], progress: bool = False
+    ) -> list[list[float]]:
+        """Rewards for every response of every example, best-labelled response first."""
+        rows = [self.encoder.encode_example(example).as_row() for example in examples]
+        return self._score_rows(rows, progress)
+
+    def compare(self, prompt: Prompt, response_a: str, response_b: str) -> float:
+        """Probability that `response_a` is preferred over `response_b` (Bradley-Terry)."""
+        reward_a, reward_b = self.score([prompt, prompt], [response_a, response_b])
+        return 1.0 / (1.0 + math.exp(reward_b - reward_a))
+
+    def rank(self, prompt: Prompt, candidates: Sequence[str]) -> list[tuple[int, float]]:
+        """(candidate index, reward) pairs, best first."""
+        rewards = self.score([prompt] * len(candidates), list(candidates))
+        return sorted(enumerate(rewards), key=lambda item: -item[1])
+
+    def _encode_row(self, prompt: Prompt, response: str) -> dict:
+        encoded = self.encoder.encode(prompt, response)
+        row = {"input_ids": encoded.input_ids}
+        if encoded.token_type_ids is not None:
+            row["token_type_ids"] = encoded.token_type_ids
+        return row
+
+    def _score_rows(self, rows: list[dict], progress: bool) -> list[list[float]]:
+        return score_groups(
+            self.model,
+            rows,
+            self.encoder.tokenizer.pad_token_id,
+            self.max_tokens_per_batch,
+            progress=progress,
+        )

@@ -1,0 +1,151 @@
+"""The `rewardforge` command line: a thin layer that parses flags and calls the API."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Train, evaluate and use reward models for RLHF.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+Paths = Annotated[list[str] | None, typer.Option(help="Preference data file (repeatable).")]
+
+
+@app.command("train")
+def train_command(
+    data: Paths = None,
+    eval_data: Paths = None,
+    model: Annotated[
+        str | None, typer.Option(help="Backbone: alias, hub id, dir or .gguf.")
+    ] = None,
+    output: Annotated[str | None, typer.Option(help="Output directory.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with any of these flags.")] = None,
+    columns: Annotated[
+        str | None, typer.Option(help="Key mapping, e.g. prompt=question,chosen=good.")
+    ] = None,
+    skip_invalid: Annotated[bool | None, typer.Option(help="Skip bad rows, counted.")] = None,
+    min_score_gap: Annotated[float | None, typer.Option(help="Min chosen-rejected score.")] = None,
+    epochs: Annotated[float | None, typer.Option()] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps.")] = None,
+    batch_pairs: Annotated[
+        int | None, typer.Option(help="Preference examples per optimizer step, all processes.")
+    ] = None,
+    micro_batch_pairs: Annotated[
+        int | None, typer.Option(help="Preference examples per forward pass per process.")
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Max tokens per prompt+response.")] = None,
+    loss: Annotated[str | None, typer.Option(help="bt, logexp, hinge or listwise.")] = None,
+    pairs: Annotated[
+        str | None, typer.Option(help="Pairs from K-way groups: all|adjacent.")
+    ] = None,
+    center_coef: Annotated[float | None, typer.Option(help="Reward centering weight.")] = None,
+    lora: Annotated[bool | None, typer.Option(help="Train LoRA adapters (PEFT).")] = None,
+    lora_rank: Annotated[int | None, typer.Option()] = None,
+    lora_alpha: Annotated[int | None, typer.Option()] = None,
+    lora_dropout: Annotated[float | None, typer.Option()] = None,
+    lora_target_modules: Annotated[
+        str | None, typer.Option(help="Comma-separated module names (default: all linear).")
+    ] = None,
+    save_adapter: Annotated[bool | None, typer.Option(help="Also keep the LoRA adapter.")] = None,
+    load_in_8bit: Annotated[bool | None, typer.Option()] = None,
+    load_in_4bit: Annotated[bool | None, typer.Option()] = None,
+    dtype: Annotated[str | None, typer.Option(help="float32, bfloat16 or float16.")] = None,
+    gradient_checkpointing: Annotated[bool | None, typer.Option()] = None,
+    save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
+    eval_steps: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
+    logging_steps: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    resume: Annotated[bool | None, typer.Option(help="Resume from the last checkpoint.")] = None,
+    max_tokens_per_batch: Annotated[
+        int | None, typer.Option(help="Token budget of a scoring batch.")
+    ] = None,
+) -> None:
+    """Train a reward model on preference pairs and save it to --output."""
+    overrides = {key: value for key, value in locals().items() if key != "config"}
+    from rewardforge.api.train import train
+    from rewardforge.data.sample import sample_paths
+    from rewardforge.training.config import TrainConfig
+
+    overrides["columns"] = _parse_columns(columns)
+    if lora_target_modules:
+        overrides["lora_target_modules"] = lora_target_modules.split(",")
+    settings = _or_exit(lambda: TrainConfig.from_sources(config, **overrides))
+    if not settings.data:
+        settings.data, default_eval = map(lambda p: [p], sample_paths())
+        settings.eval_data = settings.eval_data or default_eval
+        typer.echo("No --data given: training on the bundled HH-RLHF harmless sample.")
+    result = _or_exit(lambda: train(settings))
+    if "eval_accuracy" in result.metrics:
+        typer.echo(f"eval accuracy: {result.metrics['eval_accuracy']:.4f}")
+    typer.echo(
+        f"trained {result.metrics['train_pairs']} pairs in {result.metrics['train_runtime_s']:.1f}s"
+        f" ({result.metrics['pairs_per_s']:.2f} pairs/s); saved to {result.output_dir}"
+    )
+
+
+@app.command("eval")
+def eval_command(
+    model: Annotated[Path, typer.Option(help="Directory written by `rewardforge train`.")],
+    data: Annotated[list[str], typer.Option(help="Preference data file (repeatable).")],
+    columns: Annotated[str | None, typer.Option(help="Key mapping, e.g. prompt=q.")] = None,
+    skip_invalid: Annotated[bool, typer.Option(help="Skip bad rows, counted.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Evaluate a reward model: pairwise accuracy (ties count as wrong), margin, loss."""
+    from rewardforge.api.evaluate import evaluate
+
+    metrics = _or_exit(
+        lambda: evaluate(
+            model,
+            data,
+            columns=_parse_columns(columns),
+            skip_invalid=skip_invalid,
+            progress=not as_json,
+        )
+    )
+    if as_json:
+        typer.echo(json.dumps(metrics, ensure_ascii=False))
+        return
+    typer.echo(f"pairs:        {metrics['n_pairs']}")
+    typer.echo(f"accuracy:     {metrics['accuracy']:.4f}")
+    typer.echo(f"mean margin:  {metrics['mean_margin']:.4f}")
+    typer.echo(f"loss (BT):    {metrics['loss']:.4f}")
+
+
+def _parse_columns(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    mapping = {}
+    for item in text.split(","):
+        canonical, sep, source = item.partition("=")
+        if not sep or not canonical.strip() or not source.strip():
+            raise typer.BadParameter(
+                f"--columns expects canonical=source pairs like prompt=question, got {item!r}."
+            )
+        mapping[canonical.strip()] = source.strip()
+    return mapping
+
+
+def _or_exit(action):
+    """Run `action`; turn expected user errors into a clear message and exit code 2."""
+    from rewardforge.data import DataError
+
+    try:
+        return action()
+    except (DataError, ValueError, FileNotFoundError, ModuleNotFoundError, RuntimeError) as error:
+        if os.environ.get("REWARDFORGE_DEBUG"):
+            raise
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from error
+
+
+if __name__ == "__main__":
+    app()

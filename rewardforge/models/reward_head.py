@@ -1,0 +1,133 @@
+"""Build a reward model for training: a backbone with one linear head, optionally with LoRA.
+
+The model is a standard `AutoModelForSequenceClassification` with `num_labels=1`, so a saved
+reward model loads anywhere transformers does (TRL, OpenRLHF, vLLM, RewardBench).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+from rewardforge.models.backbones import resolve_backbone
+
+PAD_TOKEN = "<|pad|>"
+
+
+@dataclass
+class LoraSettings:
+    """LoRA adapter settings; the reward head is always trained in full alongside."""
+
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] | None = field(default=None)
+
+
+def is_encoder_config(model_type: str) -> bool:
+    """True for bidirectional encoders (BERT, RoBERTa, DeBERTa, ...): they read the first token."""
+    return model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def load_reward_backbone(
+    name: str,
+    *,
+    dtype: str = "float32",
+    lora: LoraSettings | None = None,
+    quantization: str | None = None,
+    gradient_checkpointing: bool = False,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, bool]:
+    """Load a backbone as a single-output sequence classifier, ready to train as a reward model.
+
+    Returns the model, its tokenizer (with a pad token distinct from EOS) and whether the
+    backbone is an encoder.
+    """
+    path = resolve_backbone(name)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    config = AutoConfig.from_pretrained(path)
+    is_encoder = is_encoder_config(config.model_type)
+    added_pad = _ensure_distinct_pad_token(tokenizer, is_encoder)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path,
+        num_labels=1,
+        dtype=_torch_dtype(dtype),
+        pad_token_id=tokenizer.pad_token_id,
+        quantization_config=_quantization_config(quantization),
+    )
+    if added_pad:
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if quantization is not None:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, gradient_checkpointing)
+    if lora is not None:
+        model = _with_lora(model, lora)
+    return model, tokenizer, is_encoder
+
+
+def _ensure_distinct_pad_token(tokenizer: PreTrainedTokenizerBase, is_encoder: bool) -> bool:
+    """Give decoders a pad token that is not EOS; return True if a new token was added.
+
+    With pad == EOS, a sequence-classification model looking for the last non-pad token skips
+    the EOS that ends every response and reads the reward at the wrong position.
+    """
+    tokenizer.padding_side = "right"
+    if is_encoder and tokenizer.pad_token is not None:
+        return False
+    if tokenizer.pad_token is not None and tokenizer.pad_token_id != tokenizer.eos_token_id:
+        return False
+    specials = {tokenizer.eos_token_id, tokenizer.bos_token_id}
+    if tokenizer.unk_token is not None and tokenizer.unk_token_id not in specials:
+        tokenizer.pad_token = tokenizer.unk_token
+        return False
+    tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+    return True
+
+
+def _with_lora(model: PreTrainedModel, lora: LoraSettings) -> PreTrainedModel:
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=lora.rank,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules or "all-linear",
+    )
+    return get_peft_model(model, config)
+
+
+def _torch_dtype(dtype: str) -> torch.dtype:
+    options = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in options:
+        raise ValueError(f"--dtype must be one of {sorted(options)}, got {dtype!r}.")
+    return options[dtype]
+
+
+def _quantization_config(quantization: str | None):
+    if quantization is None:
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
+        raise RuntimeError(
+            f"--load-in-{quantization} needs a CUDA GPU and the bitsandbytes package "
+            "(`pip install bitsandbytes`). Train without it on this machine."
+        )
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)
+    return BitsAndBytesConfig(load_in_8bit=True)

@@ -1,0 +1,258 @@
+"""The scoring recipe: how a (prompt, response) becomes token ids, decided once and saved.
+
+Training writes `rewardforge_recipe.json` next to the weights; evaluation, scoring and serving
+read it back, so a response is always formatted the same way it was during training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from transformers import PreTrainedTokenizerBase
+
+from rewardforge.data.example import Message, PreferenceExample, Prompt
+
+RECIPE_FILE = "rewardforge_recipe.json"
+Template = Literal["chat", "plain", "pair"]
+
+
+@dataclass(frozen=True)
+class ScoringRecipe:
+    """Formatting and normalisation settings that travel with a trained reward model.
+
+    `template` is `chat` (the tokenizer's chat template; reward at the last token), `plain`
+    (prompt text + " " + response + EOS; reward at EOS) or `pair` (encoders: prompt and response
+    as a sentence pair; reward at the first token). Over-long inputs lose prompt tokens from the
+    left (oldest turns first) and response tokens from the right, keeping the end-of-turn tokens
+    that carry the reward.
+    """
+
+    template: Template
+    max_length: int = 1024
+    prompt_truncation: Literal["left"] = "left"
+    response_truncation: Literal["right"] = "right"
+    reward_token: Literal["last", "first"] = "last"
+    reward_mean: float = 0.0
+    reward_std: float = 1.0
+    format_version: int = 1
+
+    @classmethod
+    def for_model(
+        cls, tokenizer: PreTrainedTokenizerBase, is_encoder: bool, max_length: int
+    ) -> ScoringRecipe:
+        """Choose the recipe for a backbone: pair for encoders, chat if a template exists."""
+        if is_encoder:
+            return cls(template="pair", max_length=max_length, reward_token="first")
+        template: Template = "chat" if tokenizer.chat_template else "plain"
+        return cls(template=template, max_length=max_length, reward_token="last")
+
+    def with_reward_stats(self, mean: float, std: float) -> ScoringRecipe:
+        """Return a copy that normalises rewards with these statistics."""
+        return replace(self, reward_mean=mean, reward_std=std if std > 0 else 1.0)
+
+    def normalize(self, reward: float) -> float:
+        """Map a raw reward to `(reward - mean) / std` with the stored statistics."""
+        return (reward - self.reward_mean) / self.reward_std
+
+    def save(self, directory: str | Path) -> None:
+        """Write the recipe as JSON into a model directory."""
+        path = Path(directory) / RECIPE_FILE
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ScoringRecipe:
+        """Read the recipe saved in a model directory."""
+        path = Path(directory) / RECIPE_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{directory} has no {RECIPE_FILE}; it was not trained by rewardforge. Train it "
+                "with `rewardforge train`, or load it with transformers directly."
+            )
+        values = json.loads(path.read_text(encoding="utf-8"))
+        return cls(
+            **{key: value for key, value in values.items() if key in cls.__dataclass_fields__}
+        )
+
+
+@dataclass
+class EncodedResponse:
+    """Token ids for one (prompt, response) and whether truncation was needed."""
+
+    input_ids: list[int]
+    token_type_ids: list[int] | None = None
+    truncated: bool = False
+
+
+@dataclass
+class EncodedGroup:
+    """One preference example, tokenized: its responses best first."""
+
+    responses: list[EncodedResponse]
+    margin: float | None = None
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def truncated(self) -> bool:
+        return any(response.truncated for response in self.responses)
+
+    def as_row(self) -> dict[str, Any]:
+        """A flat dict for a `datasets.Dataset` row (used by the trainer)."""
+        row: dict[str, Any] = {
+            "input_ids": [response.input_ids for response in self.responses],
+            "margin": math.nan if self.margin is None else self.margin,
+            "length": sum(len(response.input_ids) for response in self.responses),
+        }
+        if self.responses[0].token_type_ids is not None:
+            row["token_type_ids"] = [response.token_type_ids for response in self.responses]
+        return row
+
+
+class RecipeEncoder:
+    """Applies a `ScoringRecipe` with a tokenizer: renders text, tokenizes and truncates."""
+
+    def __init__(self, recipe: ScoringRecipe, tokenizer: PreTrainedTokenizerBase) -> None:
+        if not tokenizer.is_fast:
+            raise ValueError(
+                f"{type(tokenizer).__name__} is a slow tokenizer; rewardforge needs a fast "
+                "(tokenizers-backed) one. Load the backbone with its tokenizer.json."
+            )
+        self.recipe = recipe
+        self.tokenizer = tokenizer
+        self._pair_builder = _pair_builder(tokenizer) if recipe.template == "pair" else None
+        self._tail = self._reward_tail()
+
+    def encode(self, prompt: Prompt, response: str) -> EncodedResponse:
+        """Token ids for one (prompt, response) under the recipe."""
+        prompt_text, response_text = self.render(prompt, response)
+        prompt_ids = self._tokenize(prompt_text, with_specials=self.recipe.template == "plain")
+        response_ids = self._tokenize(response_text, with_specials=False)
+        if self.recipe.template == "plain":
+            response_ids.append(self.tokenizer.eos_token_id)
+        budget = self.recipe.max_length - self._special_count()
+        prompt_ids, response_ids, truncated = _truncate(
+            prompt_ids, response_ids, budget, keep_tail=self._tail
+        )
+        if self._pair_builder is None:
+            return EncodedResponse(prompt_ids + response_ids, truncated=truncated)
+        input_ids, type_ids = self._pair_builder(prompt_ids, response_ids)
+        return EncodedResponse(input_ids, type_ids, truncated)
+
+    def encode_example(self, example: PreferenceExample) -> EncodedGroup:
+        """Encode every response of a preference example."""
+        responses = [self.encode(example.prompt, response) for response in example.responses]
+        return EncodedGroup(responses, margin=example.margin, source=example.source)
+
+    def render(self, prompt: Prompt, response: str) -> tuple[str, str]:
+        """The prompt text and the response text, as the model will read them."""
+        if self.recipe.template == "chat":
+            messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+            prompt_text = self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+            full = self.tokenizer.apply_chat_template(
+                [*messages, {"role": "assistant", "content": response}], tokenize=False
+            )
+            split = _common_prefix_length(prompt_text, full)
+            return full[:split], full[split:]
+        prompt_text = prompt if isinstance(prompt, str) else messages_to_transcript(prompt)
+        if self.recipe.template == "plain":
+            return prompt_text, " " + response
+        return prompt_text, response
+
+    def _tokenize(self, text: str, with_specials: bool) -> list[int]:
+        # verbose=False: the "longer than model_max_length" warning is moot, we truncate next.
+        return self.tokenizer(text, add_special_tokens=with_specials, verbose=False)["input_ids"]
+
+    def _special_count(self) -> int:
+        if self._pair_builder is None:
+            return 0
+        return len(self._pair_builder([], [])[0])
+
+    def _reward_tail(self) -> int:
+        """How many trailing response tokens mark the end of the turn (kept when truncating)."""
+        if self.recipe.template == "pair":
+            return 0
+        if self.recipe.template == "plain":
+            return 1
+        sentinel = "\x00rewardforge\x00"
+        _, response_text = self.render("x", sentinel)
+        suffix = response_text.split(sentinel, 1)[-1]
+        return len(self._tokenize(suffix, with_specials=False)) if suffix else 0
+
+
+def messages_to_transcript(messages: list[Message]) -> str:
+    """Render chat messages as an HH-style transcript ending with an open assistant turn."""
+    speakers = {"user": "Human", "assistant": "Assistant", "system": "System"}
+    turns = [f"\n\n{speakers.get(m['role'], m['role'])}: {m['content']}" for m in messages]
+    return "".join(turns) + "\n\nAssistant:"
+
+
+def _truncate(
+    prompt: list[int], response: list[int], budget: int, keep_tail: int
+) -> tuple[list[int], list[int], bool]:
+    """Fit prompt + response into `budget` tokens: prompt loses its start, response its end."""
+    if len(prompt) + len(response) <= budget:
+        return prompt, response, False
+    keep_prompt = min(len(prompt), max(budget - len(response), budget // 2))
+    keep_response = budget - keep_prompt
+    prompt = prompt[len(prompt) - keep_prompt :]
+    if len(response) > keep_response:
+        tail = response[len(response) - keep_tail :] if keep_tail else []
+        response = response[: keep_response - len(tail)] + tail
+    return prompt, response, True
+
+
+def _common_prefix_length(a: str, b: str) -> int:
+    length = 0
+    for char_a, char_b in zip(a, b):
+        if char_a != char_b:
+            break
+        length += 1
+    return length
+
+
+def _pair_builder(tokenizer: PreTrainedTokenizerBase) -> PairBuilder:
+    """Learn how an encoder's tokenizer wraps a sentence pair in special tokens, from a probe."""
+    first = tokenizer("a", add_special_tokens=False)["input_ids"]
+    second = tokenizer("b", add_special_tokens=False)["input_ids"]
+    probe = tokenizer("a", "b")
+    ids = probe["input_ids"]
+    types = probe.get("token_type_ids") or [0] * len(ids)
+    start_first = _find(ids, first, 0)
+    start_second = _find(ids, second, start_first + len(first))
+    end_first, end_second = start_first + len(first), start_second + len(second)
+
+    def build(prompt_ids: list[int], response_ids: list[int]) -> tuple[list[int], list[int]]:
+        input_ids = (
+            ids[:start_first]
+            + prompt_ids
+            + ids[end_first:start_second]
+            + response_ids
+            + ids[end_second:]
+        )
+        type_ids = (
+            types[:start_first]
+            + [types[start_first]] * len(prompt_ids)
+            + types[end_first:start_second]
+            + [types[start_second]] * len(response_ids)
+            + types[end_second:]
+        )
+        return input_ids, type_ids
+
+    return build
+
+
+PairBuilder = Callable[[list[int], list[int]], tuple[list[int], list[int]]]
+
+
+def _find(haystack: list[int], needle: list[int], start: int) -> int:
+    for index in range(start, len(haystack) - len(needle) + 1):
+        if haystack[index : index + len(needle)] == needle:
+            return index
+    raise ValueError("could not find how this tokenizer joins a sentence pair.")

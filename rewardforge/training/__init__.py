@@ -1,0 +1,1 @@
+"""Training layer: losses, the run configuration and the transformers.Trainer subclass."""

@@ -1,0 +1,107 @@
+"""Preference losses over grouped rewards.
+
+Rewards arrive as a `(groups, max responses)` tensor, best response first, NaN where a group is
+shorter. Pairwise losses compare `better` and `worse` rewards of the pairs drawn from each group
+(all pairs, or adjacent ones); the listwise loss is Plackett-Luce over the whole ranking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+LossName = Literal["bt", "logexp", "hinge", "listwise"]
+PairMode = Literal["all", "adjacent"]
+LOSSES: tuple[str, ...] = ("bt", "logexp", "hinge", "listwise")
+
+
+@dataclass
+class PreferencePairs:
+    """The pairs drawn from a batch of groups: rewards of the better and worse response."""
+
+    better: torch.Tensor
+    worse: torch.Tensor
+    margin: torch.Tensor  # the data's margin for each pair, NaN where none was given
+
+
+@dataclass
+class LossOutput:
+    """A loss to backpropagate and the pair statistics to log."""
+
+    loss: torch.Tensor
+    accuracy: torch.Tensor
+    margin: torch.Tensor
+    chosen_reward: torch.Tensor
+    rejected_reward: torch.Tensor
+
+
+def preference_pairs(
+    rewards: torch.Tensor, margins: torch.Tensor, mode: PairMode = "all"
+) -> PreferencePairs:
+    """Draw (better, worse) pairs from each group: every i < j, or only j = i + 1."""
+    width = rewards.shape[1]
+    if mode == "all":
+        first, second = torch.triu_indices(width, width, offset=1, device=rewards.device)
+    else:
+        first = torch.arange(width - 1, device=rewards.device)
+        second = first + 1
+    better, worse = rewards[:, first], rewards[:, second]
+    present = ~(better.isnan() | worse.isnan())
+    pair_margins = margins[:, None].expand_as(better)
+    return PreferencePairs(better[present], worse[present], pair_margins[present])
+
+
+def preference_loss(
+    rewards: torch.Tensor,
+    margins: torch.Tensor,
+    loss: LossName = "bt",
+    pairs: PairMode = "all",
+    hinge_margin: float = 1.0,
+    center_coef: float = 0.0,
+) -> LossOutput:
+    """Compute a preference loss and pair statistics for a batch of grouped rewards.
+
+    - `bt`: Bradley-Terry, `-logsigmoid(r_better - r_worse - margin)` (margin 0 when absent).
+    - `logexp`: `log(1 + exp(r_worse - r_better))`, the margin-free form used by OpenRLHF.
+    - `hinge`: `max(0, m - (r_better - r_worse))`, m = the data's margin, else `hinge_margin`.
+    - `listwise`: Plackett-Luce negative log-likelihood of each group's full ranking.
+
+    `center_coef > 0` adds `center_coef * mean((r_better + r_worse) ** 2)`, which keeps rewards
+    centred on zero.
+    """
+    pair_mode: PairMode = "adjacent" if loss == "listwise" else pairs
+    drawn = preference_pairs(rewards, margins, pair_mode)
+    difference = drawn.better - drawn.worse
+    data_margin = torch.nan_to_num(drawn.margin, nan=0.0)
+    if loss == "bt":
+        value = -F.logsigmoid(difference - data_margin).mean()
+    elif loss == "logexp":
+        value = F.softplus(-difference).mean()
+    elif loss == "hinge":
+        wanted = torch.where(drawn.margin.isnan(), hinge_margin, drawn.margin)
+        value = F.relu(wanted - difference).mean()
+    elif loss == "listwise":
+        value = plackett_luce_loss(rewards)
+    else:
+        raise ValueError(f"Unknown loss {loss!r}; choose one of {', '.join(LOSSES)}.")
+    if center_coef > 0:
+        value = value + center_coef * ((drawn.better + drawn.worse) ** 2).mean()
+    return LossOutput(
+        loss=value,
+        accuracy=(difference > 0).float().mean().detach(),
+        margin=difference.mean().detach(),
+        chosen_reward=drawn.better.mean().detach(),
+        rejected_reward=drawn.worse.mean().detach(),
+    )
+
+
+def plackett_luce_loss(rewards: torch.Tensor) -> torch.Tensor:
+    """Mean over groups of `-sum_i [r_i - logsumexp(r_i, ..., r_K)]`, NaN entries ignored."""
+    present = ~rewards.isnan()
+    filled = rewards.masked_fill(~present, float("-inf"))
+    tail_logsumexp = torch.logcumsumexp(filled.flip(1), dim=1).flip(1)
+    terms = torch.where(present, filled - tail_logsumexp, torch.zeros_like(filled))
+    return -terms.sum(dim=1).mean()

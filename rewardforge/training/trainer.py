@@ -1,0 +1,116 @@
+"""`RewardTrainer`: a transformers.Trainer that trains on preference groups.
+
+Distribution (DDP, FSDP, DeepSpeed), checkpoints, resume, the progress bar and TensorBoard come
+from transformers.Trainer and accelerate; this class only says how a batch becomes a loss, logs
+the pair statistics, and evaluates through the shared forward plan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from rewardforge.forward_plan import group_rewards, score_groups
+from rewardforge.training.losses import preference_loss
+from rewardforge.training.metrics import pairwise_metrics
+
+
+class RewardTrainer(Trainer):
+    """Trains a single-output sequence classifier as a reward model.
+
+    Args:
+        loss_options: keyword arguments of `preference_loss` (loss, pairs, hinge_margin,
+            center_coef).
+        eval_rows: tokenized evaluation groups, scored with `score_groups` on evaluation.
+        pad_token_id: the id used to pad rows.
+        max_tokens_per_batch: token budget of an evaluation batch.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        loss_options: dict[str, Any],
+        eval_rows: list[dict[str, Any]] | None,
+        pad_token_id: int,
+        max_tokens_per_batch: int,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False  # our loss is a mean: let Trainer scale for GA
+        self.loss_options = loss_options
+        self.eval_rows = eval_rows
+        self.pad_token_id = pad_token_id
+        self.max_tokens_per_batch = max_tokens_per_batch
+        self.tokens_fed = 0
+        self.pairs_trained = 0
+        self._pair_stats: dict[str, list[float]] = defaultdict(list)
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        rewards = group_rewards(model, inputs)
+        output = preference_loss(rewards, inputs["margin"], **self.loss_options)
+        if model.training:
+            self.tokens_fed += inputs["input_ids"].numel()
+            self.pairs_trained += int((~rewards.isnan()).sum() - rewards.shape[0])
+            for name in ("accuracy", "margin", "chosen_reward", "rejected_reward"):
+                self._pair_stats[name].append(getattr(output, name).item())
+        return (output.loss, {"rewards": rewards}) if return_outputs else output.loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._pair_stats:
+            logs.update({name: sum(v) / len(v) for name, v in self._pair_stats.items()})
+            self._pair_stats.clear()
+        super().log(logs, start_time)
+
+    def evaluate(
+        self,
+        eval_dataset: Any = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        """Score the evaluation groups with the shared forward plan and log pairwise metrics."""
+        if not self.eval_rows:
+            return {}
+        rewards = score_groups(
+            self.model,
+            self.eval_rows,
+            self.pad_token_id,
+            self.max_tokens_per_batch,
+            progress=False,
+        )
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in pairwise_metrics(rewards).items()}
+        self.log(dict(metrics))  # Trainer.log adds 'epoch' to the dict it is given
+        self.control = self.callback_handler.on_evaluate(
+            self.args, self.state, self.control, metrics
+        )
+        self.model.train()
+        return metrics
+
+    def throughput_totals(self) -> tuple[int, int]:
+        """(pairs trained, tokens fed to the model), summed over all processes."""
+        totals = torch.tensor([self.pairs_trained, self.tokens_fed], device=self.args.device)
+        totals = self.accelerator.reduce(totals, reduction="sum")
+        return int(totals[0]), int(totals[1])
+
+
+class JsonlLogCallback(TrainerCallback):
+    """Appends every logged dict, with step and epoch, as one JSON line to `log.jsonl`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 (Trainer API)
+        if state.is_world_process_zero and logs:
+            record = {"step": state.global_step, "epoch": state.epoch, **logs}
+            with self.path.open("a", encoding="utf-8") as log_file:
+                log_file.write(json.dumps(record) + "\n")

@@ -1,0 +1,121 @@
+"""Shared fixtures: tiny randomly initialised backbones built offline, and small data files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+SAMPLE = Path(__file__).resolve().parent.parent / "rewardforge" / "sample_data"
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def sample_rows(split: str, count: int) -> list[dict]:
+    with (SAMPLE / f"{split}.jsonl").open(encoding="utf-8") as lines:
+        return [json.loads(line) for _, line in zip(range(count), lines)]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), "utf-8")
+    return path
+
+
+def _tiny_tokenizer(chat_template: bool):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    specials = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    texts = [row["chosen"] for row in sample_rows("train", 200)] + ["你好，世界。谢谢！"]
+    backend.train_from_iterator(texts, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+    if chat_template:
+        tokenizer.chat_template = CHATML
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """A 2-layer Llama with a ChatML template and a BPE tokenizer, randomly initialised."""
+    return _save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), chat_template=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_plain_llama_dir(tmp_path_factory) -> Path:
+    """The same tiny Llama without a chat template (plain-text recipe)."""
+    return _save_tiny_llama(tmp_path_factory.mktemp("tiny-plain-llama"), chat_template=False)
+
+
+def _save_tiny_llama(directory: Path, chat_template: bool) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _tiny_tokenizer(chat_template)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A 2-layer BERT with the bundled MiniLM tokenizer, randomly initialised."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from rewardforge.models import resolve_backbone
+
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("minilm-l6"))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture
+def hh_file(tmp_path) -> Path:
+    """24 real HH-RLHF pairs (implicit-prompt transcripts)."""
+    return write_jsonl(tmp_path / "hh.jsonl", sample_rows("train", 24))
+
+
+@pytest.fixture
+def hh_dev_file(tmp_path) -> Path:
+    """12 real held-out HH-RLHF pairs."""
+    return write_jsonl(tmp_path / "hh_dev.jsonl", sample_rows("dev", 12))

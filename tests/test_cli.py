@@ -1,0 +1,86 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from rewardforge.cli import app
+from tests.conftest import write_jsonl
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cli_model(tiny_bert_dir, tmp_path_factory):
+    from tests.conftest import sample_rows
+
+    root = tmp_path_factory.mktemp("cli")
+    data = write_jsonl(root / "train.jsonl", sample_rows("train", 8))
+    config = root / "run.yaml"
+    config.write_text(
+        f"model: {tiny_bert_dir}\nbatch-pairs: 4\nmicro-batch-pairs: 4\nmax-length: 64\n"
+        "max-steps: 50\nlr: 0.001\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(config),
+            "--data",
+            str(data),
+            "--max-steps",
+            "2",
+            "--output",
+            str(root / "rm"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return root, result
+
+
+def test_train_prints_account_and_applies_flag_over_yaml(cli_model):
+    root, result = cli_model
+    assert "detected format 'implicit'" in result.output
+    assert "rows read: 8; examples used: 8; pairs: 8; truncated: " in result.output
+    saved = (root / "rm" / "train_config.yaml").read_text()
+    assert "max_steps: 2" in saved and "lr: 0.001" in saved
+
+
+def test_eval_json_prints_one_object(cli_model):
+    root, _ = cli_model
+    data = root / "train.jsonl"
+    result = runner.invoke(
+        app, ["eval", "--model", str(root / "rm"), "--data", str(data), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["n_pairs"] == 8 and 0 <= metrics["accuracy"] <= 1
+    assert {"mean_margin", "loss"} <= set(metrics)
+
+
+def test_eval_summary_is_readable(cli_model):
+    root, _ = cli_model
+    result = runner.invoke(
+        app, ["eval", "--model", str(root / "rm"), "--data", str(root / "train.jsonl")]
+    )
+    assert result.exit_code == 0 and "accuracy:" in result.stdout
+
+
+def test_bad_data_exits_with_a_row_numbered_message(cli_model, tmp_path):
+    root, _ = cli_model
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "p", "chosen": "a", "rejected": "a"}\n')
+    result = runner.invoke(app, ["train", "--data", str(bad), "--output", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert f"{bad}: row 1: chosen and rejected responses are identical" in result.stderr
+
+
+def test_eval_on_a_directory_without_a_model(tmp_path):
+    result = runner.invoke(app, ["eval", "--model", str(tmp_path), "--data", "x.jsonl"])
+    assert result.exit_code == 2 and "not a model directory" in result.stderr
+
+
+def test_columns_flag_must_be_pairs(cli_model):
+    result = runner.invoke(app, ["train", "--columns", "prompt"])
+    assert result.exit_code != 0

@@ -1,0 +1,83 @@
+import pytest
+from transformers import AutoTokenizer
+
+from rewardforge.recipe import RecipeEncoder, ScoringRecipe, messages_to_transcript
+
+PROMPT = [{"role": "user", "content": "How do I bake bread?"}]
+
+
+@pytest.fixture
+def chat_encoder(tiny_llama_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    return RecipeEncoder(ScoringRecipe.for_model(tokenizer, False, max_length=64), tokenizer)
+
+
+def test_recipe_choice_follows_backbone(tiny_llama_dir, tiny_plain_llama_dir, tiny_bert_dir):
+    chat = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    plain = AutoTokenizer.from_pretrained(tiny_plain_llama_dir)
+    bert = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    assert ScoringRecipe.for_model(chat, False, 128).template == "chat"
+    assert ScoringRecipe.for_model(plain, False, 128).template == "plain"
+    pair = ScoringRecipe.for_model(bert, True, 128)
+    assert (pair.template, pair.reward_token) == ("pair", "first")
+
+
+def test_chat_rendering_matches_the_template(chat_encoder):
+    prompt_text, response_text = chat_encoder.render(PROMPT, "Knead, rise, bake.")
+    assert prompt_text.endswith("<|im_start|>assistant\n")
+    assert response_text == "Knead, rise, bake.<|im_end|>\n"
+    encoded = chat_encoder.encode(PROMPT, "Knead, rise, bake.")
+    whole = chat_encoder.tokenizer(prompt_text + response_text, add_special_tokens=False)
+    assert encoded.input_ids == whole["input_ids"] and not encoded.truncated
+
+
+def test_truncation_keeps_latest_prompt_and_end_of_turn(chat_encoder):
+    prompt = [{"role": "user", "content": "old words " * 80 + "LATEST QUESTION"}]
+    encoded = chat_encoder.encode(prompt, "an answer " * 80)
+    tokenizer = chat_encoder.tokenizer
+    assert encoded.truncated and len(encoded.input_ids) == 64
+    text = tokenizer.decode(encoded.input_ids)
+    assert "LATEST QUESTION" in text and text.endswith("<|im_end|>\n")
+    assert "<|im_start|>user" not in text  # the oldest prompt tokens went first
+
+
+def test_plain_recipe_appends_eos(tiny_plain_llama_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_plain_llama_dir)
+    encoder = RecipeEncoder(ScoringRecipe.for_model(tokenizer, False, 32), tokenizer)
+    encoded = encoder.encode("Tell me a joke." * 20, "No." * 30)
+    assert encoded.input_ids[-1] == tokenizer.eos_token_id and len(encoded.input_ids) == 32
+
+
+def test_pair_recipe_matches_sentence_pair_encoding(tiny_bert_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    encoder = RecipeEncoder(ScoringRecipe.for_model(tokenizer, True, 128), tokenizer)
+    encoded = encoder.encode(PROMPT, "Knead, rise, bake.")
+    expected = tokenizer(messages_to_transcript(PROMPT), "Knead, rise, bake.")
+    assert encoded.input_ids == expected["input_ids"]
+    assert encoded.token_type_ids == expected["token_type_ids"]
+
+
+def test_pair_recipe_truncates_prompt_from_the_left(tiny_bert_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    encoder = RecipeEncoder(ScoringRecipe.for_model(tokenizer, True, 24), tokenizer)
+    encoded = encoder.encode("first " * 50 + "last", "reply")
+    assert len(encoded.input_ids) == 24 and encoded.truncated
+    assert tokenizer.decode(encoded.input_ids).startswith("[CLS] first")
+    assert "last [SEP] reply [SEP]" in tokenizer.decode(encoded.input_ids)
+
+
+def test_chinese_text_survives_encoding(chat_encoder):
+    encoded = chat_encoder.encode([{"role": "user", "content": "你好"}], "谢谢！")
+    assert "谢谢！" in chat_encoder.tokenizer.decode(encoded.input_ids)
+
+
+def test_recipe_round_trip_and_normalisation(tmp_path):
+    recipe = ScoringRecipe(template="chat", max_length=77).with_reward_stats(1.0, 2.0)
+    recipe.save(tmp_path)
+    loaded = ScoringRecipe.load(tmp_path)
+    assert loaded == recipe and loaded.normalize(5.0) == 2.0
+
+
+def test_missing_recipe_says_how_to_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="rewardforge train"):
+        ScoringRecipe.load(tmp_path)

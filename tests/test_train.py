@@ -1,0 +1,192 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rewardforge import RewardModel, TrainConfig, train
+from rewardforge.recipe import ScoringRecipe
+
+
+def tiny_config(model_dir, data, output, **overrides) -> TrainConfig:
+    settings = dict(
+        data=[str(data)],
+        model=str(model_dir),
+        output=str(output),
+        batch_pairs=4,
+        micro_batch_pairs=2,
+        max_steps=3,
+        lr=1e-3,
+        max_length=128,
+        logging_steps=1,
+        save_steps=100,
+    )
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_llama_dir, tmp_path_factory):
+    from tests.conftest import sample_rows, write_jsonl
+
+    root = tmp_path_factory.mktemp("trained")
+    data = write_jsonl(root / "train.jsonl", sample_rows("train", 16))
+    dev = write_jsonl(root / "dev.jsonl", sample_rows("dev", 8))
+    config = tiny_config(tiny_llama_dir, data, root / "rm", eval_data=[str(dev)], eval_steps=2)
+    return train(config)
+
+
+def test_output_directory_is_complete(trained):
+    out = trained.output_dir
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "rewardforge_recipe.json",
+        "train_config.yaml",
+        "metrics.json",
+        "log.jsonl",
+    ):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_pairs"] == 12  # 3 steps x 4 pairs
+    assert metrics["train_tokens"] > 0 and metrics["train_runtime_s"] > 0
+    assert metrics["pairs_per_s"] == pytest.approx(12 / metrics["train_runtime_s"])
+    assert 0.0 <= metrics["eval_accuracy"] <= 1.0 and metrics["eval_n_pairs"] == 8
+
+
+def test_log_has_pair_statistics_and_eval_points(trained):
+    records = [json.loads(line) for line in (trained.output_dir / "log.jsonl").open()]
+    train_logs = [r for r in records if "loss" in r]
+    assert [r["step"] for r in train_logs] == [1, 2, 3]
+    assert {"accuracy", "margin", "chosen_reward", "rejected_reward"} <= set(train_logs[0])
+    assert any("eval_accuracy" in r and r["step"] == 2 for r in records)
+
+
+def test_saved_model_loads_with_plain_transformers(trained):
+    out = trained.output_dir
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert model.config.num_labels == 1
+    assert model.config.pad_token_id == tokenizer.pad_token_id != tokenizer.eos_token_id
+    reward_model = RewardModel.load(out)
+    prompt, response = "你好，你能帮我吗？", "当然可以。"
+    prompt_text, response_text = reward_model.encoder.render(prompt, response)
+    ids = tokenizer(prompt_text + response_text, add_special_tokens=False, return_tensors="pt")
+    with torch.no_grad():
+        plain = model(**ids).logits[0, 0].item()
+    assert reward_model.score([prompt], [response])[0] == pytest.approx(plain, abs=1e-5)
+
+
+def test_normalisation_stats_are_stored(trained):
+    recipe = ScoringRecipe.load(trained.output_dir)
+    assert recipe.template == "chat" and recipe.max_length == 128
+    assert recipe.reward_std > 0
+    assert trained.metrics["reward_mean"] == pytest.approx(recipe.reward_mean)
+
+
+def test_lora_run_saves_merged_model_and_adapter(tiny_llama_dir, hh_file, tmp_path):
+    from peft import PeftModel
+
+    config = tiny_config(
+        tiny_llama_dir,
+        hh_file,
+        tmp_path / "lora",
+        lora=True,
+        lora_rank=4,
+        save_adapter=True,
+        max_steps=2,
+    )
+    out = train(config).output_dir
+    with safe_open(str(out / "model.safetensors"), "pt") as weights:
+        assert not any("lora" in key for key in weights.keys())  # noqa: SIM118 (not a dict)
+    assert (out / "adapter" / "adapter_config.json").is_file()
+
+    merged = RewardModel.load(out)
+    base = AutoModelForSequenceClassification.from_pretrained(
+        tiny_llama_dir, num_labels=1, pad_token_id=merged.encoder.tokenizer.pad_token_id
+    )
+    adapted = PeftModel.from_pretrained(base, out / "adapter").eval()
+    prompts, responses = ["Hi there", "How are you?"], ["Hello!", "Fine, thanks, and you?"]
+    from_adapter = RewardModel(adapted, merged.encoder).score(prompts, responses)
+    assert merged.score(prompts, responses) == pytest.approx(from_adapter, abs=1e-4)
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny_bert_dir, hh_file, tmp_path):
+    first = tiny_config(tiny_bert_dir, hh_file, tmp_path / "rm", max_steps=2, save_steps=2)
+    train(first)
+    assert (tmp_path / "rm" / "checkpoints" / "checkpoint-2").is_dir()
+    second = tiny_config(
+        tiny_bert_dir, hh_file, tmp_path / "rm", max_steps=4, save_steps=2, resume=True
+    )
+    train(second)
+    records = [json.loads(line) for line in (tmp_path / "rm" / "log.jsonl").open()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("loss", ["hinge", "listwise"])
+def test_ranked_groups_train_with_other_losses(tiny_bert_dir, tmp_path, loss):
+    from tests.conftest import write_jsonl
+
+    rows = [
+        {
+            "prompt": f"question {i}",
+            "responses": ["a good answer", "an ok one", "bad"],
+            "rank": [1, 2, 3],
+            "category": "demo",
+        }
+        for i in range(8)
+    ]
+    data = write_jsonl(tmp_path / "ranked.jsonl", rows)
+    result = train(tiny_config(tiny_bert_dir, data, tmp_path / loss, loss=loss, max_steps=2))
+    assert result.metrics["train_pairs"] == 16  # 2 steps x 4 groups x 2 adjacent pairs
+
+
+def test_two_process_ddp_on_cpu(tiny_bert_dir, hh_file, tmp_path):
+    accelerate = shutil.which(
+        "accelerate", path=str(__import__("pathlib").Path(sys.executable).parent)
+    )
+    command = [
+        accelerate or "accelerate",
+        "launch",
+        "--cpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "rewardforge.cli",
+        "train",
+        "--data",
+        str(hh_file),
+        "--model",
+        str(tiny_bert_dir),
+        "--output",
+        str(tmp_path / "ddp"),
+        "--batch-pairs",
+        "4",
+        "--micro-batch-pairs",
+        "2",
+        "--max-steps",
+        "2",
+        "--max-length",
+        "64",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert metrics["train_pairs"] == 8  # 2 steps x 2 processes x 2 pairs, summed over processes
+    assert RewardModel.load(tmp_path / "ddp").score(["q"], ["a"])
+
+
+def test_no_data_is_a_clear_error(tiny_bert_dir, tmp_path):
+    with pytest.raises(ValueError, match="--data"):
+        train(TrainConfig(model=str(tiny_bert_dir), output=str(tmp_path)))
