@@ -81,11 +81,16 @@ class ScoringRecipe:
 
 @dataclass
 class EncodedResponse:
-    """Token ids for one (prompt, response) and whether truncation was needed."""
+    """Token ids for one (prompt, response) and whether truncation was needed.
+
+    For decoders, `input_ids[:prompt_length]` are the prompt's tokens, which responses to the same
+    prompt can share; encoders read both ways and never share (`prompt_length` is 0).
+    """
 
     input_ids: list[int]
     token_type_ids: list[int] | None = None
     truncated: bool = False
+    prompt_length: int = 0
 
 
 @dataclass
@@ -103,13 +108,18 @@ class EncodedGroup:
 
     def as_row(self) -> dict[str, Any]:
         """A flat dict for a `datasets.Dataset` row (used by the trainer)."""
+        prompt_length = self.responses[0].prompt_length
+        shared = all(r.prompt_length == prompt_length for r in self.responses)
         row: dict[str, Any] = {
             "input_ids": [response.input_ids for response in self.responses],
             "margin": math.nan if self.margin is None else self.margin,
-            "length": sum(len(response.input_ids) for response in self.responses),
+            "length": sum(len(response.input_ids) for response in self.responses)
+            - (prompt_length * (len(self.responses) - 1) if shared else 0),
         }
         if self.responses[0].token_type_ids is not None:
             row["token_type_ids"] = [response.token_type_ids for response in self.responses]
+        else:
+            row["prompt_length"] = [response.prompt_length for response in self.responses]
         return row
 
 
@@ -139,7 +149,7 @@ class RecipeEncoder:
             prompt_ids, response_ids, budget, keep_tail=self._tail
         )
         if self._pair_builder is None:
-            return EncodedResponse(prompt_ids + response_ids, truncated=truncated)
+            return EncodedResponse(prompt_ids + response_ids, None, truncated, len(prompt_ids))
         input_ids, type_ids = self._pair_builder(prompt_ids, response_ids)
         return EncodedResponse(input_ids, type_ids, truncated)
 

@@ -1,7 +1,7 @@
 import json
-import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -146,40 +146,14 @@ def test_ranked_groups_train_with_other_losses(tiny_bert_dir, tmp_path, loss):
     assert result.metrics["train_pairs"] == 16  # 2 steps x 4 groups x 2 adjacent pairs
 
 
-def test_two_process_ddp_on_cpu(tiny_bert_dir, hh_file, tmp_path):
-    accelerate = shutil.which(
-        "accelerate", path=str(__import__("pathlib").Path(sys.executable).parent)
+def test_two_process_ddp_on_cpu(tiny_llama_dir, hh_file, tmp_path):
+    accelerate = Path(sys.executable).parent / "accelerate"
+    launch = f"{accelerate} launch --cpu --num_processes 2 --num_machines 1 --mixed_precision no"
+    train_flags = (
+        f"--data {hh_file} --model {tiny_llama_dir} --output {tmp_path / 'ddp'} "
+        "--batch-pairs 4 --micro-batch-pairs 2 --max-steps 2 --max-length 64"
     )
-    command = [
-        accelerate or "accelerate",
-        "launch",
-        "--cpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "-m",
-        "rewardforge.cli",
-        "train",
-        "--data",
-        str(hh_file),
-        "--model",
-        str(tiny_bert_dir),
-        "--output",
-        str(tmp_path / "ddp"),
-        "--batch-pairs",
-        "4",
-        "--micro-batch-pairs",
-        "2",
-        "--max-steps",
-        "2",
-        "--max-length",
-        "64",
-    ]
+    command = f"{launch} --dynamo_backend no -m rewardforge.cli train {train_flags}".split()
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())

@@ -10,8 +10,8 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardforge.data.example import PreferenceExample, Prompt
-from rewardforge.forward_plan import score_groups
-from rewardforge.recipe import RecipeEncoder, ScoringRecipe
+from rewardforge.forward_plan import ForwardPlan
+from rewardforge.recipe import EncodedGroup, RecipeEncoder, ScoringRecipe
 
 
 class RewardModel:
@@ -28,6 +28,7 @@ class RewardModel:
     ) -> None:
         self.model = model.eval()
         self.encoder = encoder
+        self.plan = ForwardPlan.for_model(model, encoder)
         self.max_tokens_per_batch = max_tokens_per_batch
 
     @classmethod
@@ -63,7 +64,7 @@ class RewardModel:
                 f"{len(responses)} responses."
             )
         rows = [
-            {key: [value] for key, value in self._encode_row(prompt, response).items()}
+            EncodedGroup([self.encoder.encode(prompt, response)]).as_row()
             for prompt, response in zip(prompts, responses)
         ]
         rewards = [group[0] for group in self._score_rows(rows, progress)]
@@ -86,18 +87,5 @@ class RewardModel:
         rewards = self.score([prompt] * len(candidates), list(candidates))
         return sorted(enumerate(rewards), key=lambda item: -item[1])
 
-    def _encode_row(self, prompt: Prompt, response: str) -> dict:
-        encoded = self.encoder.encode(prompt, response)
-        row = {"input_ids": encoded.input_ids}
-        if encoded.token_type_ids is not None:
-            row["token_type_ids"] = encoded.token_type_ids
-        return row
-
     def _score_rows(self, rows: list[dict], progress: bool) -> list[list[float]]:
-        return score_groups(
-            self.model,
-            rows,
-            self.encoder.tokenizer.pad_token_id,
-            self.max_tokens_per_batch,
-            progress=progress,
-        )
+        return self.plan.score(self.model, rows, self.max_tokens_per_batch, progress=progress)

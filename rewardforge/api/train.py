@@ -15,7 +15,7 @@ import torch
 from transformers import TrainingArguments, set_seed
 
 from rewardforge.data import LoadReport, load_preferences
-from rewardforge.forward_plan import collate_groups, score_groups
+from rewardforge.forward_plan import ForwardPlan
 from rewardforge.models import LoraSettings, load_reward_backbone
 from rewardforge.recipe import RecipeEncoder, ScoringRecipe
 from rewardforge.training.config import TrainConfig
@@ -60,6 +60,8 @@ def train(config: TrainConfig) -> TrainResult:
     encoder = RecipeEncoder(
         ScoringRecipe.for_model(tokenizer, is_encoder, config.max_length), tokenizer
     )
+    plan = ForwardPlan.for_model(model, encoder)
+    print(f"forward plan: {'shared prompt' if plan.share_prompt else 'padded rows'}")
     train_rows = _encode(encoder, train_report, "train")
     eval_rows = _encode(encoder, eval_report, "eval") if eval_report else None
 
@@ -68,7 +70,7 @@ def train(config: TrainConfig) -> TrainResult:
         args=_training_arguments(config, output, has_eval=eval_rows is not None),
         train_dataset=datasets.Dataset.from_list(train_rows),
         eval_dataset=datasets.Dataset.from_list(eval_rows) if eval_rows else None,
-        data_collator=lambda rows: collate_groups(rows, tokenizer.pad_token_id),
+        data_collator=plan.collate,
         processing_class=tokenizer,
         callbacks=[JsonlLogCallback(output / LOG_FILE)],
         loss_options={
@@ -77,8 +79,8 @@ def train(config: TrainConfig) -> TrainResult:
             "hinge_margin": config.hinge_margin,
             "center_coef": config.center_coef,
         },
+        plan=plan,
         eval_rows=eval_rows,
-        pad_token_id=tokenizer.pad_token_id,
         max_tokens_per_batch=config.max_tokens_per_batch,
     )
     fit = trainer.train(resume_from_checkpoint=config.resume or None)
@@ -105,15 +107,11 @@ def train(config: TrainConfig) -> TrainResult:
         model = model.merge_and_unload()
     stats_rows = eval_rows or train_rows
     rewards = [
-        r
-        for group in score_groups(
-            model,
-            stats_rows,
-            tokenizer.pad_token_id,
-            config.max_tokens_per_batch,
-            description="Reward statistics",
+        reward
+        for group in plan.score(
+            model, stats_rows, config.max_tokens_per_batch, description="Reward statistics"
         )
-        for r in group
+        for reward in group
     ]
     recipe = encoder.recipe.with_reward_stats(statistics.fmean(rewards), statistics.pstdev(rewards))
     model.save_pretrained(output, safe_serialization=True)

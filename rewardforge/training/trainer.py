@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback
 
-from rewardforge.forward_plan import group_rewards, score_groups
+from rewardforge.forward_plan import ForwardPlan
 from rewardforge.training.losses import preference_loss
 from rewardforge.training.metrics import pairwise_metrics
 
@@ -26,8 +26,8 @@ class RewardTrainer(Trainer):
     Args:
         loss_options: keyword arguments of `preference_loss` (loss, pairs, hinge_margin,
             center_coef).
-        eval_rows: tokenized evaluation groups, scored with `score_groups` on evaluation.
-        pad_token_id: the id used to pad rows.
+        plan: the forward plan that lays out batches (shared prompts or padded rows).
+        eval_rows: tokenized evaluation groups, scored through the plan on evaluation.
         max_tokens_per_batch: token budget of an evaluation batch.
     """
 
@@ -35,16 +35,16 @@ class RewardTrainer(Trainer):
         self,
         *args: Any,
         loss_options: dict[str, Any],
+        plan: ForwardPlan,
         eval_rows: list[dict[str, Any]] | None,
-        pad_token_id: int,
         max_tokens_per_batch: int,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False  # our loss is a mean: let Trainer scale for GA
         self.loss_options = loss_options
+        self.plan = plan
         self.eval_rows = eval_rows
-        self.pad_token_id = pad_token_id
         self.max_tokens_per_batch = max_tokens_per_batch
         self.tokens_fed = 0
         self.pairs_trained = 0
@@ -57,7 +57,7 @@ class RewardTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        rewards = group_rewards(model, inputs)
+        rewards = self.plan.rewards(model, inputs)
         output = preference_loss(rewards, inputs["margin"], **self.loss_options)
         if model.training:
             self.tokens_fed += inputs["input_ids"].numel()
@@ -78,15 +78,11 @@ class RewardTrainer(Trainer):
         ignore_keys: list[str] | None = None,
         metric_key_prefix: str = "eval",
     ) -> dict[str, float]:
-        """Score the evaluation groups with the shared forward plan and log pairwise metrics."""
+        """Score the evaluation groups through the forward plan and log pairwise metrics."""
         if not self.eval_rows:
             return {}
-        rewards = score_groups(
-            self.model,
-            self.eval_rows,
-            self.pad_token_id,
-            self.max_tokens_per_batch,
-            progress=False,
+        rewards = self.plan.score(
+            self.model, self.eval_rows, self.max_tokens_per_batch, progress=False
         )
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in pairwise_metrics(rewards).items()}
         self.log(dict(metrics))  # Trainer.log adds 'epoch' to the dict it is given
