@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "rewardforge" / "sample_data" / "train.jsonl"
 DEV = ROOT / "rewardforge" / "sample_data" / "dev.jsonl"
 LIMIT = int(os.environ.get("BENCH_LIMIT", "0")) or None
+DEV_LIMIT = int(os.environ.get("BENCH_DEV_LIMIT", "0")) or None
 ROWS = {
     "smollm2-135m": {"pairs": LIMIT or 48, "max_length": 1024, "batch_pairs": 8, "lr": 1e-5},
     "minilm-l6": {"pairs": LIMIT, "max_length": 512, "batch_pairs": 16, "lr": 5e-5},
@@ -40,11 +41,14 @@ def main() -> None:
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated backbones")
     parser.add_argument("--trainers", default="trl,rewardforge")
     parser.add_argument("--limit", type=int, help="train on at most this many pairs per row")
+    parser.add_argument("--dev-limit", type=int, help="evaluate on the first N dev pairs only")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--worker", nargs=2, metavar=("ROW", "TRAINER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.limit:
         os.environ["BENCH_LIMIT"] = str(args.limit)
+    if args.dev_limit:
+        os.environ["BENCH_DEV_LIMIT"] = str(args.dev_limit)
     if args.worker:
         row, trainer = args.worker
         result = run_trl(row) if trainer == "trl" else run_rewardforge(row)
@@ -107,7 +111,7 @@ def run_trl(row: str) -> dict:
 
     settings = ROWS[row]
     model, tokenizer, train_rows = tokenized_pairs(row, TRAIN, settings["pairs"])
-    _, _, dev_rows = tokenized_pairs(row, DEV, None)
+    _, _, dev_rows = tokenized_pairs(row, DEV, DEV_LIMIT)
 
     def as_trl(rows):
         return datasets.Dataset.from_list(
@@ -154,15 +158,12 @@ def run_rewardforge(row: str) -> dict:
     from rewardforge.models import load_reward_backbone
 
     settings = ROWS[row]
-    data = TRAIN
     with tempfile.TemporaryDirectory() as output:
-        if settings["pairs"] is not None:
-            lines = TRAIN.read_text(encoding="utf-8").splitlines()[: settings["pairs"]]
-            data = Path(output) / "train.jsonl"
-            data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        data = first_lines(TRAIN, settings["pairs"], Path(output) / "train.jsonl")
+        dev = first_lines(DEV, DEV_LIMIT, Path(output) / "dev.jsonl")
         config = TrainConfig(
             data=[str(data)],
-            eval_data=[str(DEV)],
+            eval_data=[str(dev)],
             model=row,
             output=str(Path(output) / "rm"),
             batch_pairs=settings["batch_pairs"],
@@ -181,6 +182,15 @@ def run_rewardforge(row: str) -> dict:
         metrics["eval_accuracy"],
         model,
     )
+
+
+def first_lines(source: Path, count: int | None, target: Path) -> Path:
+    """`source` itself, or its first `count` lines copied to `target`."""
+    if count is None:
+        return source
+    lines = source.read_text(encoding="utf-8").splitlines()[:count]
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
 
 
 def summary(pairs: int, tokens: int, runtime: float, accuracy: float, model) -> dict:

@@ -1,23 +1,11 @@
 import pytest
 
-from rewardforge import RewardModel, TrainConfig, train
+from rewardforge import RewardModel
 
 
 @pytest.fixture(scope="module")
-def reward_model(tiny_llama_dir, tmp_path_factory) -> RewardModel:
-    from tests.conftest import sample_rows, write_jsonl
-
-    root = tmp_path_factory.mktemp("reward-model")
-    data = write_jsonl(root / "train.jsonl", sample_rows("train", 8))
-    config = TrainConfig(
-        data=[str(data)],
-        model=str(tiny_llama_dir),
-        output=str(root / "rm"),
-        batch_pairs=4,
-        max_steps=1,
-        max_length=64,
-    )
-    return RewardModel.load(train(config).output_dir)
+def reward_model(tiny_reward_model_dir) -> RewardModel:
+    return RewardModel.load(tiny_reward_model_dir)
 
 
 def test_score_returns_one_float_per_pair(reward_model):
