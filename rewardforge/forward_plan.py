@@ -48,15 +48,22 @@ class ForwardPlan:
     share_prompt: bool
 
     @classmethod
-    def for_model(cls, model: torch.nn.Module, encoder: RecipeEncoder) -> ForwardPlan:
+    def for_model(
+        cls, model: torch.nn.Module, encoder: RecipeEncoder, sharded: bool = False
+    ) -> ForwardPlan:
         """Share prompts for decoders whose attention accepts the custom mask, else pad.
 
         The choice is checked with a small probe group: shared and padded rewards must agree,
-        otherwise the padded layout is used and one log line says why.
+        otherwise the padded layout is used and one log line says why. `sharded` (FSDP,
+        DeepSpeed) also means padded: the shared layout applies the reward head outside the
+        model's forward, where sharded parameters are not gathered.
         """
         pad_token_id = encoder.tokenizer.pad_token_id
         padded = cls(pad_token_id, share_prompt=False)
         if encoder.recipe.template == "pair":
+            return padded
+        if sharded:
+            logger.warning("Prompt sharing disabled: parameters are sharded (FSDP/DeepSpeed).")
             return padded
         shared = cls(pad_token_id, share_prompt=True)
         probe = encoder.encode_example(_PROBE).as_row()

@@ -50,6 +50,7 @@ def test_decoders_share_prompts_and_encoders_pad(tiny_llama_dir, tiny_bert_dir):
     bert, bert_encoder, _ = build(str(tiny_bert_dir))
     assert ForwardPlan.for_model(llama, llama_encoder).share_prompt
     assert not ForwardPlan.for_model(bert, bert_encoder).share_prompt
+    assert not ForwardPlan.for_model(llama, llama_encoder, sharded=True).share_prompt
 
 
 def test_shared_prompt_feeds_fewer_tokens(tiny_llama_dir):

@@ -60,7 +60,10 @@ def train(config: TrainConfig) -> TrainResult:
     encoder = RecipeEncoder(
         ScoringRecipe.for_model(tokenizer, is_encoder, config.max_length), tokenizer
     )
-    plan = ForwardPlan.for_model(model, encoder)
+    sharded = any(
+        os.environ.get(f"ACCELERATE_USE_{name}") == "true" for name in ("FSDP", "DEEPSPEED")
+    )
+    plan = ForwardPlan.for_model(model, encoder, sharded=sharded)
     print(f"forward plan: {'shared prompt' if plan.share_prompt else 'padded rows'}")
     train_rows = _encode(encoder, train_report, "train")
     eval_rows = _encode(encoder, eval_report, "eval") if eval_report else None
