@@ -104,18 +104,14 @@ def train(config: TrainConfig) -> TrainResult:
     if not trainer.is_world_process_zero():
         return TrainResult(output, metrics)
     model = trainer.model
+    scored = trainer.eval_rewards or plan.score(
+        model, train_rows, config.max_tokens_per_batch, description="Reward statistics"
+    )
+    rewards = [reward for group in scored for reward in group]
     if config.lora:
         if config.save_adapter:
             model.save_pretrained(output / "adapter")
         model = model.merge_and_unload()
-    stats_rows = eval_rows or train_rows
-    rewards = [
-        reward
-        for group in plan.score(
-            model, stats_rows, config.max_tokens_per_batch, description="Reward statistics"
-        )
-        for reward in group
-    ]
     recipe = encoder.recipe.with_reward_stats(statistics.fmean(rewards), statistics.pstdev(rewards))
     model.save_pretrained(output, safe_serialization=True)
     tokenizer.save_pretrained(output)

@@ -46,6 +46,7 @@ class RewardTrainer(Trainer):
         self.plan = plan
         self.eval_rows = eval_rows
         self.max_tokens_per_batch = max_tokens_per_batch
+        self.eval_rewards: list[list[float]] | None = None  # from the latest evaluation
         self.tokens_fed = 0
         self.pairs_trained = 0
         self._pair_stats: dict[str, list[float]] = defaultdict(list)
@@ -81,10 +82,11 @@ class RewardTrainer(Trainer):
         """Score the evaluation groups through the forward plan and log pairwise metrics."""
         if not self.eval_rows:
             return {}
-        rewards = self.plan.score(
+        self.eval_rewards = self.plan.score(
             self.model, self.eval_rows, self.max_tokens_per_batch, progress=False
         )
-        metrics = {f"{metric_key_prefix}_{k}": v for k, v in pairwise_metrics(rewards).items()}
+        metrics = pairwise_metrics(self.eval_rewards)
+        metrics = {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
         self.log(dict(metrics))  # Trainer.log adds 'epoch' to the dict it is given
         self.control = self.callback_handler.on_evaluate(
             self.args, self.state, self.control, metrics
