@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,7 +100,6 @@ class EncodedGroup:
     responses: list[EncodedResponse]
     margin: float | None = None
     source: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def truncated(self) -> bool:

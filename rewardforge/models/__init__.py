@@ -1,6 +1,6 @@
 """Models layer: backbone resolution, the reward head, LoRA."""
 
-from rewardforge.models.backbones import BUNDLED_BACKBONES, resolve_backbone
+from rewardforge.models.backbones import resolve_backbone
 from rewardforge.models.reward_head import LoraSettings, load_reward_backbone
 
-__all__ = ["BUNDLED_BACKBONES", "LoraSettings", "load_reward_backbone", "resolve_backbone"]
+__all__ = ["LoraSettings", "load_reward_backbone", "resolve_backbone"]

