@@ -107,13 +107,9 @@ class EncodedGroup:
 
     def as_row(self) -> dict[str, Any]:
         """A flat dict for a `datasets.Dataset` row (used by the trainer)."""
-        prompt_length = self.responses[0].prompt_length
-        shared = all(r.prompt_length == prompt_length for r in self.responses)
         row: dict[str, Any] = {
             "input_ids": [response.input_ids for response in self.responses],
             "margin": math.nan if self.margin is None else self.margin,
-            "length": sum(len(response.input_ids) for response in self.responses)
-            - (prompt_length * (len(self.responses) - 1) if shared else 0),
         }
         if self.responses[0].token_type_ids is not None:
             row["token_type_ids"] = [response.token_type_ids for response in self.responses]

@@ -65,8 +65,8 @@ def train(config: TrainConfig) -> TrainResult:
     )
     plan = ForwardPlan.for_model(model, encoder, sharded=sharded)
     print(f"forward plan: {'shared prompt' if plan.share_prompt else 'padded rows'}")
-    train_rows = _encode(encoder, train_report, "train")
-    eval_rows = _encode(encoder, eval_report, "eval") if eval_report else None
+    train_rows = _encode(encoder, plan, train_report, "train")
+    eval_rows = _encode(encoder, plan, eval_report, "eval") if eval_report else None
 
     trainer = RewardTrainer(
         model=model,
@@ -134,11 +134,17 @@ def _load(paths: list[str], config: TrainConfig) -> LoadReport:
     return report
 
 
-def _encode(encoder: RecipeEncoder, report: LoadReport, split: str) -> list[dict[str, Any]]:
+def _encode(
+    encoder: RecipeEncoder, plan: ForwardPlan, report: LoadReport, split: str
+) -> list[dict[str, Any]]:
+    """Tokenized rows, each with the `length` (tokens the plan feeds) the length sampler reads."""
     groups = [encoder.encode_example(example) for example in report.examples]
     truncated = sum(group.truncated for group in groups)
     print(f"{split} data: {report.summary(truncated=truncated)}")
-    return [group.as_row() for group in groups]
+    rows = [group.as_row() for group in groups]
+    for row in rows:
+        row["length"] = sum(plan.sequence_lengths(row))
+    return rows
 
 
 def _lora_settings(config: TrainConfig) -> LoraSettings | None:
