@@ -167,7 +167,6 @@ def run_rewardforge(row: str) -> dict:
             model=row,
             output=str(Path(output) / "rm"),
             batch_pairs=settings["batch_pairs"],
-            micro_batch_pairs=settings["batch_pairs"],
             lr=settings["lr"],
             max_length=settings["max_length"],
             warmup_ratio=0.0,

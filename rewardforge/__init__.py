@@ -1,6 +1,6 @@
 """rewardforge: train, evaluate and use reward models for RLHF on any Hugging Face backbone."""
 
-from rewardforge.api.evaluate import evaluate
+from rewardforge.api.evaluate import compare, evaluate
 from rewardforge.api.reward_model import RewardModel
 from rewardforge.api.train import TrainResult, train
 from rewardforge.data import DataError, LoadReport, PreferenceExample, load_preferences
@@ -15,6 +15,7 @@ __all__ = [
     "ScoringRecipe",
     "TrainConfig",
     "TrainResult",
+    "compare",
     "evaluate",
     "load_preferences",
     "train",

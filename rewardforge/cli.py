@@ -38,7 +38,8 @@ def train_command(
         int | None, typer.Option(help="Preference examples per optimizer step, all processes.")
     ] = None,
     micro_batch_pairs: Annotated[
-        int | None, typer.Option(help="Preference examples per forward pass per process.")
+        int | None,
+        typer.Option(help="Preference examples per forward pass per process [1 on CPU, 8 on GPU]."),
     ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
     max_length: Annotated[int | None, typer.Option(help="Max tokens per prompt+response.")] = None,
@@ -95,29 +96,123 @@ def train_command(
 def eval_command(
     model: Annotated[Path, typer.Option(help="Directory written by `rewardforge train`.")],
     data: Annotated[list[str], typer.Option(help="Preference data file (repeatable).")],
+    report: Annotated[
+        Path | None, typer.Option(help="Write metrics.json, plots and report.html here.")
+    ] = None,
+    compare: Annotated[
+        Path | None, typer.Option(help="A second model directory to evaluate side by side.")
+    ] = None,
     columns: Annotated[str | None, typer.Option(help="Key mapping, e.g. prompt=q.")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Skip bad rows, counted.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Evaluate a reward model: pairwise accuracy (ties count as wrong), margin, loss."""
+    """Evaluate a reward model: accuracy with a 95% interval, categories, best-of-N, length
+    bias, calibration; --report writes plots and report.html, --compare a second model."""
+    from rewardforge.api.evaluate import compare as compare_models
     from rewardforge.api.evaluate import evaluate
+    from rewardforge.evaluation.report import terminal_table
 
-    metrics = _or_exit(
-        lambda: evaluate(
-            model,
-            data,
-            columns=_parse_columns(columns),
-            skip_invalid=skip_invalid,
-            progress=not as_json,
-        )
-    )
+    options = {
+        "columns": _parse_columns(columns),
+        "skip_invalid": skip_invalid,
+        "progress": not as_json,
+        "report_dir": report,
+    }
+    if compare is None:
+        metrics = _or_exit(lambda: evaluate(model, data, **options))
+        reports = {model.name: metrics}
+    else:
+        metrics = _or_exit(lambda: compare_models(model, compare, data, **options))
+        reports = metrics["models"]
     if as_json:
         typer.echo(json.dumps(metrics, ensure_ascii=False))
         return
-    typer.echo(f"pairs:        {metrics['n_pairs']}")
-    typer.echo(f"accuracy:     {metrics['accuracy']:.4f}")
-    typer.echo(f"mean margin:  {metrics['mean_margin']:.4f}")
-    typer.echo(f"loss (BT):    {metrics['loss']:.4f}")
+    typer.echo(terminal_table(reports))
+    if compare is not None:
+        typer.echo(f"disagreements: {len(metrics['disagreements'])} examples")
+    if report is not None:
+        typer.echo(f"report: {report / 'report.html'}")
+
+
+@app.command("score")
+def score_command(
+    model: Annotated[Path, typer.Option(help="Directory written by `rewardforge train`.")],
+    input: Annotated[Path, typer.Option(help="JSONL rows with prompt+response, or messages.")],
+    output: Annotated[Path, typer.Option(help="Where to write the rows with a reward added.")],
+    normalize: Annotated[
+        bool, typer.Option(help="Rewards as (r - mean) / std of the training rewards.")
+    ] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Write bad rows to a rejects file instead of stopping.")
+    ] = False,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Rejects file (default: OUTPUT.rejects.jsonl).")
+    ] = None,
+) -> None:
+    """Add a `reward` field to every row of a JSONL file, in input order."""
+    from rewardforge.api.score import score_file
+
+    report = _or_exit(
+        lambda: score_file(
+            model,
+            input,
+            output,
+            normalize=normalize,
+            skip_invalid=skip_invalid,
+            rejects_path=rejects,
+        )
+    )
+    typer.echo(f"scored {report.scored} rows -> {output}")
+    if report.rejects_path is not None:
+        typer.echo(f"rejected {report.rejected} rows -> {report.rejects_path}")
+
+
+@app.command("serve")
+def serve_command(
+    model: Annotated[Path, typer.Option(help="Directory written by `rewardforge train`.")],
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option()] = 8000,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(help="Environment variable holding the API key; requests then need it."),
+    ] = None,
+    max_batch_items: Annotated[int, typer.Option(help="Responses per model call.")] = 64,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="How long a request waits for others to batch with.")
+    ] = 10.0,
+    max_items_per_request: Annotated[int, typer.Option()] = 256,
+    max_text_chars: Annotated[int, typer.Option(help="Per item: prompt + response.")] = 32_000,
+    max_body_bytes: Annotated[int, typer.Option()] = 8 * 2**20,
+) -> None:
+    """Serve a reward model over HTTP: /v1/score, /get_reward (OpenRLHF), /health, /metrics."""
+    import uvicorn
+
+    from rewardforge.api.reward_model import RewardModel
+    from rewardforge.serving.app import ServerSettings, create_app
+
+    api_key = None
+    if api_key_env is not None:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            typer.secho(
+                f"error: --api-key-env {api_key_env}: that environment variable is empty or "
+                "unset. Export the key first, e.g. export RM_KEY=$(openssl rand -hex 16).",
+                err=True,
+                fg=typer.colors.RED,
+            )
+            raise typer.Exit(code=2)
+    settings = ServerSettings(
+        api_key=api_key,
+        max_batch_items=max_batch_items,
+        max_wait_ms=max_wait_ms,
+        max_items_per_request=max_items_per_request,
+        max_text_chars=max_text_chars,
+        max_body_bytes=max_body_bytes,
+    )
+    reward_model = _or_exit(lambda: RewardModel.load(model))
+    uvicorn.run(create_app(reward_model, settings), host=host, port=port)
 
 
 def _parse_columns(text: str | None) -> dict[str, str] | None:

@@ -97,13 +97,7 @@ class ForwardPlan:
     def rewards(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Run the model on a collated batch: `(groups, max responses)` rewards, NaN-padded."""
         if "position_ids" in batch:
-            outputs = model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                position_ids=batch["position_ids"],
-                output_hidden_states=True,
-            )
-            hidden = outputs.hidden_states[-1]
+            hidden = _final_hidden_state(model, batch)
             picked = hidden.reshape(-1, hidden.shape[-1])[batch["reward_index"]]
             flat = reward_head(model)(picked)[:, 0].float()
         else:
@@ -234,13 +228,29 @@ def _shared_prompt_mask(block_ids: torch.Tensor) -> torch.Tensor:
     return ((causal & visible & real) | diagonal)[:, None]
 
 
+def _final_hidden_state(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The backbone's last hidden state (after the final norm) for a shared-prompt batch."""
+    inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids")}
+    if torch.is_grad_enabled():
+        # Training calls the wrapped model, so that DDP sees the forward it must synchronise.
+        return model(**inputs, output_hidden_states=True).hidden_states[-1]
+    # Scoring calls the backbone alone: no need to keep every layer's output for the batch.
+    classifier = _unwrap(model)
+    return getattr(classifier, classifier.base_model_prefix)(**inputs).last_hidden_state
+
+
 def reward_head(model: torch.nn.Module) -> torch.nn.Module:
     """The linear reward head of a (possibly DDP- or PEFT-wrapped) decoder classifier."""
-    while hasattr(model, "module"):  # DistributedDataParallel and friends
+    return _unwrap(model).score
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers classifier inside DistributedDataParallel and peft.PeftModel wrappers."""
+    while hasattr(model, "module"):
         model = model.module
-    if hasattr(model, "get_base_model"):  # peft.PeftModel
+    if hasattr(model, "get_base_model"):
         model = model.get_base_model()
-    return model.score
+    return model
 
 
 def _pad(sequences: Sequence[Sequence[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -134,7 +134,15 @@ class RecipeEncoder:
 
     def encode(self, prompt: Prompt, response: str) -> EncodedResponse:
         """Token ids for one (prompt, response) under the recipe."""
-        prompt_text, response_text = self.render(prompt, response)
+        return self.encode_rendered(*self.render(prompt, response))
+
+    def encode_rendered(self, prompt_text: str, response_text: str) -> EncodedResponse:
+        """Token ids for text already formatted as the model reads it (what `render` returns).
+
+        Truncation and the reward token follow the recipe; the text itself is not templated
+        again, so callers that hold rendered conversations (an RLHF trainer's decoded
+        sequences) score them as they are.
+        """
         prompt_ids = self._tokenize(prompt_text, with_specials=self.recipe.template == "plain")
         response_ids = self._tokenize(response_text, with_specials=False)
         if self.recipe.template == "plain":

@@ -64,7 +64,17 @@ def test_eval_summary_is_readable(cli_model):
     result = runner.invoke(
         app, ["eval", "--model", str(root / "rm"), "--data", str(root / "train.jsonl")]
     )
-    assert result.exit_code == 0 and "accuracy:" in result.stdout
+    assert result.exit_code == 0 and "accuracy (ties wrong)" in result.stdout
+
+
+def test_eval_report_and_compare(cli_model, tmp_path):
+    root, _ = cli_model
+    model, data = str(root / "rm"), str(root / "train.jsonl")
+    args = ["eval", "--model", model, "--data", data, "--report", str(tmp_path / "r")]
+    result = runner.invoke(app, [*args, "--compare", model])
+    assert result.exit_code == 0, result.output
+    assert "disagreements: 0 examples" in result.stdout and "A: rm" in result.stdout
+    assert (tmp_path / "r" / "report.html").is_file()
 
 
 def test_bad_data_exits_with_a_row_numbered_message(cli_model, tmp_path):
@@ -76,11 +86,26 @@ def test_bad_data_exits_with_a_row_numbered_message(cli_model, tmp_path):
     assert f"{bad}: row 1: chosen and rejected responses are identical" in result.stderr
 
 
-def test_eval_on_a_directory_without_a_model(tmp_path):
-    result = runner.invoke(app, ["eval", "--model", str(tmp_path), "--data", "x.jsonl"])
+def test_eval_on_a_directory_without_a_model(cli_model, tmp_path):
+    data = str(cli_model[0] / "train.jsonl")
+    result = runner.invoke(app, ["eval", "--model", str(tmp_path), "--data", data])
     assert result.exit_code == 2 and "not a model directory" in result.stderr
 
 
 def test_columns_flag_must_be_pairs(cli_model):
     result = runner.invoke(app, ["train", "--columns", "prompt"])
     assert result.exit_code != 0
+
+
+def test_score_adds_rewards_and_reports_rejects(cli_model, tmp_path):
+    root, _ = cli_model
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"prompt": "你好", "response": "你好！"}\n{"prompt": "p"}\n', "utf-8")
+    args = ["score", "--model", str(root / "rm"), "--input", str(source)]
+    failed = runner.invoke(app, [*args, "--output", str(tmp_path / "out.jsonl")])
+    assert failed.exit_code == 2 and f"{source}: line 2: missing key 'response'" in failed.stderr
+    result = runner.invoke(app, [*args, "--output", str(tmp_path / "out.jsonl"), "--skip-invalid"])
+    assert result.exit_code == 0, result.output
+    assert "scored 1 rows" in result.stdout and "rejected 1 rows" in result.stdout
+    row = json.loads((tmp_path / "out.jsonl").read_text(encoding="utf-8"))
+    assert row["prompt"] == "你好" and isinstance(row["reward"], float)

@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from rewardforge.training.losses import plackett_luce_loss, preference_loss, preference_pairs
+from rewardforge.training.losses import (
+    loss_terms,
+    plackett_luce_loss,
+    preference_loss,
+    preference_pairs,
+)
 
 NAN = math.nan
 
@@ -87,3 +92,11 @@ def test_ties_count_as_wrong():
 def test_unknown_loss_names_the_choices():
     with pytest.raises(ValueError, match="bt, logexp, hinge, listwise"):
         loss_of([[1.0, 0.0]], loss="dpo")
+
+
+@pytest.mark.parametrize(
+    ("loss", "pairs", "expected"),
+    [("bt", "all", 1 + 6 + 3), ("hinge", "adjacent", 1 + 3 + 2), ("listwise", "all", 3)],
+)
+def test_loss_terms_count_what_the_loss_averages(loss, pairs, expected):
+    assert loss_terms(torch.tensor([2, 4, 3]), loss, pairs) == expected

@@ -1,35 +1,197 @@
-"""`evaluate()`: pairwise accuracy, margin and loss of a reward model on preference data."""
+"""`evaluate()` and `compare()`: score preference data and diagnose how a reward model fails."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rewardforge.api.reward_model import RewardModel
-from rewardforge.data import load_preferences
-from rewardforge.training.metrics import pairwise_metrics
+from rewardforge.data import LoadReport, load_preferences
+from rewardforge.data.example import PreferenceExample
+from rewardforge.evaluation.diagnostics import ScoredExample, diagnose, pair_outcomes
+from rewardforge.evaluation.plots import write_plots
+from rewardforge.evaluation.report import write_html
+from rewardforge.recipe import messages_to_transcript
+
+DataPaths = str | Path | Sequence[str | Path]
+TRAINING_LOG = "log.jsonl"
 
 
 def evaluate(
     model: str | Path | RewardModel,
-    data: str | Path | Sequence[str | Path],
+    data: DataPaths,
     *,
     columns: dict[str, str] | None = None,
     skip_invalid: bool = False,
     progress: bool = True,
+    report_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Score every preference example in `data` and return pairwise metrics.
+    """Score every preference example in `data` and diagnose the model.
 
-    Returns `accuracy` (ties count as wrong), `n_pairs`, `mean_margin`, `loss` (Bradley-Terry),
-    `n_examples` and the data `formats` detected.
+    Returns pairwise `accuracy` (ties count as wrong) with a 95% bootstrap interval
+    (`accuracy_ci95`), `n_pairs`, `mean_margin`, `loss` (Bradley-Terry), `length_bias`,
+    `calibration` (ECE and reliability bins), `categories` when the data has a category column,
+    `ranking` (best-of-N accuracy, Kendall tau) when it has groups of more than two responses,
+    and the data `formats`. With `report_dir`, also writes `metrics.json`, `scores.jsonl`, the
+    PNG plots and a self-contained `report.html` there.
     """
-    reward_model = model if isinstance(model, RewardModel) else RewardModel.load(model)
-    report = load_preferences(data, columns=columns, skip_invalid=skip_invalid)
-    rewards = reward_model.score_examples(report.examples, progress=progress)
-    return {
-        **pairwise_metrics(rewards),
-        "n_examples": len(report.examples),
-        "rows_skipped": sum(report.skipped.values()),
-        "formats": report.formats,
+    report = _load(data, columns, skip_invalid)
+    label, reward_model = _model(model)
+    scored = score_examples(reward_model, report.examples, progress)
+    metrics = {**diagnose(scored), **_data_account(report)}
+    if report_dir is not None:
+        directory = _report_directory(report_dir)
+        plots = write_plots(scored, metrics, directory, training_log=_training_log(model))
+        _write_json(directory / "metrics.json", metrics)
+        _write_scores(directory / "scores.jsonl", report.examples, {label: scored})
+        write_html(
+            directory / "report.html",
+            f"Reward model report: {label}",
+            {label: metrics},
+            {label: plots},
+        )
+    return metrics
+
+
+def compare(
+    model: str | Path | RewardModel,
+    other: str | Path | RewardModel,
+    data: DataPaths,
+    *,
+    columns: dict[str, str] | None = None,
+    skip_invalid: bool = False,
+    progress: bool = True,
+    report_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate two reward models on the same data, side by side.
+
+    Returns `{"models": {label: metrics}, "disagreements": [...]}`, where a disagreement is an
+    example that one model orders right and the other does not (for groups: a different share of
+    its pairs right). With `report_dir`, writes both models' plots, `metrics.json`,
+    `scores.jsonl`, `disagreements.jsonl` and `report.html`.
+    """
+    report = _load(data, columns, skip_invalid)
+    (first, first_model), (second, second_model) = _model(model), _model(other)
+    if first == second:
+        first, second = f"A: {first}", f"B: {second}"
+    scored = {
+        first: score_examples(first_model, report.examples, progress),
+        second: score_examples(second_model, report.examples, progress),
     }
+    reports = {label: {**diagnose(s), **_data_account(report)} for label, s in scored.items()}
+    differences = disagreements(report.examples, scored)
+    if report_dir is not None:
+        directory = _report_directory(report_dir)
+        plots = {
+            label: write_plots(
+                scored[label],
+                reports[label],
+                directory,
+                prefix=f"model{index}_",
+                training_log=_training_log(source),
+            )
+            for index, (label, source) in enumerate(((first, model), (second, other)), start=1)
+        }
+        _write_json(directory / "metrics.json", {"models": reports})
+        _write_scores(directory / "scores.jsonl", report.examples, scored)
+        with (directory / "disagreements.jsonl").open("w", encoding="utf-8") as out:
+            for item in differences:
+                out.write(json.dumps(item, ensure_ascii=False) + "\n")
+        write_html(
+            directory / "report.html",
+            f"Reward model comparison: {first} vs {second}",
+            reports,
+            plots,
+            differences,
+        )
+    return {"models": reports, "disagreements": differences}
+
+
+def score_examples(
+    reward_model: RewardModel, examples: Sequence[PreferenceExample], progress: bool = True
+) -> list[ScoredExample]:
+    """Rewards and response lengths (tokens) of every example, through the saved recipe."""
+    rewards = reward_model.score_examples(examples, progress=progress)
+    tokenizer = reward_model.encoder.tokenizer
+    return [
+        ScoredExample(
+            rewards=tuple(group),
+            lengths=tuple(
+                len(tokenizer(response, add_special_tokens=False)["input_ids"])
+                for response in example.responses
+            ),
+            category=example.category,
+            source=example.source,
+        )
+        for example, group in zip(examples, rewards)
+    ]
+
+
+def disagreements(
+    examples: Sequence[PreferenceExample], scored: dict[str, list[ScoredExample]]
+) -> list[dict[str, Any]]:
+    """Examples whose share of correctly ordered pairs differs between the two models."""
+    (first, first_scored), (second, second_scored) = scored.items()
+    first_right, second_right = pair_outcomes(first_scored), pair_outcomes(second_scored)
+    return [
+        {
+            "source": example.source,
+            "category": example.category,
+            "prompt": example.prompt
+            if isinstance(example.prompt, str)
+            else messages_to_transcript(example.prompt),
+            "rewards": {first: list(a.rewards), second: list(b.rewards)},
+            "right": first if right_a > right_b else second,
+        }
+        for example, a, b, right_a, right_b in zip(
+            examples, first_scored, second_scored, first_right, second_right
+        )
+        if right_a != right_b
+    ]
+
+
+def _load(data: DataPaths, columns: dict[str, str] | None, skip_invalid: bool) -> LoadReport:
+    report = load_preferences(data, columns=columns, skip_invalid=skip_invalid)
+    if not report.examples:
+        raise ValueError(f"No preference examples to evaluate in {data}.")
+    return report
+
+
+def _model(model: str | Path | RewardModel) -> tuple[str, RewardModel]:
+    if isinstance(model, RewardModel):
+        return "model", model
+    return Path(model).name or str(model), RewardModel.load(model)
+
+
+def _training_log(model: str | Path | RewardModel) -> Path | None:
+    return None if isinstance(model, RewardModel) else Path(model) / TRAINING_LOG
+
+
+def _data_account(report: LoadReport) -> dict[str, Any]:
+    return {"rows_skipped": sum(report.skipped.values()), "formats": report.formats}
+
+
+def _report_directory(report_dir: str | Path) -> Path:
+    directory = Path(report_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _write_scores(
+    path: Path, examples: Sequence[PreferenceExample], scored: dict[str, list[ScoredExample]]
+) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for index, example in enumerate(examples):
+            record = {
+                "source": example.source,
+                "category": example.category,
+                "lengths": list(next(iter(scored.values()))[index].lengths),
+                "rewards": {label: list(s[index].rewards) for label, s in scored.items()},
+            }
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -11,7 +11,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardforge.data.example import PreferenceExample, Prompt
 from rewardforge.forward_plan import ForwardPlan
-from rewardforge.recipe import EncodedGroup, RecipeEncoder, ScoringRecipe
+from rewardforge.recipe import EncodedGroup, EncodedResponse, RecipeEncoder, ScoringRecipe
 
 
 class RewardModel:
@@ -40,6 +40,12 @@ class RewardModel:
                 f"{directory} is not a model directory (no config.json). Pass the --output "
                 "directory of `rewardforge train`."
             )
+        if not any(directory.glob("*.safetensors")) and not any(directory.glob("*.bin")):
+            raise FileNotFoundError(
+                f"{directory} has a config.json but no model weights (*.safetensors or *.bin). "
+                "Was training interrupted before the model was saved? Point --model at a "
+                "finished `rewardforge train` output directory."
+            )
         recipe = ScoringRecipe.load(directory)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         model = AutoModelForSequenceClassification.from_pretrained(directory)
@@ -63,10 +69,19 @@ class RewardModel:
                 f"score() needs one prompt per response; got {len(prompts)} prompts and "
                 f"{len(responses)} responses."
             )
-        rows = [
-            EncodedGroup([self.encoder.encode(prompt, response)]).as_row()
-            for prompt, response in zip(prompts, responses)
+        encoded = [
+            self.encoder.encode(prompt, response) for prompt, response in zip(prompts, responses)
         ]
+        return self.score_encoded(encoded, normalize=normalize, progress=progress)
+
+    def score_encoded(
+        self,
+        encoded: Sequence[EncodedResponse],
+        normalize: bool = False,
+        progress: bool = False,
+    ) -> list[float]:
+        """One reward per response already encoded with `self.encoder`, in the same order."""
+        rows = [EncodedGroup([response]).as_row() for response in encoded]
         rewards = [group[0] for group in self._score_rows(rows, progress)]
         return [self.recipe.normalize(r) for r in rewards] if normalize else rewards
 

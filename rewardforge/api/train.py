@@ -17,6 +17,7 @@ from transformers import TrainingArguments, set_seed
 from rewardforge.data import LoadReport, load_preferences
 from rewardforge.forward_plan import ForwardPlan
 from rewardforge.models import LoraSettings, load_reward_backbone
+from rewardforge.models.legacy_format import add_legacy_fields
 from rewardforge.recipe import RecipeEncoder, ScoringRecipe
 from rewardforge.training.config import TrainConfig
 from rewardforge.training.trainer import JsonlLogCallback, RewardTrainer
@@ -115,6 +116,7 @@ def train(config: TrainConfig) -> TrainResult:
     recipe = encoder.recipe.with_reward_stats(statistics.fmean(rewards), statistics.pstdev(rewards))
     model.save_pretrained(output, safe_serialization=True)
     tokenizer.save_pretrained(output)
+    add_legacy_fields(output)  # RewardBench and other tools on transformers 4.4x load it too
     recipe.save(output)
     config.save(output / CONFIG_FILE)
     metrics.update({"reward_mean": recipe.reward_mean, "reward_std": recipe.reward_std})
@@ -160,7 +162,10 @@ def _lora_settings(config: TrainConfig) -> LoraSettings | None:
 
 def _training_arguments(config: TrainConfig, output: Path, has_eval: bool) -> TrainingArguments:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    micro = min(config.micro_batch_pairs, config.batch_pairs)
+    # On CPU one example per forward is fastest (measured in BENCHMARKS.md): no padding at all,
+    # and CPU matmuls lose little efficiency at that size. GPUs want bigger micro-batches.
+    default_micro = 8 if torch.cuda.is_available() else 1
+    micro = min(config.micro_batch_pairs or default_micro, config.batch_pairs)
     accumulation = max(1, config.batch_pairs // (micro * world_size))
     report_to = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(output / "tensorboard"))

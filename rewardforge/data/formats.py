@@ -94,7 +94,7 @@ def transcript_to_messages(text: str) -> list[Message] | None:
 
 
 def _parse_explicit(row: dict[str, Any]) -> tuple[Prompt, list[str]]:
-    return _prompt(row["prompt"]), [_text(row, "chosen"), _text(row, "rejected")]
+    return parse_prompt(row["prompt"]), [_text(row, "chosen"), _text(row, "rejected")]
 
 
 def _parse_implicit(row: dict[str, Any]) -> tuple[Prompt, list[str]]:
@@ -116,9 +116,12 @@ def _parse_implicit(row: dict[str, Any]) -> tuple[Prompt, list[str]]:
 
 
 def _parse_conversational(row: dict[str, Any]) -> tuple[Prompt, list[str]]:
-    chosen, rejected = _messages(row["chosen"], "chosen"), _messages(row["rejected"], "rejected")
+    chosen, rejected = (
+        parse_messages(row["chosen"], "chosen"),
+        parse_messages(row["rejected"], "rejected"),
+    )
     if "prompt" in row:
-        prompt = _messages(row["prompt"], "prompt")
+        prompt = parse_messages(row["prompt"], "prompt")
         return prompt, [_final_reply(chosen, "chosen"), _final_reply(rejected, "rejected")]
     shared = 0
     while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
@@ -144,11 +147,11 @@ def _parse_ranked(row: dict[str, Any]) -> tuple[Prompt, list[str]]:
     if len(set(ranks)) < len(ranks):
         raise RowError("tied ranks", "'rank' has ties; each response needs its own rank.")
     ordered = [response for _, response in sorted(zip(ranks, responses))]
-    return _prompt(row["prompt"]), ordered
+    return parse_prompt(row["prompt"]), ordered
 
 
 def _parse_ordered(row: dict[str, Any]) -> tuple[Prompt, list[str]]:
-    return _prompt(row["prompt"]), _responses(row)
+    return parse_prompt(row["prompt"]), _responses(row)
 
 
 _PARSERS: dict[str, Callable[[dict[str, Any]], tuple[Prompt, list[str]]]] = {
@@ -181,18 +184,20 @@ def _text(row: dict[str, Any], key: str) -> str:
     return value
 
 
-def _prompt(value: Any) -> Prompt:
+def parse_prompt(value: Any) -> Prompt:
+    """A prompt: text, or a non-empty list of chat messages."""
     if isinstance(value, str):
         return value
     if isinstance(value, list):
-        return _messages(value, "prompt")
+        return parse_messages(value, "prompt")
     raise RowError(
         "wrong type",
         f"'prompt' must be a string or a list of messages, got {type(value).__name__}.",
     )
 
 
-def _messages(value: Any, key: str) -> list[Message]:
+def parse_messages(value: Any, key: str) -> list[Message]:
+    """A non-empty list of `{"role", "content"}` messages; `key` names the field in errors."""
     if not isinstance(value, list) or not value:
         raise RowError("wrong type", f"{key!r} must be a non-empty list of messages.")
     for message in value:

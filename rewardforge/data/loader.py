@@ -73,7 +73,7 @@ def load_preferences(
         shown = "\n  ".join(errors[:10])
         more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
         raise DataError(
-            f"{len(errors)} invalid row(s); nothing was trained. Fix them, or pass --skip-invalid "
+            f"{len(errors)} invalid row(s), so nothing was run. Fix them, or pass --skip-invalid "
             f"to skip them:\n  {shown}{more}"
         )
     if not report.examples:
@@ -90,7 +90,7 @@ def _load_file(
     errors: list[str],
 ) -> None:
     fmt: str | None = None
-    for row_number, row in _read_rows(path):
+    for row_number, row in read_rows(path):
         report.rows_read += 1
         try:
             if isinstance(row, RowError):
@@ -120,10 +120,12 @@ def _rename(row: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
     return renamed
 
 
-def _read_rows(path: str) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+def read_rows(path: str) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     """Yield (row number, row) pairs; unparseable rows come back as `RowError`s."""
     local = Path(path)
     suffix = local.suffix.lower()
+    if suffix in {".jsonl", ".json", ".parquet", ".csv"} and not local.is_file():
+        raise DataError(f"{path}: no such file.")
     if local.is_file() and suffix == ".jsonl":
         yield from _read_jsonl(local)
     elif local.is_file() and suffix == ".json":

@@ -25,7 +25,7 @@ class TrainConfig:
     epochs: float = 1.0
     max_steps: int = -1
     batch_pairs: int = 16
-    micro_batch_pairs: int = 8
+    micro_batch_pairs: int | None = None  # None: 1 on CPU, 8 on GPU
     lr: float = 5e-5
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
@@ -56,7 +56,8 @@ class TrainConfig:
             raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}.")
         if self.pairs not in ("all", "adjacent"):
             raise ValueError(f"--pairs must be 'all' or 'adjacent', got {self.pairs!r}.")
-        if self.batch_pairs < 1 or self.micro_batch_pairs < 1:
+        micro = self.micro_batch_pairs
+        if self.batch_pairs < 1 or (micro is not None and micro < 1):
             raise ValueError("--batch-pairs and --micro-batch-pairs must be at least 1.")
         if self.load_in_8bit and self.load_in_4bit:
             raise ValueError("Choose one of --load-in-8bit and --load-in-4bit, not both.")

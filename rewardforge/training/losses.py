@@ -98,6 +98,19 @@ def preference_loss(
     )
 
 
+def loss_terms(group_sizes: torch.Tensor, loss: LossName = "bt", pairs: PairMode = "all") -> int:
+    """How many terms `preference_loss` averages over for groups of these sizes.
+
+    Pairs for the pairwise losses, groups for `listwise`. Micro-batches of different sizes are
+    weighted by this count, so that an accumulated step equals one batch of the same groups.
+    """
+    if loss == "listwise":
+        return len(group_sizes)
+    if pairs == "adjacent":
+        return int((group_sizes - 1).sum())
+    return int((group_sizes * (group_sizes - 1) // 2).sum())
+
+
 def plackett_luce_loss(rewards: torch.Tensor) -> torch.Tensor:
     """Mean over groups of `-sum_i [r_i - logsumexp(r_i, ..., r_K)]`, NaN entries ignored."""
     present = ~rewards.isnan()

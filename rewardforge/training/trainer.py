@@ -16,7 +16,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from rewardforge.forward_plan import ForwardPlan
-from rewardforge.training.losses import preference_loss
+from rewardforge.training.losses import loss_terms, preference_loss
 from rewardforge.training.metrics import pairwise_metrics
 
 
@@ -41,7 +41,9 @@ class RewardTrainer(Trainer):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.model_accepts_loss_kwargs = False  # our loss is a mean: let Trainer scale for GA
+        # Micro-batches can hold different numbers of pairs (K-way groups, a short last step),
+        # so compute_loss weights each by its share of the step's loss terms itself.
+        self.loss_is_scaled_for_ga = True
         self.loss_options = loss_options
         self.plan = plan
         self.eval_rows = eval_rows
@@ -60,12 +62,27 @@ class RewardTrainer(Trainer):
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         rewards = self.plan.rewards(model, inputs)
         output = preference_loss(rewards, inputs["margin"], **self.loss_options)
+        loss = output.loss
+        if num_items_in_batch is not None:  # this micro-batch's share of the optimizer step
+            share = self._loss_terms(inputs) / num_items_in_batch
+            loss = loss * share * self.accelerator.num_processes  # DDP averages over processes
         if model.training:
             self.tokens_fed += inputs["input_ids"].numel()
             self.pairs_trained += int((~rewards.isnan()).sum() - rewards.shape[0])
             for name in ("accuracy", "margin", "chosen_reward", "rejected_reward"):
                 self._pair_stats[name].append(getattr(output, name).item())
-        return (output.loss, {"rewards": rewards}) if return_outputs else output.loss
+        return (loss, {"rewards": rewards}) if return_outputs else loss
+
+    def _get_num_items_in_batch(
+        self, batch_samples: list[dict[str, torch.Tensor]], device: torch.device
+    ) -> torch.Tensor:
+        """Loss terms (pairs, or groups for listwise) in this optimizer step, over all processes."""
+        terms = torch.tensor(sum(self._loss_terms(batch) for batch in batch_samples), device=device)
+        return self.accelerator.gather(terms).sum() if self.accelerator.num_processes > 1 else terms
+
+    def _loss_terms(self, batch: dict[str, torch.Tensor]) -> int:
+        group_sizes = torch.bincount(batch["group_index"])
+        return loss_terms(group_sizes, self.loss_options["loss"], self.loss_options["pairs"])
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._pair_stats:

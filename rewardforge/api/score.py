@@ -1,0 +1,71 @@
+"""`score_file()`: add a `reward` to every row of a file, in input order, losing no row."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rewardforge.api.reward_model import RewardModel
+from rewardforge.data import DataError
+from rewardforge.data.scoring_rows import RejectedRow, read_scoring_rows
+
+
+@dataclass
+class ScoreReport:
+    """How many rows were scored and rejected, and where the rejects went."""
+
+    scored: int
+    rejected: int
+    rejects_path: Path | None
+
+
+def score_file(
+    model: str | Path | RewardModel,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    normalize: bool = False,
+    skip_invalid: bool = False,
+    rejects_path: str | Path | None = None,
+    progress: bool = True,
+) -> ScoreReport:
+    """Score every row of `input_path` and write it, with a `reward` field, to `output_path`.
+
+    Rows hold `prompt` (text or messages) and `response`, or `messages` ending with the
+    assistant's reply. Output rows keep every input field and the input order. A bad row stops
+    the run before anything is scored, with an error naming each bad line; with `skip_invalid`
+    bad rows go to `rejects_path` (default: `<output>.rejects.jsonl`) with the reason instead.
+    """
+    rows, rejected = read_scoring_rows(input_path)
+    if rejected and not skip_invalid:
+        raise DataError(_describe(input_path, rejected))
+    reward_model = model if isinstance(model, RewardModel) else RewardModel.load(model)
+    rewards = reward_model.score(
+        [row.prompt for row in rows],
+        [row.response for row in rows],
+        normalize=normalize,
+        progress=progress,
+    )
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    with output_path.open("w", encoding="utf-8") as out:
+        for row, reward in zip(rows, rewards):
+            out.write(json.dumps({**row.row, "reward": reward}, ensure_ascii=False) + "\n")
+    written_rejects = None
+    if rejected:
+        written_rejects = Path(rejects_path or f"{output_path}.rejects.jsonl")
+        with written_rejects.open("w", encoding="utf-8") as out:
+            for item in rejected:
+                record = {"line": item.number, "error": item.error, "row": item.row}
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return ScoreReport(len(rows), len(rejected), written_rejects)
+
+
+def _describe(path: str | Path, rejected: list[RejectedRow]) -> str:
+    lines = [f"{path}: line {item.number}: {item.error}" for item in rejected[:10]]
+    more = f"\n  ... and {len(rejected) - 10} more" if len(rejected) > 10 else ""
+    return (
+        f"{len(rejected)} invalid row(s); nothing was scored. Fix them, or pass --skip-invalid "
+        "to write them to a rejects file:\n  " + "\n  ".join(lines) + more
+    )

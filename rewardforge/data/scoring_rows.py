@@ -1,0 +1,71 @@
+"""Rows to score: `{"prompt", "response"}` or `{"messages"}` ending with the assistant's reply.
+
+Used by `rewardforge score` and the reward server. Unlike preference data, each row is one
+response; the row itself is kept so that the output can repeat it with a reward added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardforge.data.example import Prompt
+from rewardforge.data.formats import RowError, parse_messages, parse_prompt
+from rewardforge.data.loader import read_rows
+
+
+@dataclass(frozen=True)
+class ScoringRow:
+    """One response to score, with where it came from and the row as read."""
+
+    number: int
+    row: dict[str, Any]
+    prompt: Prompt
+    response: str
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row that could not be scored, and why."""
+
+    number: int
+    row: dict[str, Any] | None  # None when the line was not valid JSON
+    error: str
+
+
+def parse_scoring_item(item: dict[str, Any]) -> tuple[Prompt, str]:
+    """(prompt, response) of one item; raises `RowError` naming the problem."""
+    if "messages" in item:
+        messages = parse_messages(item["messages"], "messages")
+        if messages[-1]["role"] != "assistant":
+            raise RowError("wrong type", "'messages' must end with the assistant's reply.")
+        if len(messages) < 2:
+            raise RowError("wrong type", "'messages' needs a prompt before the assistant's reply.")
+        return messages[:-1], messages[-1]["content"]
+    missing = [key for key in ("prompt", "response") if item.get(key) is None]
+    if missing:
+        raise RowError(
+            "missing key",
+            f"missing key {missing[0]!r}; a row needs 'prompt' and 'response', or 'messages'.",
+        )
+    if not isinstance(item["response"], str):
+        raise RowError("wrong type", "'response' must be a string.")
+    return parse_prompt(item["prompt"]), item["response"]
+
+
+def read_scoring_rows(path: str | Path) -> tuple[list[ScoringRow], list[RejectedRow]]:
+    """Every row of a file to score, split into usable rows and rejected ones, in file order."""
+    rows: list[ScoringRow] = []
+    rejected: list[RejectedRow] = []
+    for number, row in read_rows(str(path)):
+        if isinstance(row, RowError):
+            rejected.append(RejectedRow(number, None, str(row)))
+            continue
+        try:
+            prompt, response = parse_scoring_item(row)
+        except RowError as error:
+            rejected.append(RejectedRow(number, row, str(error)))
+            continue
+        rows.append(ScoringRow(number, row, prompt, response))
+    return rows, rejected

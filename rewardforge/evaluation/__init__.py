@@ -1,0 +1,1 @@
+"""Evaluation layer: diagnostics of a scored preference set, plots and the HTML report."""

@@ -1,0 +1,1 @@
+"""Serving layer: the HTTP reward server on top of `RewardModel`."""

@@ -1,0 +1,226 @@
+"""The reward server: FastAPI routes over a `RewardModel`, with micro-batching, auth and limits.
+
+- `POST /v1/score`: `{"items": [{"prompt", "response"} | {"messages"}], "normalize": bool}`
+  -> `{"rewards": [...]}`.
+- `POST /get_reward`: OpenRLHF's remote reward model protocol: `{"query": [full texts],
+  "prompts": [...], "labels": [...]}` -> `{"rewards", "scores", "extra_logs"}`. A query is text
+  the policy already formatted; it is scored as it is, not templated again.
+- `GET /health`, `GET /metrics` (Prometheus text format).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from pydantic import BaseModel
+
+from rewardforge.api.reward_model import RewardModel
+from rewardforge.data.formats import RowError
+from rewardforge.data.scoring_rows import parse_scoring_item
+from rewardforge.recipe import EncodedResponse
+from rewardforge.serving.batcher import MicroBatcher
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Batching, authentication and input limits of the reward server."""
+
+    api_key: str | None = None
+    max_batch_items: int = 64
+    max_wait_ms: float = 10.0
+    max_items_per_request: int = 256
+    max_text_chars: int = 32_000
+    max_body_bytes: int = 8 * 2**20
+
+
+class ScoreRequest(BaseModel):
+    items: list[dict[str, Any]]
+    normalize: bool = False
+
+
+class OpenRLHFRequest(BaseModel):
+    query: list[str]
+    prompts: list[str] | None = None
+    labels: list[Any] | None = None
+
+
+class Metrics:
+    """Prometheus counters and histograms of one server, in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "rewardforge_requests",
+            "HTTP requests by route and status code.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.items = Counter("rewardforge_items", "Responses scored.", registry=self.registry)
+        self.batch_size = Histogram(
+            "rewardforge_batch_size",
+            "Responses per model call.",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+        )
+        self.batch_seconds = Histogram(
+            "rewardforge_batch_seconds", "Seconds per model call.", registry=self.registry
+        )
+        self.latency = Histogram(
+            "rewardforge_request_seconds",
+            "Seconds per request, by route.",
+            ["route"],
+            registry=self.registry,
+        )
+
+    def record_batch(self, size: int, seconds: float) -> None:
+        self.items.inc(size)
+        self.batch_size.observe(size)
+        self.batch_seconds.observe(seconds)
+
+
+def create_app(reward_model: RewardModel, settings: ServerSettings | None = None) -> FastAPI:
+    """A FastAPI app that serves `reward_model`; run it with uvicorn."""
+    settings = settings or ServerSettings()
+    metrics = Metrics()
+    batcher: MicroBatcher[EncodedResponse] = MicroBatcher(
+        reward_model.score_encoded,
+        max_batch_items=settings.max_batch_items,
+        max_wait_s=settings.max_wait_ms / 1000,
+        on_batch=metrics.record_batch,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202 (FastAPI's protocol)
+        yield
+        await batcher.close()
+
+    app = FastAPI(title="rewardforge reward server", lifespan=lifespan)
+
+    @app.middleware("http")
+    async def limit_body_and_count(request: Request, call_next):  # noqa: ANN202
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
+            response: Response = JSONResponse(
+                {
+                    "detail": f"Request body is {length} bytes; the limit is "
+                    f"{settings.max_body_bytes} (--max-body-bytes)."
+                },
+                status_code=413,
+            )
+        else:
+            response = await call_next(request)
+        route = request.url.path
+        metrics.requests.labels(route, str(response.status_code)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    def authorize(request: Request) -> None:
+        if settings.api_key is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token, settings.api_key):
+            raise HTTPException(
+                401,
+                "Missing or wrong API key: send 'Authorization: Bearer <key>'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    def check_count(count: int) -> None:
+        if count > settings.max_items_per_request:
+            raise HTTPException(
+                413,
+                f"{count} items in one request; the limit is "
+                f"{settings.max_items_per_request} (--max-items-per-request).",
+            )
+
+    def check_text(index: int, *texts: str) -> None:
+        size = sum(len(text) for text in texts)
+        if size > settings.max_text_chars:
+            raise HTTPException(
+                422,
+                f"item {index}: {size} characters; the limit is "
+                f"{settings.max_text_chars} (--max-text-chars).",
+            )
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "recipe": reward_model.recipe.template}
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/score", dependencies=[Depends(authorize)])
+    async def score(body: ScoreRequest) -> dict[str, list[float]]:
+        check_count(len(body.items))
+        encoded = []
+        for index, item in enumerate(body.items):
+            try:
+                prompt, response = parse_scoring_item(item)
+            except RowError as error:
+                raise HTTPException(422, f"item {index}: {error}") from error
+            check_text(index, _prompt_text(prompt), response)
+            encoded.append(reward_model.encoder.encode(prompt, response))
+        rewards = await batcher.submit(encoded)
+        if body.normalize:
+            rewards = [reward_model.recipe.normalize(reward) for reward in rewards]
+        return {"rewards": rewards}
+
+    @app.post("/get_reward", dependencies=[Depends(authorize)])
+    async def get_reward(body: OpenRLHFRequest) -> dict[str, Any]:
+        check_count(len(body.query))
+        if body.prompts is not None and len(body.prompts) != len(body.query):
+            raise HTTPException(422, "'prompts' must have one entry per 'query'.")
+        encoded = []
+        for index, query in enumerate(body.query):
+            check_text(index, query)
+            prompt = body.prompts[index] if body.prompts is not None else ""
+            prompt_text, response_text = _split_query(query, prompt, reward_model)
+            encoded.append(reward_model.encoder.encode_rendered(prompt_text, response_text))
+        rewards = await batcher.submit(encoded)
+        return {"rewards": rewards, "scores": rewards, "extra_logs": {}}
+
+    return app
+
+
+def _split_query(query: str, prompt: str, reward_model: RewardModel) -> tuple[str, str]:
+    """(prompt text, response text) of a full query, without padding around it.
+
+    Under the plain recipe a trailing EOS is dropped too: `encode_rendered` appends the one
+    that carries the reward.
+    """
+    tokenizer = reward_model.encoder.tokenizer
+    if tokenizer.pad_token:
+        query = _strip_token(query, tokenizer.pad_token, from_start=True)
+    if reward_model.recipe.template == "plain" and tokenizer.eos_token:
+        query = _strip_token(query, tokenizer.eos_token, from_start=False)
+    if prompt and query.startswith(prompt):
+        return prompt, query[len(prompt) :]
+    return "", query
+
+
+def _strip_token(text: str, token: str, from_start: bool) -> str:
+    while from_start and text.startswith(token):
+        text = text[len(token) :]
+    while text.endswith(token):
+        text = text[: -len(token)]
+    return text
+
+
+def _prompt_text(prompt: str | list[dict[str, str]]) -> str:
+    return prompt if isinstance(prompt, str) else "".join(m["content"] for m in prompt)

@@ -1,0 +1,156 @@
+"""The reward server on loopback: concurrency, agreement with `score`, auth, limits."""
+
+import asyncio
+import json
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from rewardforge import RewardModel
+from rewardforge.api.score import score_file
+from rewardforge.serving.app import ServerSettings, create_app
+
+KEY = "s3cret"
+
+
+def rows(count: int) -> list[dict]:
+    items = []
+    for index in range(count):
+        if index % 3 == 0:
+            items.append(
+                {
+                    "messages": [
+                        {"role": "user", "content": f"问题 {index}"},
+                        {"role": "assistant", "content": "回答 " * (index % 7)},
+                    ]
+                }
+            )
+        else:
+            items.append({"prompt": f"Question {index}?", "response": "answer " * (index % 11)})
+    return items
+
+
+@pytest.fixture(scope="module")
+def server(tiny_reward_model_dir):
+    """A live server with an API key and small limits, on a free loopback port."""
+    settings = ServerSettings(
+        api_key=KEY,
+        max_batch_items=32,
+        max_wait_ms=20,
+        max_items_per_request=8,
+        max_text_chars=2000,
+        max_body_bytes=20_000,
+    )
+    app = create_app(RewardModel.load(tiny_reward_model_dir), settings)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not running.started:
+        assert time.time() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEY}"}
+
+
+def test_200_concurrent_requests_match_rewardforge_score(server, tiny_reward_model_dir, tmp_path):
+    items = rows(200)
+
+    async def send_all():
+        async with httpx.AsyncClient(base_url=server, timeout=120) as client:
+            requests = [
+                client.post("/v1/score", json={"items": [item]}, headers=auth()) for item in items
+            ]
+            return await asyncio.gather(*requests)
+
+    responses = asyncio.run(send_all())
+    assert all(response.status_code == 200 for response in responses)
+    served = [response.json()["rewards"][0] for response in responses]
+
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "\n".join(json.dumps(item, ensure_ascii=False) for item in items) + "\n", encoding="utf-8"
+    )
+    score_file(tiny_reward_model_dir, source, tmp_path / "out.jsonl", progress=False)
+    scored = [json.loads(line)["reward"] for line in (tmp_path / "out.jsonl").open()]
+    assert served == pytest.approx(scored, abs=1e-5)
+
+    metrics = httpx.get(f"{server}/metrics").text
+    batches = float(metrics.split("rewardforge_batch_size_count ")[1].split()[0])
+    assert batches < 200  # concurrent requests were scored together
+    assert 'rewardforge_requests_total{route="/v1/score",status="200"} 200.0' in metrics
+
+
+def test_normalized_rewards(server, tiny_reward_model_dir):
+    item = rows(2)[1]
+    raw = httpx.post(f"{server}/v1/score", json={"items": [item]}, headers=auth()).json()
+    norm = httpx.post(
+        f"{server}/v1/score", json={"items": [item], "normalize": True}, headers=auth()
+    ).json()
+    recipe = RewardModel.load(tiny_reward_model_dir).recipe
+    expected = (raw["rewards"][0] - recipe.reward_mean) / recipe.reward_std
+    assert norm["rewards"][0] == pytest.approx(expected)
+
+
+def test_get_reward_speaks_openrlhf(server, tiny_reward_model_dir):
+    model = RewardModel.load(tiny_reward_model_dir)
+    prompt_text, response_text = model.encoder.render("How are you?", "Fine, thanks.")
+    body = {"query": [prompt_text + response_text], "prompts": [prompt_text], "labels": [None]}
+    reply = httpx.post(f"{server}/get_reward", json=body, headers=auth())
+    assert reply.status_code == 200, reply.text
+    result = reply.json()
+    expected = model.score(["How are you?"], ["Fine, thanks."])[0]
+    assert result["rewards"] == result["scores"] and result["extra_logs"] == {}
+    assert result["rewards"][0] == pytest.approx(expected, abs=1e-5)
+    without_prompts = httpx.post(
+        f"{server}/get_reward", json={"query": body["query"]}, headers=auth()
+    ).json()
+    assert without_prompts["rewards"][0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_health_needs_no_key_but_scoring_does(server):
+    assert httpx.get(f"{server}/health").json()["status"] == "ok"
+    body = {"items": rows(1)}
+    assert httpx.post(f"{server}/v1/score", json=body).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert httpx.post(f"{server}/v1/score", json=body, headers=wrong).status_code == 401
+    assert httpx.post(f"{server}/get_reward", json={"query": ["x"]}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"items": rows(9)}, 413, "limit is 8"),
+        ({"items": [{"prompt": "p", "response": "x" * 2001}]}, 422, "limit is 2000"),
+        ({"items": [{"prompt": "p"}]}, 422, "item 0: missing key 'response'"),
+        ({"items": [{"messages": [{"role": "user", "content": "q"}]}]}, 422, "assistant"),
+        ({"items": "nope"}, 422, ""),
+        ({"query": ["a", "b"], "prompts": ["a"]}, 422, "one entry per"),
+    ],
+)
+def test_bad_requests_get_4xx_with_a_message(server, body, status, message):
+    route = "/get_reward" if "query" in body else "/v1/score"
+    reply = httpx.post(f"{server}{route}", json=body, headers=auth())
+    assert reply.status_code == status and message in reply.text
+
+
+def test_oversized_and_malformed_bodies(server):
+    big = {"items": [{"prompt": "p", "response": "x" * 30_000}]}
+    assert httpx.post(f"{server}/v1/score", json=big, headers=auth()).status_code == 413
+    broken = httpx.post(f"{server}/v1/score", content=b"{not json", headers=auth())
+    assert broken.status_code == 422
+    empty = httpx.post(f"{server}/v1/score", json={"items": []}, headers=auth())
+    assert empty.status_code == 200 and empty.json() == {"rewards": []}

@@ -1,0 +1,66 @@
+import asyncio
+
+import pytest
+
+from rewardforge.serving.batcher import MicroBatcher
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_concurrent_requests_share_model_calls_and_keep_their_order():
+    calls: list[list[int]] = []
+
+    def score(items: list[int]) -> list[float]:
+        calls.append(list(items))
+        return [float(item) * 10 for item in items]
+
+    async def main():
+        batcher = MicroBatcher(score, max_batch_items=6, max_wait_s=0.05)
+        requests = [batcher.submit([i, i + 100]) for i in range(6)]
+        results = await asyncio.gather(*requests)
+        await batcher.close()
+        return results
+
+    results = run(main())
+    assert results == [[i * 10.0, (i + 100) * 10.0] for i in range(6)]
+    assert sum(len(call) for call in calls) == 12
+    assert len(calls) == 2 and all(len(call) == 6 for call in calls)  # 3 requests per call
+
+
+def test_a_lone_request_waits_at_most_max_wait():
+    async def main():
+        batcher = MicroBatcher(lambda items: [1.0] * len(items), max_wait_s=0.01)
+        result = await asyncio.wait_for(batcher.submit(["a"]), timeout=2)
+        await batcher.close()
+        return result
+
+    assert run(main()) == [1.0]
+
+
+def test_a_failure_reaches_every_waiting_request_and_the_batcher_goes_on():
+    def score(items):
+        if "bad" in items:
+            raise RuntimeError("model failed")
+        return [0.0] * len(items)
+
+    async def main():
+        batcher = MicroBatcher(score, max_batch_items=10, max_wait_s=0.05)
+        outcomes = await asyncio.gather(
+            batcher.submit(["bad"]), batcher.submit(["ok"]), return_exceptions=True
+        )
+        after = await batcher.submit(["ok"])
+        await batcher.close()
+        return outcomes, after
+
+    outcomes, after = run(main())
+    assert all(isinstance(outcome, RuntimeError) for outcome in outcomes)
+    assert after == [0.0]
+
+
+def test_empty_request():
+    async def main():
+        return await MicroBatcher(lambda items: pytest.fail("not called")).submit([])
+
+    assert run(main()) == []

@@ -1,0 +1,78 @@
+import json
+
+import pytest
+
+from rewardforge import RewardModel
+from rewardforge.api.score import score_file
+from rewardforge.data import DataError
+
+ROWS = [
+    {"id": "a", "prompt": "How do I bake bread?", "response": "Knead, rise, bake."},
+    {
+        "id": "b",
+        "messages": [
+            {"role": "user", "content": "你好"},
+            {"role": "assistant", "content": "你好！有什么可以帮你？"},
+        ],
+    },
+    {"id": "c", "prompt": [{"role": "user", "content": "Hi"}], "response": "Hello! " * 30},
+]
+
+
+def write(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def read(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_rewards_in_input_order_equal_the_api(tiny_reward_model_dir, tmp_path):
+    source = write(tmp_path / "in.jsonl", [json.dumps(r, ensure_ascii=False) for r in ROWS])
+    report = score_file(tiny_reward_model_dir, source, tmp_path / "out.jsonl", progress=False)
+    out = read(tmp_path / "out.jsonl")
+    assert report.scored == 3 and report.rejected == 0 and report.rejects_path is None
+    assert [row["id"] for row in out] == ["a", "b", "c"]
+    assert out[1]["messages"] == ROWS[1]["messages"]
+    model = RewardModel.load(tiny_reward_model_dir)
+    expected = model.score(
+        ["How do I bake bread?", [{"role": "user", "content": "你好"}], ROWS[2]["prompt"]],
+        ["Knead, rise, bake.", "你好！有什么可以帮你？", ROWS[2]["response"]],
+    )
+    assert [row["reward"] for row in out] == pytest.approx(expected, abs=1e-5)
+
+
+def test_normalized_rewards_use_the_stored_statistics(tiny_reward_model_dir, tmp_path):
+    source = write(tmp_path / "in.jsonl", [json.dumps(ROWS[0])])
+    score_file(tiny_reward_model_dir, source, tmp_path / "raw.jsonl", progress=False)
+    score_file(
+        tiny_reward_model_dir, source, tmp_path / "norm.jsonl", normalize=True, progress=False
+    )
+    recipe = RewardModel.load(tiny_reward_model_dir).recipe
+    raw, norm = (
+        read(tmp_path / "raw.jsonl")[0]["reward"],
+        read(tmp_path / "norm.jsonl")[0]["reward"],
+    )
+    assert norm == pytest.approx((raw - recipe.reward_mean) / recipe.reward_std)
+
+
+def test_bad_rows_stop_the_run_with_their_lines(tiny_reward_model_dir, tmp_path):
+    source = write(tmp_path / "in.jsonl", [json.dumps(ROWS[0]), "{oops", '{"prompt": "p"}'])
+    with pytest.raises(DataError) as error:
+        score_file(tiny_reward_model_dir, source, tmp_path / "out.jsonl", progress=False)
+    assert f"{source}: line 2: invalid JSON" in str(error.value)
+    assert f"{source}: line 3: missing key 'response'" in str(error.value)
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_skip_invalid_writes_rejects_and_loses_nothing(tiny_reward_model_dir, tmp_path):
+    source = write(tmp_path / "in.jsonl", [json.dumps(ROWS[0]), "{oops", '{"prompt": "p"}'])
+    report = score_file(
+        tiny_reward_model_dir, source, tmp_path / "out.jsonl", skip_invalid=True, progress=False
+    )
+    assert (report.scored, report.rejected) == (1, 2)
+    rejects = read(report.rejects_path)
+    assert [item["line"] for item in rejects] == [2, 3]
+    assert rejects[1]["row"] == {"prompt": "p"} and "missing key" in rejects[1]["error"]
+    assert len(read(tmp_path / "out.jsonl")) + len(rejects) == 3
