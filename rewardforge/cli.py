@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 
 Paths = Annotated[list[str] | None, typer.Option(help="Preference data file (repeatable).")]
+ModelDir = Annotated[Path, typer.Option(help="Directory written by `rewardforge train`.")]
 
 
 @app.command("train")
@@ -94,7 +95,7 @@ def train_command(
 
 @app.command("eval")
 def eval_command(
-    model: Annotated[Path, typer.Option(help="Directory written by `rewardforge train`.")],
+    model: ModelDir,
     data: Annotated[list[str], typer.Option(help="Preference data file (repeatable).")],
     report: Annotated[
         Path | None, typer.Option(help="Write metrics.json, plots and report.html here.")
@@ -136,7 +137,7 @@ def eval_command(
 
 @app.command("score")
 def score_command(
-    model: Annotated[Path, typer.Option(help="Directory written by `rewardforge train`.")],
+    model: ModelDir,
     input: Annotated[Path, typer.Option(help="JSONL rows with prompt+response, or messages.")],
     output: Annotated[Path, typer.Option(help="Where to write the rows with a reward added.")],
     normalize: Annotated[
@@ -169,7 +170,7 @@ def score_command(
 
 @app.command("serve")
 def serve_command(
-    model: Annotated[Path, typer.Option(help="Directory written by `rewardforge train`.")],
+    model: ModelDir,
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it.")] = (
         "127.0.0.1"
     ),
@@ -213,6 +214,102 @@ def serve_command(
     )
     reward_model = _or_exit(lambda: RewardModel.load(model))
     uvicorn.run(create_app(reward_model, settings), host=host, port=port)
+
+
+PolicyOption = Annotated[
+    str, typer.Option(help="Causal LM that writes answers: alias, hub id, dir or .gguf.")
+]
+MaxNewTokens = Annotated[int, typer.Option(help="Tokens per sampled answer.")]
+Temperature = Annotated[float, typer.Option(help="Sampling temperature.")]
+TopP = Annotated[float, typer.Option(help="Nucleus sampling mass.")]
+Seed = Annotated[int, typer.Option(help="Sampling seed (per prompt: seed + prompt line).")]
+
+
+@app.command("best-of-n")
+def best_of_n_command(
+    reward_model: ModelDir,
+    prompts: Annotated[Path, typer.Option(help="JSONL rows with prompt or messages.")],
+    output: Annotated[Path, typer.Option(help="SFT rows: the top-k answers per prompt.")],
+    policy: PolicyOption = "smollm2-135m",
+    n: Annotated[int, typer.Option(help="Answers sampled per prompt.")] = 8,
+    top_k: Annotated[int, typer.Option(help="Best answers kept per prompt.")] = 1,
+    pairs_output: Annotated[
+        Path | None, typer.Option(help="Also write best-vs-worst preference pairs here.")
+    ] = None,
+    max_new_tokens: MaxNewTokens = 128,
+    temperature: Temperature = 0.8,
+    top_p: TopP = 0.95,
+    seed: Seed = 0,
+) -> None:
+    """Rejection sampling: N answers per prompt, the reward model keeps the best (resumable)."""
+    from rewardforge.api.best_of_n import best_of_n
+    from rewardforge.models.policy import SamplingSettings
+
+    sampling = SamplingSettings(max_new_tokens, temperature, top_p, seed)
+    report = _or_exit(
+        lambda: best_of_n(
+            policy,
+            reward_model,
+            prompts,
+            output,
+            n=n,
+            top_k=top_k,
+            pairs_output_path=pairs_output,
+            sampling=sampling,
+        )
+    )
+    typer.echo(
+        f"{report.prompts_done} prompts done ({report.prompts_skipped} already in {output}); "
+        f"wrote {report.sft_rows} SFT rows"
+        + (f", {report.pair_rows} pairs" if pairs_output else "")
+    )
+
+
+@app.command("verify")
+def verify_command(
+    reward_model: ModelDir,
+    prompt: Annotated[str, typer.Option(help="The question to answer.")],
+    threshold: Annotated[float, typer.Option(help="An answer passes at this reward or above.")],
+    policy: PolicyOption = "smollm2-135m",
+    max_attempts: Annotated[int, typer.Option(help="Answers generated before the fallback.")] = 3,
+    fallback: Annotated[
+        str, typer.Option(help="Answer when none passes.")
+    ] = "I'm sorry, I can't give a good answer to that.",
+    normalized: Annotated[
+        bool, typer.Option(help="Threshold on (r - mean) / std instead of the raw reward.")
+    ] = False,
+    max_new_tokens: MaxNewTokens = 128,
+    temperature: Temperature = 0.8,
+    top_p: TopP = 0.95,
+    seed: Seed = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Generate, score, and return the first answer over the threshold, else the fallback."""
+    from dataclasses import asdict, replace
+
+    from rewardforge.api.reward_model import RewardModel
+    from rewardforge.api.verifier import Verifier
+    from rewardforge.models.policy import Policy, SamplingSettings
+
+    judge = _or_exit(lambda: RewardModel.load(reward_model))
+    writer = _or_exit(lambda: Policy.load(policy))
+    sampling = SamplingSettings(max_new_tokens, temperature, top_p, seed)
+    verifier = _or_exit(lambda: Verifier(judge, threshold, max_attempts, fallback, normalized))
+    verdict = verifier(
+        prompt,
+        lambda text, number: writer.sample(text, 1, replace(sampling, seed=seed + number))[0],
+    )
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {**asdict(verdict), "used_fallback": verdict.used_fallback}, ensure_ascii=False
+            )
+        )
+        return
+    for number, attempt in enumerate(verdict.attempts, start=1):
+        mark = "pass" if attempt.accepted else "fail"
+        typer.echo(f"attempt {number}: reward {attempt.reward:.4f} [{mark}] {attempt.answer!r}")
+    typer.echo(("answer: " if verdict.accepted else "fallback: ") + verdict.answer)
 
 
 def _parse_columns(text: str | None) -> dict[str, str] | None:

@@ -121,19 +121,23 @@ def hh_dev_file(tmp_path) -> Path:
     return write_jsonl(tmp_path / "hh_dev.jsonl", sample_rows("dev", 12))
 
 
-@pytest.fixture(scope="session")
-def tiny_reward_model_dir(tiny_llama_dir, tmp_path_factory) -> Path:
-    """A reward model trained for one step on 8 real pairs from the tiny Llama."""
+def train_tiny_reward_model(backbone: Path, root: Path) -> Path:
+    """Train a reward model for one step on 8 real pairs; returns its output directory."""
     from rewardforge import TrainConfig, train
 
-    root = tmp_path_factory.mktemp("tiny-reward-model")
     data = write_jsonl(root / "train.jsonl", sample_rows("train", 8))
     config = TrainConfig(
         data=[str(data)],
-        model=str(tiny_llama_dir),
+        model=str(backbone),
         output=str(root / "rm"),
         batch_pairs=4,
         max_steps=1,
         max_length=64,
     )
     return train(config).output_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_model_dir(tiny_llama_dir, tmp_path_factory) -> Path:
+    """A reward model trained for one step on 8 real pairs from the tiny Llama."""
+    return train_tiny_reward_model(tiny_llama_dir, tmp_path_factory.mktemp("tiny-reward-model"))

@@ -109,3 +109,37 @@ def test_score_adds_rewards_and_reports_rejects(cli_model, tmp_path):
     assert "scored 1 rows" in result.stdout and "rejected 1 rows" in result.stdout
     row = json.loads((tmp_path / "out.jsonl").read_text(encoding="utf-8"))
     assert row["prompt"] == "你好" and isinstance(row["reward"], float)
+
+
+def test_best_of_n_and_verify(tiny_llama_dir, tiny_reward_model_dir, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "你好"}\n', encoding="utf-8")
+    common = [
+        "--policy",
+        str(tiny_llama_dir),
+        "--reward-model",
+        str(tiny_reward_model_dir),
+        "--max-new-tokens",
+        "6",
+    ]
+    result = runner.invoke(
+        app,
+        [
+            "best-of-n",
+            *common,
+            "--prompts",
+            str(prompts),
+            "--n",
+            "3",
+            "--output",
+            str(tmp_path / "sft.jsonl"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 prompts done (0 already in" in result.stdout
+    verdict = runner.invoke(
+        app, ["verify", *common, "--prompt", "Hi", "--threshold", "-1e9", "--json"]
+    )
+    assert verdict.exit_code == 0, verdict.output
+    payload = json.loads(verdict.stdout.strip().splitlines()[-1])
+    assert payload["accepted"] and len(payload["attempts"]) == 1

@@ -13,9 +13,8 @@ from transformers import (
     LlamaForCausalLM,
 )
 
-from rewardforge import TrainConfig, train
 from rewardforge.models.backbones import cache_dir
-from tests.conftest import sample_rows, write_jsonl
+from tests.conftest import train_tiny_reward_model
 
 OLD_TRANSFORMERS = ["transformers==4.51.3", "tokenizers==0.21.4", "huggingface_hub==0.36.0"]
 CONVERSATIONS = [
@@ -84,16 +83,7 @@ def long_rope_reward_model(tiny_llama_dir, tmp_path_factory):
     model = LlamaForCausalLM.from_pretrained(tiny_llama_dir, config=config)
     model.save_pretrained(backbone)
     AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(backbone)
-    data = write_jsonl(root / "train.jsonl", sample_rows("train", 8))
-    settings = TrainConfig(
-        data=[str(data)],
-        model=str(backbone),
-        output=str(root / "rm"),
-        batch_pairs=4,
-        max_steps=1,
-        max_length=64,
-    )
-    return train(settings).output_dir
+    return train_tiny_reward_model(backbone, root)
 
 
 def test_llama_reward_model_scores_the_same_in_transformers_4_51(
@@ -113,16 +103,7 @@ def test_llama_reward_model_scores_the_same_in_transformers_4_51(
 def test_bert_reward_model_scores_the_same_in_transformers_4_51(
     tiny_bert_dir, tmp_path, old_transformers
 ):
-    data = write_jsonl(tmp_path / "train.jsonl", sample_rows("train", 8))
-    settings = TrainConfig(
-        data=[str(data)],
-        model=str(tiny_bert_dir),
-        output=str(tmp_path / "rm"),
-        batch_pairs=4,
-        max_steps=1,
-        max_length=64,
-    )
-    directory = train(settings).output_dir
+    directory = train_tiny_reward_model(tiny_bert_dir, tmp_path)
     new, old = score_with(directory), score_with(directory, old_transformers)
     assert old["rewards"] == pytest.approx(new["rewards"], abs=1e-6)
 

@@ -102,34 +102,21 @@ def reward_vs_length(examples: Sequence[ScoredExample], path: Path) -> Path:
 def training_curves(log_path: Path, path: Path) -> Path:
     """Loss and accuracy over steps from a training `log.jsonl`, with the evaluation points."""
     records = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines()]
-    train = [r for r in records if "loss" in r]
-    evaluation = [r for r in records if "eval_accuracy" in r]
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_axes.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss")
-    if evaluation:
-        loss_axes.plot(
-            [r["step"] for r in evaluation],
-            [r["eval_loss"] for r in evaluation],
-            marker="o",
-            label="eval loss",
-        )
-    loss_axes.set(xlabel="step", ylabel="loss", title="Loss")
-    loss_axes.legend()
-    accuracy_axes.plot(
-        [r["step"] for r in train if "accuracy" in r],
-        [r["accuracy"] for r in train if "accuracy" in r],
-        label="train accuracy",
-    )
-    if evaluation:
-        accuracy_axes.plot(
-            [r["step"] for r in evaluation],
-            [r["eval_accuracy"] for r in evaluation],
-            marker="o",
-            label="eval accuracy",
-        )
-    accuracy_axes.set(xlabel="step", ylabel="pairwise accuracy", title="Accuracy", ylim=(0, 1))
-    accuracy_axes.legend()
+    _curve(loss_axes, records, "loss", "Loss")
+    _curve(accuracy_axes, records, "accuracy", "Accuracy")
+    accuracy_axes.set(ylim=(0, 1))
     return _save(figure, path)
+
+
+def _curve(axes: plt.Axes, records: list[dict[str, Any]], name: str, title: str) -> None:
+    """Training values of `name` as a line, `eval_<name>` values as marked points."""
+    for key, style in ((name, {}), (f"eval_{name}", {"marker": "o"})):
+        points = [(r["step"], r[key]) for r in records if key in r]
+        if points:
+            axes.plot(*zip(*points), label=key.replace("_", " "), **style)
+    axes.set(xlabel="step", ylabel=name, title=title)
+    axes.legend()
 
 
 def _save(figure: plt.Figure, path: Path) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -175,7 +176,7 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
             except RowError as error:
                 raise HTTPException(422, f"item {index}: {error}") from error
             check_text(index, _prompt_text(prompt), response)
-            encoded.append(reward_model.encoder.encode(prompt, response))
+            encoded.append(_encode(index, reward_model.encoder.encode, prompt, response))
         rewards = await batcher.submit(encoded)
         if body.normalize:
             rewards = [reward_model.recipe.normalize(reward) for reward in rewards]
@@ -191,11 +192,24 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
             check_text(index, query)
             prompt = body.prompts[index] if body.prompts is not None else ""
             prompt_text, response_text = _split_query(query, prompt, reward_model)
-            encoded.append(reward_model.encoder.encode_rendered(prompt_text, response_text))
+            encoder = reward_model.encoder
+            encoded.append(_encode(index, encoder.encode_rendered, prompt_text, response_text))
         rewards = await batcher.submit(encoded)
         return {"rewards": rewards, "scores": rewards, "extra_logs": {}}
 
     return app
+
+
+def _encode(
+    index: int, encode: Callable[..., EncodedResponse], prompt: Any, response: str
+) -> EncodedResponse:
+    """Run the recipe on one item; a chat template that rejects the input is the input's fault."""
+    try:
+        return encode(prompt, response)
+    except Exception as error:  # jinja raises TemplateError and others for odd conversations
+        raise HTTPException(
+            422, f"item {index}: the model's template cannot format it ({error})."
+        ) from error
 
 
 def _split_query(query: str, prompt: str, reward_model: RewardModel) -> tuple[str, str]:

@@ -1,0 +1,128 @@
+"""`best_of_n()`: sample N answers per prompt, keep the best as SFT data, best-vs-worst as pairs.
+
+The rejection-sampling step of Llama-style post-training: a policy proposes, the reward model
+picks. The run appends to its output files and skips prompts already written, so an
+interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from rewardforge.api.reward_model import RewardModel
+from rewardforge.data import DataError
+from rewardforge.data.example import PreferenceExample, Prompt
+from rewardforge.data.formats import RowError, parse_messages, parse_prompt
+from rewardforge.data.loader import read_rows
+from rewardforge.models.policy import Policy, SamplingSettings
+
+
+@dataclass
+class BestOfNReport:
+    """Prompts handled in this run, prompts skipped as already done, rows written."""
+
+    prompts_done: int
+    prompts_skipped: int
+    sft_rows: int
+    pair_rows: int
+
+
+def best_of_n(
+    policy: str | Policy,
+    reward_model: str | Path | RewardModel,
+    prompts_path: str | Path,
+    output_path: str | Path,
+    *,
+    n: int = 8,
+    top_k: int = 1,
+    pairs_output_path: str | Path | None = None,
+    sampling: SamplingSettings | None = None,
+    progress: bool = True,
+) -> BestOfNReport:
+    """Generate `n` answers per prompt, score them, write the `top_k` best as SFT rows.
+
+    Prompt rows hold `prompt` (text or messages) or `messages`. SFT rows are
+    `{"prompt", "response", "reward", "rank"}`; with `pairs_output_path`, each prompt also gives
+    `{"prompt", "chosen", "rejected", "chosen_reward", "rejected_reward"}` (best vs worst), which
+    `rewardforge train` and TRL's DPO trainer read as they are.
+    """
+    if n < 2 or not 1 <= top_k <= n:
+        raise ValueError(f"--n must be at least 2 and --top-k between 1 and n; got {n}, {top_k}.")
+    sampling = sampling or SamplingSettings()
+    prompts = _read_prompts(prompts_path)
+    done = _done_prompts(Path(output_path))
+    todo = [(index, prompt) for index, prompt in prompts if _key(prompt) not in done]
+    policy = policy if isinstance(policy, Policy) else Policy.load(policy)
+    scorer = (
+        reward_model if isinstance(reward_model, RewardModel) else RewardModel.load(reward_model)
+    )
+    sft_rows = pair_rows = 0
+    with ExitStack() as files:
+        sft = files.enter_context(open(output_path, "a", encoding="utf-8"))
+        pairs = None
+        if pairs_output_path is not None:
+            pairs = files.enter_context(open(pairs_output_path, "a", encoding="utf-8"))
+        for index, prompt in tqdm(todo, desc="Best-of-N", unit="prompt", disable=not progress):
+            answers = policy.sample(prompt, n, replace(sampling, seed=sampling.seed + index))
+            # One group: the forward plan encodes the prompt once for all n answers.
+            rewards = scorer.score_examples([PreferenceExample(prompt, tuple(answers))])[0]
+            ranked = sorted(zip(rewards, answers), key=lambda item: -item[0])
+            (best_reward, best), (worst_reward, worst) = ranked[0], ranked[-1]
+            if pairs is not None and best != worst:  # before the SFT rows, which mark "done"
+                _write(
+                    pairs,
+                    {
+                        "prompt": prompt,
+                        "chosen": best,
+                        "rejected": worst,
+                        "chosen_reward": best_reward,
+                        "rejected_reward": worst_reward,
+                    },
+                )
+                pair_rows += 1
+            for rank, (reward, answer) in enumerate(ranked[:top_k], start=1):
+                _write(sft, {"prompt": prompt, "response": answer, "reward": reward, "rank": rank})
+                sft_rows += 1
+    return BestOfNReport(len(todo), len(prompts) - len(todo), sft_rows, pair_rows)
+
+
+def _read_prompts(path: str | Path) -> list[tuple[int, Prompt]]:
+    prompts, errors = [], []
+    for number, row in read_rows(str(path)):
+        try:
+            if isinstance(row, RowError):
+                raise row
+            if "messages" in row:
+                prompts.append((number, parse_messages(row["messages"], "messages")))
+            elif "prompt" in row:
+                prompts.append((number, parse_prompt(row["prompt"])))
+            else:
+                raise RowError("missing key", "a prompt row needs 'prompt' or 'messages'.")
+        except RowError as error:
+            errors.append(f"{path}: line {number}: {error}")
+    if errors:
+        raise DataError(f"{len(errors)} invalid prompt row(s):\n  " + "\n  ".join(errors[:10]))
+    return prompts
+
+
+def _done_prompts(output: Path) -> set[str]:
+    if not output.is_file():
+        return set()
+    return {
+        _key(json.loads(line)["prompt"]) for line in output.open(encoding="utf-8") if line.strip()
+    }
+
+
+def _key(prompt: Prompt) -> str:
+    return json.dumps(prompt, ensure_ascii=False, sort_keys=True)
+
+
+def _write(stream: Any, row: dict[str, Any]) -> None:
+    stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+    stream.flush()  # a crash loses at most the prompt in progress
