@@ -8,9 +8,9 @@ from rewardforge.training.trainer import RewardTrainer
 from tests.test_forward_plan import build
 
 
-@pytest.fixture
-def trainer_and_rows(tiny_llama_dir, tmp_path):
-    model, encoder, rows = build(str(tiny_llama_dir))
+@pytest.fixture(params=["tiny_llama_dir", "tiny_bert_dir"])
+def trainer_and_rows(request, tmp_path):
+    model, encoder, rows = build(str(request.getfixturevalue(request.param)))
     plan = ForwardPlan.for_model(model, encoder)
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     trainer = RewardTrainer(
@@ -34,7 +34,7 @@ def gradient(model: torch.nn.Module) -> torch.Tensor:
 def test_uneven_micro_batches_weigh_every_pair_the_same(trainer_and_rows):
     """Micro-batches of 1 and 2 groups, accumulated, give the gradient of one batch of all 3."""
     trainer, plan, rows = trainer_and_rows
-    model = trainer.model.train()
+    model = trainer.model.eval()  # no dropout: both passes must see the same network
     full = plan.collate(rows)
     preference_loss(plan.rewards(model, full), full["margin"]).loss.backward()
     expected = gradient(model)

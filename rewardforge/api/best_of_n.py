@@ -58,6 +58,8 @@ def best_of_n(
     prompts = _read_prompts(prompts_path)
     done = _done_prompts(Path(output_path))
     todo = [(index, prompt) for index, prompt in prompts if _key(prompt) not in done]
+    if not todo:  # everything was done by an earlier run: nothing to load
+        return BestOfNReport(0, len(prompts), 0, 0)
     policy = policy if isinstance(policy, Policy) else Policy.load(policy)
     scorer = (
         reward_model if isinstance(reward_model, RewardModel) else RewardModel.load(reward_model)
