@@ -332,7 +332,7 @@ def _or_exit(action):
 
     try:
         return action()
-    except (DataError, ValueError, FileNotFoundError, ModuleNotFoundError, RuntimeError) as error:
+    except (DataError, ValueError, OSError, ModuleNotFoundError, RuntimeError) as error:
         if os.environ.get("REWARDFORGE_DEBUG"):
             raise
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)

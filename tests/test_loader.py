@@ -124,3 +124,17 @@ def test_empty_file_is_an_error(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(DataError, match="no usable preference examples"):
         load_preferences(tmp_path / "empty.jsonl")
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes('{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}\n'.encode("latin-1"))
+    with pytest.raises(DataError, match="latin1.jsonl: not UTF-8 text"):
+        load_preferences(path)
+
+
+def test_line_separators_inside_strings_do_not_split_rows(tmp_path):
+    path = tmp_path / "sep.jsonl"
+    row = {"prompt": "a\u2028b", "chosen": "yes\u2029", "rejected": "no"}
+    path.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert load_preferences(path).examples[0].prompt == "a\u2028b"

@@ -141,16 +141,20 @@ def read_rows(path: str) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
-    with path.open(encoding="utf-8") as lines:
-        for line_number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                yield line_number, RowError("invalid JSON", f"invalid JSON ({error.msg}).")
-                continue
-            yield line_number, _as_object(row)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        message = f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8."
+        raise DataError(message) from error
+    for line_number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield line_number, RowError("invalid JSON", f"invalid JSON ({error.msg}).")
+            continue
+        yield line_number, _as_object(row)
 
 
 def _read_json(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
