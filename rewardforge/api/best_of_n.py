@@ -16,10 +16,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rewardforge.api.reward_model import RewardModel
-from rewardforge.data import DataError
 from rewardforge.data.example import PreferenceExample, Prompt
 from rewardforge.data.formats import RowError, parse_messages, parse_prompt
-from rewardforge.data.loader import read_rows
+from rewardforge.data.loader import invalid_rows_error, read_rows
 from rewardforge.models.policy import Policy, SamplingSettings
 
 
@@ -109,7 +108,7 @@ def _read_prompts(path: str | Path) -> list[tuple[int, Prompt]]:
         except RowError as error:
             errors.append(f"{path}: line {number}: {error}")
     if errors:
-        raise DataError(f"{len(errors)} invalid prompt row(s):\n  " + "\n  ".join(errors[:10]))
+        raise invalid_rows_error(errors, "invalid prompt row(s)")
     return prompts
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rewardforge.api.reward_model import RewardModel
-from rewardforge.data import DataError
-from rewardforge.data.scoring_rows import RejectedRow, read_scoring_rows
+from rewardforge.data.loader import invalid_rows_error
+from rewardforge.data.scoring_rows import read_scoring_rows
 
 
 @dataclass
@@ -39,7 +39,11 @@ def score_file(
     """
     rows, rejected = read_scoring_rows(input_path)
     if rejected and not skip_invalid:
-        raise DataError(_describe(input_path, rejected))
+        raise invalid_rows_error(
+            [f"{input_path}: line {item.number}: {item.error}" for item in rejected],
+            "invalid row(s); nothing was scored. Fix them, or pass --skip-invalid to write them "
+            "to a rejects file",
+        )
     reward_model = model if isinstance(model, RewardModel) else RewardModel.load(model)
     rewards = reward_model.score(
         [row.prompt for row in rows],
@@ -60,12 +64,3 @@ def score_file(
                 record = {"line": item.number, "error": item.error, "row": item.row}
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return ScoreReport(len(rows), len(rejected), written_rejects)
-
-
-def _describe(path: str | Path, rejected: list[RejectedRow]) -> str:
-    lines = [f"{path}: line {item.number}: {item.error}" for item in rejected[:10]]
-    more = f"\n  ... and {len(rejected) - 10} more" if len(rejected) > 10 else ""
-    return (
-        f"{len(rejected)} invalid row(s); nothing was scored. Fix them, or pass --skip-invalid "
-        "to write them to a rejects file:\n  " + "\n  ".join(lines) + more
-    )

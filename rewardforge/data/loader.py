@@ -70,15 +70,20 @@ def load_preferences(
     for path in path_list:
         _load_file(str(path), columns or {}, skip_invalid, min_score_gap, report, errors)
     if errors:
-        shown = "\n  ".join(errors[:10])
-        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
-        raise DataError(
-            f"{len(errors)} invalid row(s), so nothing was run. Fix them, or pass --skip-invalid "
-            f"to skip them:\n  {shown}{more}"
+        raise invalid_rows_error(
+            errors,
+            "invalid row(s), so nothing was run. Fix them, or pass --skip-invalid to skip them",
         )
     if not report.examples:
         raise DataError(f"no usable preference examples in {', '.join(map(str, path_list))}.")
     return report
+
+
+def invalid_rows_error(errors: Sequence[str], summary: str) -> DataError:
+    """One error: `<count> <summary>:` and the first ten `file: row N: problem` lines."""
+    shown = "\n  ".join(errors[:10])
+    more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
+    return DataError(f"{len(errors)} {summary}:\n  {shown}{more}")
 
 
 def _load_file(
