@@ -3,13 +3,15 @@
     python bench/throughput.py                      # both rows, both trainers (~45 min, 2 cores)
     python bench/throughput.py --rows smollm2-135m  # one row
     python bench/throughput.py --limit 8            # a quick check: 8 training pairs per row
+    python bench/throughput.py --rows minilm-l6 --seeds 42,43,44   # accuracy over seeds
 
 Each (row, trainer) runs in its own subprocess, so that peak RSS is that run's own. Both
 trainers get the same pairs, tokenized identically by rewardforge's scoring recipe (so TRL drops
 nothing for length), the same pairs per optimizer step, learning rate and max length, fp32, no
-gradient checkpointing, one epoch. Tokens fed counts every position given to the model, padding
-included. Achieved FLOP/s is 6 x non-embedding parameters x tokens fed / training time, shown as
-a fraction of a plain fp32 matmul's FLOP/s measured at the start of the same run.
+gradient checkpointing, no dropout (both trainers' default), one epoch, the same seed. Tokens
+fed counts every position given to the model, padding included. Achieved FLOP/s is
+6 x non-embedding parameters x tokens fed / training time, shown as a fraction of a plain fp32
+matmul's FLOP/s measured at the start of the same run.
 """
 
 from __future__ import annotations
@@ -42,16 +44,20 @@ def main() -> None:
     parser.add_argument("--trainers", default="trl,rewardforge")
     parser.add_argument("--limit", type=int, help="train on at most this many pairs per row")
     parser.add_argument("--dev-limit", type=int, help="evaluate on the first N dev pairs only")
+    parser.add_argument("--seeds", default="42", help="comma-separated seeds, one run each")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--worker", nargs=2, metavar=("ROW", "TRAINER"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("ROW", "TRAINER", "SEED"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.limit:
         os.environ["BENCH_LIMIT"] = str(args.limit)
     if args.dev_limit:
         os.environ["BENCH_DEV_LIMIT"] = str(args.dev_limit)
     if args.worker:
-        row, trainer = args.worker
-        result = run_trl(row) if trainer == "trl" else run_rewardforge(row)
+        row, trainer, seed = args.worker
+        run = run_trl if trainer == "trl" else run_rewardforge
+        result = run(row, int(seed))
         result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print("RESULT " + json.dumps(result))
         return
@@ -59,16 +65,18 @@ def main() -> None:
     print(f"plain fp32 matmul: {matmul / 1e9:.1f} GFLOP/s")
     results = []
     for row in args.rows.split(","):
-        for trainer in args.trainers.split(","):
-            print(f"running {trainer} on {row} ...", flush=True)
-            results.append({"row": row, "trainer": trainer, **run_worker(row, trainer)})
+        for seed in args.seeds.split(","):
+            for trainer in args.trainers.split(","):
+                print(f"running {trainer} on {row}, seed {seed} ...", flush=True)
+                result = run_worker(row, trainer, seed)
+                results.append({"row": row, "trainer": trainer, "seed": int(seed), **result})
+                if args.json:  # after every run, so that a long benchmark keeps what it has
+                    args.json.write_text(json.dumps({"matmul_flops": matmul, "results": results}))
     print_table(results, matmul)
-    if args.json:
-        args.json.write_text(json.dumps({"matmul_flops": matmul, "results": results}, indent=2))
 
 
-def run_worker(row: str, trainer: str) -> dict:
-    command = [sys.executable, __file__, "--worker", row, trainer]
+def run_worker(row: str, trainer: str, seed: str) -> dict:
+    command = [sys.executable, __file__, "--worker", row, trainer, seed]
     done = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
@@ -105,7 +113,7 @@ def non_embedding_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters()) - embeddings
 
 
-def run_trl(row: str) -> dict:
+def run_trl(row: str, seed: int) -> dict:
     import datasets
     from trl import RewardConfig, RewardTrainer
 
@@ -138,7 +146,7 @@ def run_trl(row: str) -> dict:
             report_to="none",
             save_strategy="no",
             logging_steps=10,
-            seed=42,
+            seed=seed,
         )
         trainer = RewardTrainer(
             model=model,
@@ -153,7 +161,7 @@ def run_trl(row: str) -> dict:
     return summary(len(train_rows), tokens["fed"], runtime, accuracy, model)
 
 
-def run_rewardforge(row: str) -> dict:
+def run_rewardforge(row: str, seed: int) -> dict:
     from rewardforge import TrainConfig, train
     from rewardforge.models import load_reward_backbone
 
@@ -171,6 +179,7 @@ def run_rewardforge(row: str) -> dict:
             max_length=settings["max_length"],
             warmup_ratio=0.0,
             save_steps=10**6,
+            seed=seed,
         )
         metrics = train(config).metrics
     model = load_reward_backbone(row)[0]
@@ -205,20 +214,27 @@ def summary(pairs: int, tokens: int, runtime: float, accuracy: float, model) -> 
 
 def print_table(results: list[dict], matmul: float) -> None:
     header = (
-        f"{'backbone':<14}{'trainer':<13}{'pairs':>6}{'pairs/s':>9}{'speedup':>9}"
+        f"{'backbone':<14}{'trainer':<13}{'seed':>5}{'pairs':>6}{'pairs/s':>9}{'speedup':>9}"
         f"{'tokens fed':>12}{'peak RSS':>10}{'dev acc':>9}{'FLOP/s':>9}"
     )
     print(header)
     print("-" * len(header))
-    baseline = {r["row"]: r["pairs_per_s"] for r in results if r["trainer"] == "trl"}
+    baseline = {(r["row"], r["seed"]): r["pairs_per_s"] for r in results if r["trainer"] == "trl"}
     for r in results:
-        speedup = r["pairs_per_s"] / baseline[r["row"]] if r["row"] in baseline else float("nan")
+        trl = baseline.get((r["row"], r["seed"]), float("nan"))
         print(
-            f"{r['row']:<14}{r['trainer']:<13}{r['pairs']:>6}{r['pairs_per_s']:>9.3f}"
-            f"{speedup:>8.2f}x{r['tokens_fed']:>12,}{r['peak_rss_gib']:>8.2f}Gi"
-            f"{r['eval_accuracy']:>9.3f}{r['flops'] / matmul:>8.0%}"
+            f"{r['row']:<14}{r['trainer']:<13}{r['seed']:>5}{r['pairs']:>6}"
+            f"{r['pairs_per_s']:>9.3f}{r['pairs_per_s'] / trl:>8.2f}x{r['tokens_fed']:>12,}"
+            f"{r['peak_rss_gib']:>8.2f}Gi{r['eval_accuracy']:>9.3f}{r['flops'] / matmul:>8.0%}"
         )
     print("FLOP/s: 6 x non-embedding params x tokens fed / time, as a share of the matmul rate.")
+    runs: dict[tuple[str, str], list[float]] = {}
+    for r in results:
+        runs.setdefault((r["row"], r["trainer"]), []).append(r["eval_accuracy"])
+    for (row, trainer), accuracies in runs.items():
+        if len(accuracies) > 1:
+            mean = sum(accuracies) / len(accuracies)
+            print(f"{row} {trainer}: mean dev accuracy {mean:.3f} over {len(accuracies)} seeds")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,10 @@ def train_command(
     load_in_4bit: Annotated[bool | None, typer.Option()] = None,
     dtype: Annotated[str | None, typer.Option(help="float32, bfloat16 or float16.")] = None,
     gradient_checkpointing: Annotated[bool | None, typer.Option()] = None,
+    disable_dropout: Annotated[
+        bool | None,
+        typer.Option("--disable-dropout/--keep-dropout", help="Train without dropout [on]."),
+    ] = None,
     save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
     eval_steps: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
     logging_steps: Annotated[int | None, typer.Option()] = None,

@@ -31,6 +31,7 @@ def cli_model(tiny_bert_dir, tmp_path_factory):
             str(data),
             "--max-steps",
             "2",
+            "--keep-dropout",
             "--output",
             str(root / "rm"),
         ],
@@ -45,6 +46,7 @@ def test_train_prints_account_and_applies_flag_over_yaml(cli_model):
     assert "rows read: 8; examples used: 8; pairs: 8; truncated: " in result.output
     saved = (root / "rm" / "train_config.yaml").read_text()
     assert "max_steps: 2" in saved and "lr: 0.001" in saved
+    assert "disable_dropout: false" in saved
 
 
 def test_eval_json_prints_one_object(cli_model):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from rewardforge.models import LoraSettings, load_reward_backbone
-from rewardforge.models.reward_head import is_encoder_config
+from rewardforge.models.reward_head import is_encoder_config, switch_off_dropout
 
 
 def test_decoder_gets_a_pad_token_distinct_from_eos(tiny_llama_dir):
@@ -38,3 +38,46 @@ def test_quantization_without_cuda_is_a_clear_error(tiny_llama_dir):
 def test_unknown_dtype_is_a_clear_error(tiny_llama_dir):
     with pytest.raises(ValueError, match="--dtype"):
         load_reward_backbone(str(tiny_llama_dir), dtype="float8")
+
+
+def _train_mode_rewards_twice(model: torch.nn.Module, input_ids: torch.Tensor) -> tuple:
+    model.train()
+    with torch.no_grad():
+        return model(input_ids=input_ids).logits, model(input_ids=input_ids).logits
+
+
+@pytest.mark.parametrize("disable_dropout", [True, False])
+def test_encoder_dropout_is_switched_off_on_request(tiny_bert_dir, disable_dropout):
+    model, _, _ = load_reward_backbone(str(tiny_bert_dir), disable_dropout=disable_dropout)
+    first, second = _train_mode_rewards_twice(model, torch.arange(5, 25)[None])
+    assert torch.equal(first, second) == disable_dropout
+
+
+def test_decoder_attention_dropout_is_switched_off():
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        attention_dropout=0.5,
+        num_labels=1,
+        pad_token_id=0,
+    )
+    model = LlamaForSequenceClassification(config)
+    first, second = _train_mode_rewards_twice(model, torch.arange(1, 21)[None])
+    assert not torch.equal(first, second)
+    switch_off_dropout(model)
+    first, second = _train_mode_rewards_twice(model, torch.arange(1, 21)[None])
+    assert torch.equal(first, second)
+
+
+def test_lora_keeps_its_own_dropout(tiny_bert_dir):
+    lora = LoraSettings(rank=4, dropout=0.05)
+    model, _, _ = load_reward_backbone(str(tiny_bert_dir), lora=lora, disable_dropout=True)
+    dropouts = [(name, m.p) for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout)]
+    assert {p for name, p in dropouts if "lora_dropout" in name} == {0.05}
+    assert {p for name, p in dropouts if "lora_dropout" not in name} == {0.0}

@@ -57,6 +57,7 @@ def train(config: TrainConfig) -> TrainResult:
         lora=_lora_settings(config),
         quantization=config.quantization,
         gradient_checkpointing=config.gradient_checkpointing,
+        disable_dropout=config.disable_dropout,
     )
     encoder = RecipeEncoder(
         ScoringRecipe.for_model(tokenizer, is_encoder, config.max_length), tokenizer

@@ -44,6 +44,7 @@ class TrainConfig:
     load_in_4bit: bool = False
     dtype: str = "float32"
     gradient_checkpointing: bool = False
+    disable_dropout: bool = True
     save_steps: int = 500
     eval_steps: int | None = None
     logging_steps: int = 10
