@@ -164,3 +164,15 @@ def test_two_process_ddp_on_cpu(tiny_llama_dir, hh_file, tmp_path):
 def test_no_data_is_a_clear_error(tiny_bert_dir, tmp_path):
     with pytest.raises(ValueError, match="--data"):
         train(TrainConfig(model=str(tiny_bert_dir), output=str(tmp_path)))
+
+
+@pytest.mark.parametrize(("micro_batch_pairs", "strategy"), [(1, "random"), (4, "group_by_length")])
+def test_steps_are_length_grouped_only_when_that_saves_padding(
+    tmp_path, micro_batch_pairs, strategy
+):
+    from rewardforge.api.train import _training_arguments
+
+    config = TrainConfig(batch_pairs=8, micro_batch_pairs=micro_batch_pairs)
+    arguments = _training_arguments(config, tmp_path, has_eval=False)
+    assert arguments.train_sampling_strategy == strategy
+    assert arguments.per_device_train_batch_size * arguments.gradient_accumulation_steps == 8

@@ -187,7 +187,9 @@ def _training_arguments(config: TrainConfig, output: Path, has_eval: bool) -> Tr
         eval_strategy="steps" if evaluate_during else "no",
         eval_steps=config.eval_steps if evaluate_during else None,
         seed=config.seed,
-        train_sampling_strategy="group_by_length",
+        # Length grouping only saves padding inside a micro-batch; with one example per forward
+        # there is none to save, and random order keeps steps free of length curricula (as TRL).
+        train_sampling_strategy="group_by_length" if micro > 1 else "random",
         remove_unused_columns=False,
         report_to=report_to,
         bf16=config.dtype == "bfloat16",
