@@ -53,21 +53,10 @@ def test_encoder_dropout_is_switched_off_on_request(tiny_bert_dir, disable_dropo
     assert torch.equal(first, second) == disable_dropout
 
 
-def test_decoder_attention_dropout_is_switched_off():
-    from transformers import LlamaConfig, LlamaForSequenceClassification
-
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        attention_dropout=0.5,
-        num_labels=1,
-        pad_token_id=0,
-    )
-    model = LlamaForSequenceClassification(config)
+def test_decoder_attention_dropout_is_switched_off(tiny_llama_dir):
+    model, _, _ = load_reward_backbone(str(tiny_llama_dir))
+    for layer in model.model.layers:  # Llama keeps attention dropout as a float, not a module
+        layer.self_attn.attention_dropout = 0.5
     first, second = _train_mode_rewards_twice(model, torch.arange(1, 21)[None])
     assert not torch.equal(first, second)
     switch_off_dropout(model)
