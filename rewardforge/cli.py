@@ -59,7 +59,17 @@ def train_command(
     save_adapter: Annotated[bool | None, typer.Option(help="Also keep the LoRA adapter.")] = None,
     load_in_8bit: Annotated[bool | None, typer.Option()] = None,
     load_in_4bit: Annotated[bool | None, typer.Option()] = None,
-    dtype: Annotated[str | None, typer.Option(help="float32, bfloat16 or float16.")] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(help="Weights: float32 [default], or bfloat16 for pure bf16 training."),
+    ] = None,
+    mixed_precision: Annotated[
+        str | None,
+        typer.Option(
+            help="Autocast: auto (bf16 on GPUs that have it, else fp16; none on CPU), "
+            "bf16, fp16 or no."
+        ),
+    ] = None,
     gradient_checkpointing: Annotated[bool | None, typer.Option()] = None,
     disable_dropout: Annotated[
         bool | None,
@@ -190,6 +200,9 @@ def serve_command(
     max_items_per_request: Annotated[int, typer.Option()] = 256,
     max_text_chars: Annotated[int, typer.Option(help="Per item: prompt + response.")] = 32_000,
     max_body_bytes: Annotated[int, typer.Option()] = 8 * 2**20,
+    insecure: Annotated[
+        bool, typer.Option(help="Allow a non-loopback --host without an API key.")
+    ] = False,
 ) -> None:
     """Serve a reward model over HTTP: /v1/score, /get_reward (OpenRLHF), /health, /metrics."""
     import uvicorn
@@ -208,6 +221,15 @@ def serve_command(
                 fg=typer.colors.RED,
             )
             raise typer.Exit(code=2)
+    if api_key is None and not insecure and not _is_loopback(host):
+        typer.secho(
+            f"error: --host {host} lets other machines call the server, and it has no API key. "
+            "Pass --api-key-env VAR (and export the key in VAR), or --insecure to serve "
+            "without one.",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(code=2)
     settings = ServerSettings(
         api_key=api_key,
         max_batch_items=max_batch_items,
@@ -218,6 +240,17 @@ def serve_command(
     )
     reward_model = _or_exit(lambda: RewardModel.load(model))
     uvicorn.run(create_app(reward_model, settings), host=host, port=port)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 PolicyOption = Annotated[
@@ -331,16 +364,52 @@ def _parse_columns(text: str | None) -> dict[str, str] | None:
 
 
 def _or_exit(action):
-    """Run `action`; turn expected user errors into a clear message and exit code 2."""
-    from rewardforge.data import DataError
+    """Run `action`. A user's mistake becomes one line and exit code 2; a bug becomes exit code 1
+    with its traceback written to a file whose path is printed. REWARDFORGE_DEBUG=1 re-raises."""
+    from rewardforge.errors import UserError
 
     try:
         return action()
-    except (DataError, ValueError, OSError, ModuleNotFoundError, RuntimeError) as error:
+    except (UserError, OSError, ModuleNotFoundError) as error:
         if os.environ.get("REWARDFORGE_DEBUG"):
             raise
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2) from error
+    except Exception as error:
+        if os.environ.get("REWARDFORGE_DEBUG"):
+            raise
+        report = _write_crash_report()
+        typer.secho(
+            f"internal error: {type(error).__name__}: {error}\n"
+            f"This is a bug in rewardforge, not a problem with your input. The full traceback "
+            f"is in {report}; please include it when you report the bug.",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(code=1) from error
+
+
+def _write_crash_report() -> Path:
+    """Write the traceback being handled to the cache's crash-reports folder; return its path."""
+    import datetime
+    import sys
+    import tempfile
+    import traceback
+
+    from rewardforge.models.backbones import cache_dir
+
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    text = f"rewardforge {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}"
+    for folder in (cache_dir() / "crash-reports", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            report = folder / f"rewardforge-crash-{stamp}-{os.getpid()}.txt"
+            report.write_text(text, encoding="utf-8")
+            return report
+        except OSError:
+            continue
+    sys.stderr.write(text)  # nowhere writable: print the traceback instead
+    return Path("<stderr>")
 
 
 if __name__ == "__main__":

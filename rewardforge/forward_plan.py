@@ -2,37 +2,54 @@
 
 Two layouts, one interface:
 
-- shared (decoders): a group is one sequence `[prompt][response 1]...[response K]`. Each response
-  attends causally to the prompt and to itself only (a 4D boolean attention mask), its position
-  ids restart where the prompt ends, and its reward is read at its own last token. The prompt is
-  encoded once per group instead of once per response.
-- padded (encoders, which read both ways, and architectures that reject custom masks): each
-  response is its own right-padded row, and the model's head reads the reward.
+- segments (decoders): a group is one segment `[prompt][response 1]...[response K]`. Each
+  response attends causally to the prompt and to itself only, its position ids restart where the
+  prompt ends, and its reward is read at its own last token. The prompt is encoded once per
+  group instead of once per response. With FlexAttention (CUDA) the segments of a micro-batch
+  are packed end to end into one row, so nothing is padded and masked blocks are skipped; with
+  SDPA (CPU) each segment is its own row, and rows are length-sorted so that padding stays small.
+- padded (encoders, which read both ways, and architectures that fail the layout check): each
+  response is its own right-padded row, and the model's own head reads the reward.
 
-Training, evaluation and scoring all use `ForwardPlan.collate` and `ForwardPlan.rewards`, and
-batches are length-grouped so that padding stays small.
+Training, evaluation and scoring all use `ForwardPlan.collate` and `ForwardPlan.rewards`, which
+run one `RewardForward` module (backbone and head in one forward).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, PretrainedConfig
 
 from rewardforge.data.example import PreferenceExample
 from rewardforge.recipe import RecipeEncoder
+from rewardforge.reward_forward import RewardForward
 
 logger = logging.getLogger(__name__)
 Row = dict[str, Any]
+MODEL_INPUTS = (
+    "input_ids",
+    "attention_mask",
+    "token_type_ids",
+    "position_ids",
+    "segment_ids",
+    "block_ids",
+    "reward_index",
+)
 _PROBE = PreferenceExample(
     [{"role": "user", "content": "Hello! Can you help me, please?"}],
-    ("Of course. What do you need?", "No."),
+    ("Of course. What do you need?", "No.", "Sure: tell me more about it."),
 )
+# In float32 the two layouts' hidden states agree to about 1e-7 (relative); a layout that is wrong
+# (ignored position ids or mask) moves them by far more than this.
+_LAYOUT_TOLERANCE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -41,102 +58,81 @@ class ForwardPlan:
 
     Rows are dicts with `input_ids` (one id list per response, best first), `prompt_length`
     (decoders: leading prompt tokens of each response) or `token_type_ids` (encoders), and an
-    optional `margin`.
+    optional `margin`. `share_prompt` selects the segment layout, `pack` puts all of a batch's
+    segments into one row.
     """
 
     pad_token_id: int
     share_prompt: bool
+    pack: bool = False
 
     @classmethod
-    def for_model(
-        cls, model: torch.nn.Module, encoder: RecipeEncoder, sharded: bool = False
-    ) -> ForwardPlan:
-        """Share prompts for decoders whose attention accepts the custom mask, else pad.
+    def for_model(cls, model: torch.nn.Module, encoder: RecipeEncoder) -> ForwardPlan:
+        """Share prompts for decoders whose attention honours the plan's mask, else pad.
 
-        The choice is checked with a small probe group: shared and padded rewards must agree,
-        otherwise the padded layout is used and one log line says why. `sharded` (FSDP,
-        DeepSpeed) also means padded: the shared layout applies the reward head outside the
-        model's forward, where sharded parameters are not gathered.
+        Whether an architecture honours the mask and restarted position ids is checked once, in
+        float32 so that rounding cannot decide it: on the model itself when its weights are
+        float32, else on a small float32 model of the same architecture. Segments are packed
+        into one row when the model attends through FlexAttention.
         """
         pad_token_id = encoder.tokenizer.pad_token_id
         padded = cls(pad_token_id, share_prompt=False)
         if encoder.recipe.template == "pair":
             return padded
-        if sharded:
-            logger.warning("Prompt sharing disabled: parameters are sharded (FSDP/DeepSpeed).")
+        forward = model if isinstance(model, RewardForward) else RewardForward(model)
+        problem = layout_problem(forward, encoder)
+        if problem:
+            logger.warning("Prompt sharing disabled, using padded rows: %s", problem)
             return padded
-        shared = cls(pad_token_id, share_prompt=True)
-        probe = encoder.encode_example(_PROBE).as_row()
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                via_shared = shared.rewards(model, shared.collate([probe]))
-                via_padded = padded.rewards(model, padded.collate([probe]))
-        except Exception as error:  # any failure of the custom mask means: do not use it
-            logger.warning("Prompt sharing disabled: the model rejected a 4D mask (%s).", error)
-            return padded
-        finally:
-            model.train(was_training)
-        difference = (via_shared - via_padded).abs().max().item()
-        if not difference < 1e-3:
-            logger.warning(
-                "Prompt sharing disabled: shared and padded rewards differ by %.2g on this "
-                "architecture; using the padded layout.",
-                difference,
-            )
-            return padded
-        return shared
+        return cls(pad_token_id, share_prompt=True, pack=_packs(forward))
 
     def collate(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
         """Lay a batch of rows out as model inputs plus the indices that map rewards back."""
-        batch = self._collate_shared(rows) if self.share_prompt else self._collate_padded(rows)
+        batch = self._collate_segments(rows) if self.share_prompt else self._collate_padded(rows)
         batch["margin"] = torch.tensor([_margin(row) for row in rows], dtype=torch.float32)
         return batch
 
     def rewards(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Run the model on a collated batch: `(groups, max responses)` rewards, NaN-padded."""
-        if "position_ids" in batch:
-            hidden = _final_hidden_state(model, batch)
-            picked = hidden.reshape(-1, hidden.shape[-1])[batch["reward_index"]]
-            flat = reward_head(model)(picked)[:, 0].float()
-        else:
-            inputs = {
-                key: batch[key]
-                for key in ("input_ids", "attention_mask", "token_type_ids")
-                if key in batch
-            }
-            flat = model(**inputs).logits[:, 0].float()
+        """Run a `RewardForward` (possibly wrapped) on a collated batch.
+
+        Returns `(groups, max responses)` rewards, NaN where a group has fewer responses.
+        """
+        flat = model(**{key: batch[key] for key in MODEL_INPUTS if key in batch})
         groups = int(batch["group_index"].max()) + 1
         width = int(batch["rank_index"].max()) + 1
         rewards = flat.new_full((groups, width), math.nan)
         return rewards.index_put((batch["group_index"], batch["rank_index"]), flat)
 
     def sequence_lengths(self, row: Row) -> list[int]:
-        """Lengths of the sequences this row becomes under the plan."""
+        """Lengths of the sequences (segments) this row becomes under the plan."""
         return [sum(len(ids) for ids in segment) for segment in self._segments(row)]
+
+    def batch_tokens(self, lengths: Sequence[int]) -> int:
+        """Tokens fed for a batch of sequences of these lengths, padding included."""
+        return sum(lengths) if self.pack else len(lengths) * max(lengths)
 
     @torch.no_grad()
     def score(
         self,
-        model: torch.nn.Module,
+        model: RewardForward,
         rows: Sequence[Row],
         max_tokens_per_batch: int = 16384,
         progress: bool = True,
         description: str = "Scoring",
     ) -> list[list[float]]:
-        """Rewards for each row's responses, in input order.
+        """Rewards for each row's responses, in input order, on the model's own device.
 
-        Rows are sorted by length and packed into batches of at most `max_tokens_per_batch`
-        padded tokens, so a batch holds many short groups or a few long ones.
+        Rows are sorted by length and cut into batches of at most `max_tokens_per_batch`
+        tokens fed (padding included), so a batch holds many short groups or a few long ones.
         """
         model.eval()
         device = next(model.parameters()).device
         lengths = [self.sequence_lengths(row) for row in rows]
         order = sorted(range(len(rows)), key=lambda index: -max(lengths[index]))
         results: list[list[float]] = [[] for _ in rows]
+        batches = _token_budget_batches(order, lengths, max_tokens_per_batch, self.batch_tokens)
         with tqdm(total=len(rows), desc=description, disable=not progress, unit="group") as bar:
-            for indices in _token_budget_batches(order, lengths, max_tokens_per_batch):
+            for indices in batches:
                 batch = self.collate([rows[index] for index in indices])
                 batch = {key: value.to(device) for key, value in batch.items()}
                 rewards = self.rewards(model, batch).cpu()
@@ -176,11 +172,16 @@ class ForwardPlan:
             batch["token_type_ids"] = _pad(types, 0)[0]
         return batch
 
-    def _collate_shared(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
+    def _collate_segments(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
+        """Segments with position ids restarting after the prompt, block ids and reward spots.
+
+        Packed: all segments end to end in one row, told apart by segment id. Otherwise one
+        segment a row, right-padded (segment id -1).
+        """
         sequences: list[list[int]] = []
         positions: list[list[int]] = []
         blocks: list[list[int]] = []
-        reward_at: list[tuple[int, int]] = []  # (sequence, token) of each response's last token
+        reward_at: list[tuple[int, int]] = []  # (segment, token) of each response's last token
         group_index: list[int] = []
         rank_index: list[int] = []
         for group, row in enumerate(rows):
@@ -199,58 +200,117 @@ class ForwardPlan:
                 sequences.append(ids)
                 positions.append(pos)
                 blocks.append(block)
-        input_ids, _ = _pad(sequences, self.pad_token_id)
-        width = input_ids.shape[1]
-        position_ids = _pad(positions, 0)[0]
-        block_ids = _pad(blocks, -1)[0]
+        if self.pack:
+            starts = [0]
+            for ids in sequences[:-1]:
+                starts.append(starts[-1] + len(ids))
+            segment_ids = [[number] * len(ids) for number, ids in enumerate(sequences)]
+            sequences, positions, blocks, segment_ids = (
+                [[token for part in parts for token in part]]
+                for parts in (sequences, positions, blocks, segment_ids)
+            )
+            spots = [starts[segment] + token for segment, token in reward_at]
+        else:
+            segment_ids = [[0] * len(ids) for ids in sequences]
+            width = max(len(ids) for ids in sequences)
+            spots = [segment * width + token for segment, token in reward_at]
         return {
-            "input_ids": input_ids,
-            "position_ids": position_ids,
-            "attention_mask": _shared_prompt_mask(block_ids),
-            "reward_index": torch.tensor([seq * width + tok for seq, tok in reward_at]),
+            "input_ids": _pad(sequences, self.pad_token_id)[0],
+            "position_ids": _pad(positions, 0)[0],
+            "segment_ids": _pad(segment_ids, -1)[0],
+            "block_ids": _pad(blocks, -1)[0],
+            "reward_index": torch.tensor(spots),
             "group_index": torch.tensor(group_index),
             "rank_index": torch.tensor(rank_index),
         }
 
 
-def _shared_prompt_mask(block_ids: torch.Tensor) -> torch.Tensor:
-    """`(sequences, 1, L, L)` boolean mask: causal, and a response sees the prompt and itself.
+def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
+    """Why the segment layout would give wrong rewards on this architecture, or None.
 
-    Block 0 is the prompt, blocks 1..K the responses, -1 padding. Padding attends to itself
-    only, so that no row of the mask is empty (an empty row makes attention NaN).
+    Compares, in float32 and without autocast, the hidden state the reward head reads for each
+    response of a probe group under the segment layout with that of the response run alone.
     """
-    length = block_ids.shape[1]
-    causal = torch.ones(length, length, dtype=torch.bool).tril()
-    query, key = block_ids[:, :, None], block_ids[:, None, :]
-    visible = (key == 0) | (key == query)
-    real = (query >= 0) & (key >= 0)
-    diagonal = torch.eye(length, dtype=torch.bool)
-    return ((causal & visible & real) | diagonal)[:, None]
+    probe = encoder.encode_example(_PROBE).as_row()
+    if not _is_float32(model):
+        try:
+            model = RewardForward(_float32_miniature(model.transformers_model.config))
+        except Exception as error:  # an architecture we cannot shrink: test nothing, pad
+            return f"no float32 model of this architecture could be built to check it ({error})"
+        vocab = model.transformers_model.config.vocab_size
+        probe = {**probe, "input_ids": [[i % vocab for i in ids] for ids in probe["input_ids"]]}
+    device = next(model.parameters()).device
+    plan = ForwardPlan(encoder.tokenizer.pad_token_id, share_prompt=True, pack=_packs(model))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.autocast(device.type, enabled=False):
+            batch = {key: value.to(device) for key, value in plan.collate([probe]).items()}
+            keys = ("input_ids", "position_ids", "segment_ids", "block_ids", "reward_index")
+            shared = model.reward_features(*(batch[key] for key in keys))
+            alone = torch.cat(
+                [
+                    model.backbone(input_ids=torch.tensor([ids], device=device)).last_hidden_state[
+                        :, -1
+                    ]
+                    for ids in probe["input_ids"]
+                ]
+            )
+    except Exception as error:  # any failure of the custom mask means: do not use it
+        return f"the model rejected the plan's attention mask ({type(error).__name__}: {error})"
+    finally:
+        model.train(was_training)
+    difference = ((shared - alone).norm() / alone.norm()).item()
+    if not difference < _LAYOUT_TOLERANCE:
+        return (
+            f"in float32, the reward token's hidden state with shared prompts differs from "
+            f"separate forwards by {difference:.2g} (relative) on this architecture"
+        )
+    return None
 
 
-def _final_hidden_state(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The backbone's last hidden state (after the final norm) for a shared-prompt batch."""
-    inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids")}
-    if torch.is_grad_enabled():
-        # Training calls the wrapped model, so that DDP sees the forward it must synchronise.
-        return model(**inputs, output_hidden_states=True).hidden_states[-1]
-    # Scoring calls the backbone alone: no need to keep every layer's output for the batch.
-    classifier = _unwrap(model)
-    return getattr(classifier, classifier.base_model_prefix)(**inputs).last_hidden_state
+def _packs(model: RewardForward) -> bool:
+    return model.attention_backend == "flex_attention"
 
 
-def reward_head(model: torch.nn.Module) -> torch.nn.Module:
-    """The linear reward head of a (possibly DDP- or PEFT-wrapped) decoder classifier."""
-    return _unwrap(model).score
+def _is_float32(model: torch.nn.Module) -> bool:
+    return all(
+        parameter.dtype == torch.float32
+        for parameter in model.parameters()
+        if parameter.is_floating_point()
+    ) and not getattr(model.transformers_model, "is_quantized", False)
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The transformers classifier inside DistributedDataParallel and peft.PeftModel wrappers."""
-    while hasattr(model, "module"):
-        model = model.module
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    return model
+def _float32_miniature(config: PretrainedConfig) -> torch.nn.Module:
+    """A two-layer, narrow, randomly initialised float32 classifier of the same architecture."""
+    small = copy.deepcopy(config)
+    sizes = {
+        "num_hidden_layers": 2,
+        "n_layer": 2,
+        "hidden_size": 64,
+        "n_embd": 64,
+        "intermediate_size": 128,
+        "n_inner": 128,
+        "num_attention_heads": 4,
+        "n_head": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "vocab_size": 512,
+    }
+    for name, value in sizes.items():
+        if hasattr(small, name) and getattr(small, name) is not None:
+            setattr(small, name, value)
+    if isinstance(getattr(small, "layer_types", None), list):
+        small.layer_types = small.layer_types[:2]
+    small.pad_token_id = None  # the reference runs one unpadded response at a time
+    small.num_labels = 1
+    if hasattr(small, "quantization_config"):
+        del small.quantization_config
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random stream as it was
+        torch.manual_seed(0)
+        return AutoModelForSequenceClassification.from_config(
+            small, dtype=torch.float32, attn_implementation="sdpa"
+        )
 
 
 def _pad(sequences: Sequence[Sequence[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -264,20 +324,21 @@ def _pad(sequences: Sequence[Sequence[int]], value: int) -> tuple[torch.Tensor, 
 
 
 def _token_budget_batches(
-    order: list[int], lengths: list[list[int]], max_tokens: int
+    order: list[int],
+    lengths: list[list[int]],
+    max_tokens: int,
+    batch_tokens: Callable[[Sequence[int]], int],
 ) -> list[list[int]]:
-    """Consecutive runs of `order` whose padded size (sequences x longest) fits the budget."""
+    """Consecutive runs of `order` whose tokens fed (`batch_tokens`) fit the budget."""
     batches: list[list[int]] = []
     current: list[int] = []
-    sequences = longest = 0
+    sequences: list[int] = []
     for index in order:
-        padded = (sequences + len(lengths[index])) * max(longest, *lengths[index])
-        if current and padded > max_tokens:
+        if current and batch_tokens(sequences + lengths[index]) > max_tokens:
             batches.append(current)
-            current, sequences, longest = [], 0, 0
+            current, sequences = [], []
         current.append(index)
-        sequences += len(lengths[index])
-        longest = max(longest, *lengths[index])
+        sequences += lengths[index]
     if current:
         batches.append(current)
     return batches

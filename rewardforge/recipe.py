@@ -16,6 +16,7 @@ from typing import Any, Literal
 from transformers import PreTrainedTokenizerBase
 
 from rewardforge.data.example import Message, PreferenceExample, Prompt
+from rewardforge.errors import UserError
 
 RECIPE_FILE = "rewardforge_recipe.json"
 Template = Literal["chat", "plain", "pair"]
@@ -123,7 +124,7 @@ class RecipeEncoder:
 
     def __init__(self, recipe: ScoringRecipe, tokenizer: PreTrainedTokenizerBase) -> None:
         if not tokenizer.is_fast:
-            raise ValueError(
+            raise UserError(
                 f"{type(tokenizer).__name__} is a slow tokenizer; rewardforge needs a fast "
                 "(tokenizers-backed) one. Load the backbone with its tokenizer.json."
             )
@@ -268,4 +269,4 @@ def _find(haystack: list[int], needle: list[int], start: int) -> int:
     for index in range(start, len(haystack) - len(needle) + 1):
         if haystack[index : index + len(needle)] == needle:
             return index
-    raise ValueError("could not find how this tokenizer joins a sentence pair.")
+    raise UserError("could not find how this tokenizer joins a sentence pair.")

@@ -64,25 +64,49 @@ def tiny_plain_llama_dir(tmp_path_factory) -> Path:
 
 
 def _save_tiny_llama(directory: Path, chat_template: bool) -> Path:
+    return save_tiny_decoder(directory, "llama", chat_template)
+
+
+# Two-layer configurations of each decoder family the forward plan must lay out correctly.
+TINY_DECODERS = {
+    "llama": dict(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
+    "qwen2": dict(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
+    "mistral": dict(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
+    "gemma": dict(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1, head_dim=8),
+    "gpt2": dict(n_layer=2, n_head=4, n_embd=32, n_inner=64, n_positions=1024),
+}
+
+
+def save_tiny_decoder(directory: Path, model_type: str, chat_template: bool = True) -> Path:
+    """Save a randomly initialised two-layer causal LM of `model_type` with the tiny tokenizer."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     tokenizer = _tiny_tokenizer(chat_template)
     torch.manual_seed(0)
-    config = LlamaConfig(
+    sizes = {"hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 1024}
+    if model_type == "gpt2":
+        sizes = {}
+    config = AutoConfig.for_model(
+        model_type,
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
+        **sizes,
+        **TINY_DECODERS[model_type],
     )
-    LlamaForCausalLM(config).save_pretrained(directory)
+    AutoModelForCausalLM.from_config(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder_dirs(tmp_path_factory) -> dict[str, Path]:
+    """One tiny randomly initialised model directory per decoder family in TINY_DECODERS."""
+    return {
+        model_type: save_tiny_decoder(tmp_path_factory.mktemp(f"tiny-{model_type}"), model_type)
+        for model_type in TINY_DECODERS
+    }
 
 
 @pytest.fixture(scope="session")

@@ -154,3 +154,55 @@ def test_oversized_and_malformed_bodies(server):
     assert broken.status_code == 422
     empty = httpx.post(f"{server}/v1/score", json={"items": []}, headers=auth())
     assert empty.status_code == 200 and empty.json() == {"rewards": []}
+
+
+def chunked_post(server: str, path: str, chunks: list[bytes], headers: dict[str, str]) -> str:
+    """POST a chunked body (no Content-Length) over a raw socket; return the status line.
+
+    The chunks are sent one by one, and the reply is read as soon as it comes: a server that
+    answers before the body ends has not waited for it."""
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
+        head += "Content-Type: application/json\r\n"
+        head += "".join(f"{key}: {value}\r\n" for key, value in headers.items()) + "\r\n"
+        connection.sendall(head.encode())
+        connection.settimeout(0.5)
+        for chunk in chunks:
+            try:
+                connection.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                reply = connection.recv(4096)
+            except (TimeoutError, BlockingIOError):
+                continue  # no answer yet: keep sending
+            except OSError:  # the server closed the connection on us after answering
+                break
+            if reply:
+                return reply.decode("latin-1").splitlines()[0]
+        connection.settimeout(30)
+        connection.sendall(b"0\r\n\r\n")
+        return connection.recv(4096).decode("latin-1").splitlines()[0]
+
+
+def test_a_chunked_body_over_the_limit_gets_413(server):
+    chunks = [b'{"items": [{"prompt": "p", "response": "'] + [b"x" * 8_000] * 4 + [b'"}]}']
+    assert " 413 " in chunked_post(server, "/v1/score", chunks, auth())
+
+
+def test_without_the_key_the_body_is_not_read(server):
+    # 401 comes back after the first chunk: the server did not wait for the (endless) rest.
+    chunks = [b'{"items": ['] + [b" " * 1_000] * 1_000
+    assert " 401 " in chunked_post(server, "/v1/score", chunks, {})
+
+
+def test_a_chunked_body_within_the_limit_is_scored(server):
+    body = json.dumps({"items": rows(2)}).encode()
+    chunks = [body[:10], body[10:]]
+    assert " 200 " in chunked_post(server, "/v1/score", chunks, auth())
+
+
+def test_unknown_paths_share_one_metrics_label(server):
+    for index in range(5):
+        assert httpx.get(f"{server}/no/such/page/{index}").status_code == 404
+    metrics = httpx.get(f"{server}/metrics").text
+    assert 'route="other",status="404"' in metrics
+    assert "/no/such/page" not in metrics

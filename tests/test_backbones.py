@@ -59,3 +59,11 @@ def test_smollm2_converts_to_plain_safetensors(smollm2_dir):
 def test_smollm2_trains_with_and_without_lora(smollm2_dir, hh_file, tmp_path, lora):
     metrics = short_run("smollm2-135m", hh_file, tmp_path / "smol", lora=lora)
     assert metrics["train_pairs"] == 2 and "eval_accuracy" in metrics
+
+
+def test_a_folder_without_a_model_is_a_one_line_error(tmp_path):
+    from rewardforge.errors import UserError
+
+    (tmp_path / "notes.txt").write_text("not a model", encoding="utf-8")
+    with pytest.raises(UserError, match="is a folder but holds no model"):
+        resolve_backbone(str(tmp_path))

@@ -64,3 +64,44 @@ def test_empty_request():
         return await MicroBatcher(lambda items: pytest.fail("not called")).submit([])
 
     assert run(main()) == []
+
+
+def test_a_batch_never_grows_past_max_batch_items():
+    calls: list[int] = []
+
+    def score(items):
+        calls.append(len(items))
+        return [0.0] * len(items)
+
+    async def main():
+        batcher = MicroBatcher(score, max_batch_items=4, max_wait_s=0.05)
+        results = await asyncio.gather(*(batcher.submit(["x"] * 3) for _ in range(4)))
+        alone = await batcher.submit(["y"] * 9)  # larger than a batch: scored alone
+        await batcher.close()
+        return results, alone
+
+    results, alone = run(main())
+    assert [len(result) for result in results] == [3, 3, 3, 3] and len(alone) == 9
+    assert calls == [3, 3, 3, 3, 9]
+
+
+def test_a_client_that_goes_away_does_not_break_the_batcher():
+    scored: list[str] = []
+
+    def score(items):
+        scored.extend(items)
+        return [1.0] * len(items)
+
+    async def main():
+        batcher = MicroBatcher(score, max_batch_items=8, max_wait_s=0.05)
+        gone = asyncio.create_task(batcher.submit(["gone"]))
+        await asyncio.sleep(0)  # queued
+        gone.cancel()
+        stays = await batcher.submit(["stays"])
+        later = await batcher.submit(["later"])
+        await batcher.close()
+        return gone, stays, later
+
+    gone, stays, later = run(main())
+    assert gone.cancelled() and stays == [1.0] and later == [1.0]
+    assert "gone" not in scored

@@ -80,3 +80,22 @@ def test_bad_prompt_rows_and_settings(models, tmp_path):
         best_of_n(policy, judge, prompts, tmp_path / "sft.jsonl", sampling=SAMPLING)
     with pytest.raises(ValueError, match="--top-k"):
         best_of_n(policy, judge, prompts, tmp_path / "sft.jsonl", n=2, top_k=3)
+
+
+def test_a_crash_between_pair_and_sft_rows_does_not_repeat_the_pair(models, tmp_path):
+    policy, judge = models
+    prompts = write_prompts(tmp_path / "p.jsonl", [{"prompt": "one"}, {"prompt": "two"}])
+    run = dict(n=3, pairs_output_path=tmp_path / "pairs.jsonl", sampling=SAMPLING, progress=False)
+    best_of_n(policy, judge, prompts, tmp_path / "sft.jsonl", **run)
+    pairs_before = read(tmp_path / "pairs.jsonl")
+    assert [pair["prompt"] for pair in pairs_before] == ["one", "two"]
+    # The crash: "two" had its pair written, then died before its SFT rows; the last SFT line
+    # of "one" was also cut mid-write.
+    sft_rows = (tmp_path / "sft.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [row for row in sft_rows if json.loads(row)["prompt"] == "one"]
+    (tmp_path / "sft.jsonl").write_text("".join(kept) + '{"prompt": "tw', encoding="utf-8")
+
+    report = best_of_n(policy, judge, prompts, tmp_path / "sft.jsonl", **run)
+    assert (report.prompts_done, report.prompts_skipped) == (1, 1)
+    assert [row["prompt"] for row in read(tmp_path / "sft.jsonl")] == ["one", "two"]
+    assert read(tmp_path / "pairs.jsonl") == pairs_before  # "two" paired once, not twice

@@ -145,3 +145,47 @@ def test_best_of_n_and_verify(tiny_llama_dir, tiny_reward_model_dir, tmp_path):
     assert verdict.exit_code == 0, verdict.output
     payload = json.loads(verdict.stdout.strip().splitlines()[-1])
     assert payload["accepted"] and len(payload["attempts"]) == 1
+
+
+def test_a_bug_exits_1_and_writes_its_traceback(monkeypatch, tmp_path, hh_file):
+    import rewardforge.api.train
+
+    def crash(config):
+        raise RuntimeError("expected mat1 and mat2 to have the same dtype")
+
+    monkeypatch.setattr(rewardforge.api.train, "train", crash)
+    monkeypatch.setenv("REWARDFORGE_CACHE", str(tmp_path / "cache"))
+    result = runner.invoke(app, ["train", "--data", str(hh_file), "--output", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "internal error: RuntimeError: expected mat1 and mat2" in result.output
+    reports = list((tmp_path / "cache" / "crash-reports").glob("rewardforge-crash-*.txt"))
+    assert len(reports) == 1 and str(reports[0]) in result.output.replace("\n", "")
+    trace = reports[0].read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in trace and "in crash" in trace
+
+
+def test_a_user_mistake_exits_2_on_one_line(tmp_path, hh_file):
+    result = runner.invoke(
+        app, ["train", "--data", str(hh_file), "--output", str(tmp_path), "--load-in-4bit"]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: --load-in-4bit freezes the quantized weights, so there would be nothing to "
+        "train; add --lora to train adapters on top of them."
+    ]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "rm.example.org"])
+def test_serve_refuses_an_open_address_without_a_key(cli_model, host):
+    root, _ = cli_model
+    result = runner.invoke(app, ["serve", "--model", str(root / "rm"), "--host", host])
+    assert result.exit_code == 2
+    assert "has no API key" in result.output and "--insecure" in result.output
+
+
+def test_serve_lets_insecure_through_to_loading(cli_model, tmp_path):
+    # --insecure passes the address check; an empty folder then fails as a model, not as host.
+    result = runner.invoke(
+        app, ["serve", "--model", str(tmp_path), "--host", "0.0.0.0", "--insecure"]
+    )
+    assert result.exit_code == 2 and "not a model directory" in result.output

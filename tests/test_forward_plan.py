@@ -4,10 +4,12 @@ import pytest
 import torch
 
 from rewardforge.data import PreferenceExample
-from rewardforge.forward_plan import ForwardPlan, _shared_prompt_mask
+from rewardforge.forward_plan import ForwardPlan, layout_problem
 from rewardforge.models import load_reward_backbone
 from rewardforge.recipe import RecipeEncoder, ScoringRecipe
+from rewardforge.reward_forward import RewardForward
 from rewardforge.training.losses import preference_loss
+from tests.conftest import TINY_DECODERS
 
 EXAMPLES = [
     # responses that differ in length by more than 10x
@@ -18,63 +20,89 @@ EXAMPLES = [
     ),
     PreferenceExample("你好吗？", ("很好，谢谢。", "不好。"), margin=0.5),
 ]
+FAMILIES = [*TINY_DECODERS, "bert"]
 
 
-def build(model_dir: str, max_length: int = 256):
-    model, tokenizer, is_encoder = load_reward_backbone(model_dir)
+def build(model_dir: str, max_length: int = 256, **options):
+    model, tokenizer, is_encoder = load_reward_backbone(model_dir, **options)
     encoder = RecipeEncoder(ScoringRecipe.for_model(tokenizer, is_encoder, max_length), tokenizer)
     rows = [encoder.encode_example(example).as_row() for example in EXAMPLES]
-    return model.eval(), encoder, rows
+    return RewardForward(model).eval(), encoder, rows
 
 
-@pytest.fixture(params=["tiny_llama_dir", "tiny_bert_dir"])
-def backbone(request):
-    return build(str(request.getfixturevalue(request.param)))
+@pytest.fixture(params=FAMILIES)
+def backbone(request, tiny_decoder_dirs, tiny_bert_dir):
+    directory = tiny_bert_dir if request.param == "bert" else tiny_decoder_dirs[request.param]
+    return build(str(directory))
 
 
-def separate_rewards(model, encoder, rows) -> list[list[float]]:
-    """The reference: every response alone, through the model's own head."""
-    padded = ForwardPlan(encoder.tokenizer.pad_token_id, share_prompt=False)
-    rewards = []
-    for row in rows:
-        group = []
-        for rank in range(len(row["input_ids"])):
-            alone = {k: [v[rank]] for k, v in row.items() if isinstance(v, list)}
-            group.append(padded.rewards(model, padded.collate([alone]))[0, 0].item())
-        rewards.append(group)
-    return rewards
+def separate_rewards(model, rows) -> list[list[float]]:
+    """The reference: every response alone, unpadded, through the classifier's own forward."""
+    with torch.no_grad():
+        return [
+            [
+                model.classifier(
+                    input_ids=torch.tensor([ids]),
+                    **(
+                        {"token_type_ids": torch.tensor([row["token_type_ids"][rank]])}
+                        if "token_type_ids" in row
+                        else {}
+                    ),
+                )
+                .logits[0, 0]
+                .item()
+                for rank, ids in enumerate(row["input_ids"])
+            ]
+            for row in rows
+        ]
 
 
 def test_decoders_share_prompts_and_encoders_pad(tiny_llama_dir, tiny_bert_dir):
     llama, llama_encoder, _ = build(str(tiny_llama_dir))
     bert, bert_encoder, _ = build(str(tiny_bert_dir))
-    assert ForwardPlan.for_model(llama, llama_encoder).share_prompt
+    assert ForwardPlan.for_model(llama, llama_encoder) == ForwardPlan(
+        llama_encoder.tokenizer.pad_token_id, share_prompt=True, pack=False
+    )
     assert not ForwardPlan.for_model(bert, bert_encoder).share_prompt
-    assert not ForwardPlan.for_model(llama, llama_encoder, sharded=True).share_prompt
 
 
 def test_shared_prompt_feeds_fewer_tokens(tiny_llama_dir):
     model, encoder, rows = build(str(tiny_llama_dir))
     shared = ForwardPlan(encoder.tokenizer.pad_token_id, share_prompt=True).collate(rows)
+    packed = ForwardPlan(encoder.tokenizer.pad_token_id, share_prompt=True, pack=True)
     padded = ForwardPlan(encoder.tokenizer.pad_token_id, share_prompt=False).collate(rows)
     assert shared["input_ids"].shape[0] == 3 and padded["input_ids"].shape[0] == 8
     assert shared["input_ids"].numel() < padded["input_ids"].numel()
+    packed_ids = packed.collate(rows)["input_ids"]
+    assert packed_ids.shape[0] == 1  # no padding at all
+    assert packed_ids.numel() == sum(sum(packed.sequence_lengths(row)) for row in rows)
 
 
-def test_plan_rewards_equal_separate_forwards(backbone):
+@pytest.mark.parametrize("pack", [False, True])
+def test_plan_rewards_equal_separate_forwards(backbone, pack):
     model, encoder, rows = backbone
     plan = ForwardPlan.for_model(model, encoder)
+    if plan.share_prompt:
+        plan = ForwardPlan(plan.pad_token_id, share_prompt=True, pack=pack)
     with torch.no_grad():
         rewards = plan.rewards(model, plan.collate(rows))
-    for group, expected in enumerate(separate_rewards(model, encoder, rows)):
+    for group, expected in enumerate(separate_rewards(model, rows)):
         got = rewards[group, : len(expected)].tolist()
-        assert got == pytest.approx(expected, abs=1e-4)
+        assert got == pytest.approx(expected, abs=1e-5)
     assert math.isnan(rewards[0, 2].item())  # a pair is padded to the widest group
 
 
-def test_plan_loss_gradient_equals_separate_forwards(backbone):
+def test_every_decoder_family_shares_prompts(backbone):
+    model, encoder, _ = backbone
+    is_decoder = encoder.recipe.template != "pair"
+    assert ForwardPlan.for_model(model, encoder).share_prompt == is_decoder
+
+
+@pytest.mark.parametrize("pack", [False, True])
+def test_plan_loss_gradient_equals_padded_rows(backbone, pack):
     model, encoder, rows = backbone
     plan = ForwardPlan.for_model(model, encoder)
+    plan = ForwardPlan(plan.pad_token_id, share_prompt=plan.share_prompt, pack=pack)
     padded = ForwardPlan(encoder.tokenizer.pad_token_id, share_prompt=False)
 
     def gradients(layout: ForwardPlan) -> list[torch.Tensor]:
@@ -84,7 +112,7 @@ def test_plan_loss_gradient_equals_separate_forwards(backbone):
         return [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
     for planned, reference in zip(gradients(plan), gradients(padded), strict=True):
-        torch.testing.assert_close(planned, reference, atol=1e-4, rtol=1e-3)
+        torch.testing.assert_close(planned, reference, atol=1e-5, rtol=1e-4)
 
 
 def test_score_keeps_input_order_under_any_budget(backbone):
@@ -106,17 +134,56 @@ def test_truncated_groups_with_different_prompts_do_not_share(tiny_llama_dir):
     assert plan.collate([row])["input_ids"].shape[0] == 2
     with torch.no_grad():
         got = plan.rewards(model, plan.collate([row]))[0].tolist()
-    assert got == pytest.approx(separate_rewards(model, encoder, [row])[0], abs=1e-4)
+    assert got == pytest.approx(separate_rewards(model, [row])[0], abs=1e-5)
 
 
-def test_shared_mask_by_hand():
-    # prompt (2 tokens), response 1 (2 tokens), response 2 (1 token), one pad
-    mask = _shared_prompt_mask(torch.tensor([[0, 0, 1, 1, 2, -1]]))[0, 0].int().tolist()
-    assert mask == [
-        [1, 0, 0, 0, 0, 0],
-        [1, 1, 0, 0, 0, 0],
-        [1, 1, 1, 0, 0, 0],
-        [1, 1, 1, 1, 0, 0],
-        [1, 1, 0, 0, 1, 0],
-        [0, 0, 0, 0, 0, 1],
-    ]
+def test_pure_bfloat16_model_is_not_vetoed_for_rounding(tiny_llama_dir):
+    model, encoder, _ = build(str(tiny_llama_dir), dtype="bfloat16")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    assert layout_problem(model, encoder) is None
+    assert ForwardPlan.for_model(model, encoder).share_prompt
+
+
+def ignore_position_ids(backbone):
+    original = backbone.forward
+
+    def forward(*args, position_ids=None, **kwargs):
+        return original(*args, **kwargs)
+
+    return forward
+
+
+def ignore_attention_mask(backbone):
+    original = backbone.forward
+
+    def forward(*args, attention_mask=None, **kwargs):
+        return original(*args, **kwargs)
+
+    return forward
+
+
+@pytest.mark.parametrize("breakage", [ignore_position_ids, ignore_attention_mask])
+def test_a_model_that_breaks_the_layout_is_caught(tiny_llama_dir, breakage):
+    model, encoder, rows = build(str(tiny_llama_dir))
+    backbone = model.transformers_model.model
+    backbone.forward = breakage(backbone)
+    assert "differs from separate forwards" in layout_problem(model, encoder)
+    plan = ForwardPlan.for_model(model, encoder)
+    assert not plan.share_prompt
+    # and the padded rows it falls back to are right even for the broken backbone
+    scored = plan.score(model, rows, progress=False)
+    for got, expected in zip(scored, separate_rewards(model, rows)):
+        assert got == pytest.approx(expected, abs=1e-5)
+
+
+def test_flex_attention_block_mask_matches_sdpa_forward(tiny_llama_dir):
+    sdpa, encoder, rows = build(str(tiny_llama_dir))
+    flex = RewardForward(sdpa.classifier)
+    flex.transformers_model.config._attn_implementation = "flex_attention"
+    packed = ForwardPlan(encoder.tokenizer.pad_token_id, share_prompt=True, pack=True)
+    batch = packed.collate(rows)
+    with torch.no_grad():  # FlexAttention has no backward on CPU; its forward runs
+        via_flex = packed.rewards(flex, batch)
+        flex.transformers_model.config._attn_implementation = "sdpa"
+        via_sdpa = packed.rewards(sdpa, batch)
+    torch.testing.assert_close(via_flex, via_sdpa, atol=1e-5, rtol=1e-4, equal_nan=True)

@@ -126,11 +126,23 @@ def test_empty_file_is_an_error(tmp_path):
         load_preferences(tmp_path / "empty.jsonl")
 
 
-def test_a_file_that_is_not_utf8_is_named(tmp_path):
-    path = tmp_path / "latin1.jsonl"
-    path.write_bytes('{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}\n'.encode("latin-1"))
-    with pytest.raises(DataError, match="latin1.jsonl: not UTF-8 text"):
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_file_that_is_not_utf8_is_named_with_the_line(tmp_path, suffix):
+    path = tmp_path / f"latin1{suffix}"
+    good = json.dumps(EXPLICIT[0])
+    bad = '{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}'
+    text = f"{good}\n{bad}\n" if suffix == ".jsonl" else f"[{good},\n{bad}]"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(DataError, match=rf"latin1\{suffix}: line 2: not UTF-8 text"):
         load_preferences(path)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_byte_order_mark_is_accepted(tmp_path, suffix):
+    path = tmp_path / f"bom{suffix}"
+    rows = "\n".join(json.dumps(row) for row in EXPLICIT)
+    path.write_text(rows if suffix == ".jsonl" else json.dumps(EXPLICIT), encoding="utf-8-sig")
+    assert len(load_preferences(path).examples) == len(EXPLICIT)
 
 
 def test_line_separators_inside_strings_do_not_split_rows(tmp_path):

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from rewardforge.errors import UserError
 from rewardforge.models import LoraSettings, load_reward_backbone
 from rewardforge.models.reward_head import is_encoder_config, switch_off_dropout
 
@@ -31,7 +32,7 @@ def test_lora_trains_adapters_and_the_head(tiny_llama_dir):
 def test_quantization_without_cuda_is_a_clear_error(tiny_llama_dir):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    with pytest.raises(RuntimeError, match="CUDA GPU and the bitsandbytes"):
+    with pytest.raises(UserError, match="CUDA GPU and the bitsandbytes"):
         load_reward_backbone(str(tiny_llama_dir), quantization="4bit")
 
 

@@ -9,6 +9,7 @@ from safetensors import safe_open
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardforge import RewardModel, TrainConfig, train
+from rewardforge.models.adapters import merge_into_plain_backbone
 from rewardforge.recipe import ScoringRecipe
 
 
@@ -114,6 +115,10 @@ def test_lora_run_saves_merged_model_and_adapter(tiny_llama_dir, hh_file, tmp_pa
     prompts, responses = ["Hi there", "How are you?"], ["Hello!", "Fine, thanks, and you?"]
     from_adapter = RewardModel(adapted, merged.encoder).score(prompts, responses)
     assert merged.score(prompts, responses) == pytest.approx(from_adapter, abs=1e-4)
+    # the path a quantized base takes: the adapter merged into a float32 copy of the backbone
+    plain = merge_into_plain_backbone(str(tiny_llama_dir), out / "adapter")
+    from_plain = RewardModel(plain, merged.encoder).score(prompts, responses)
+    assert merged.score(prompts, responses) == pytest.approx(from_plain, abs=1e-5)
 
 
 def test_resume_continues_from_the_last_checkpoint(tiny_bert_dir, hh_file, tmp_path):
@@ -146,19 +151,36 @@ def test_ranked_groups_train_with_other_losses(tiny_bert_dir, tmp_path, loss):
     assert result.metrics["train_pairs"] == 16  # 2 steps x 4 groups x 2 adjacent pairs
 
 
-def test_two_process_ddp_on_cpu(tiny_llama_dir, hh_file, tmp_path):
+def launch_two_processes(mode_flags: str, data: Path, model: Path, output: Path) -> str:
+    """`accelerate launch` a two-process CPU training run; returns its standard output."""
     accelerate = Path(sys.executable).parent / "accelerate"
-    launch = f"{accelerate} launch --cpu --num_processes 2 --num_machines 1 --mixed_precision no"
+    launch = f"{accelerate} launch --num_processes 2 --num_machines 1 --mixed_precision no"
     train_flags = (
-        f"--data {hh_file} --model {tiny_llama_dir} --output {tmp_path / 'ddp'} "
+        f"--data {data} --model {model} --output {output} "
         "--batch-pairs 4 --micro-batch-pairs 2 --max-steps 2 --max-length 64"
     )
-    command = f"{launch} --dynamo_backend no -m rewardforge.cli train {train_flags}".split()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    command = f"{launch} {mode_flags} --dynamo_backend no -m rewardforge.cli train {train_flags}"
+    done = subprocess.run(command.split(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tiny_llama_dir, tmp_path_factory) -> tuple[Path, str]:
+    from tests.conftest import sample_rows, write_jsonl
+
+    root = tmp_path_factory.mktemp("ddp")
+    data = write_jsonl(root / "hh.jsonl", sample_rows("train", 24))
+    return data, launch_two_processes("--multi_gpu", data, tiny_llama_dir, root / "ddp")
+
+
+def test_two_process_ddp_on_cpu(ddp_run):
+    data, stdout = ddp_run
+    output = data.parent / "ddp"
+    assert "distributed: MULTI_CPU over 2 processes" in stdout
+    metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["train_pairs"] == 8  # 2 steps x 2 processes x 2 pairs, summed over processes
-    assert RewardModel.load(tmp_path / "ddp").score(["q"], ["a"])
+    assert RewardModel.load(output).score(["q"], ["a"])
 
 
 def test_no_data_is_a_clear_error(tiny_bert_dir, tmp_path):
@@ -176,3 +198,99 @@ def test_steps_are_length_grouped_only_when_that_saves_padding(
     arguments = _training_arguments(config, tmp_path, has_eval=False)
     assert arguments.train_sampling_strategy == strategy
     assert arguments.per_device_train_batch_size * arguments.gradient_accumulation_steps == 8
+
+
+def log_steps(output: Path) -> list[int]:
+    records = [json.loads(line) for line in (output / "log.jsonl").open()]
+    return [record["step"] for record in records if "loss" in record]
+
+
+def test_resume_without_a_checkpoint_starts_from_the_beginning(tiny_bert_dir, hh_file, tmp_path):
+    config = tiny_config(tiny_bert_dir, hh_file, tmp_path / "rm", max_steps=2, resume=True)
+    result = train(config)
+    assert result.metrics["train_pairs"] == 8
+    assert log_steps(tmp_path / "rm") == [1, 2]
+
+
+def test_resume_skips_a_checkpoint_cut_short_and_logs_each_step_once(
+    tiny_bert_dir, hh_file, tmp_path, capsys
+):
+    output = tmp_path / "rm"
+    train(tiny_config(tiny_bert_dir, hh_file, output, max_steps=4, save_steps=2))
+    (output / "checkpoints" / "checkpoint-4" / "trainer_state.json").unlink()  # killed mid-save
+    train(tiny_config(tiny_bert_dir, hh_file, output, max_steps=4, save_steps=2, resume=True))
+    assert "skipping checkpoint-4" in capsys.readouterr().out
+    assert log_steps(output) == [1, 2, 3, 4]
+
+
+KILL_AT_STEP_3 = """
+import os, signal, sys
+from rewardforge import TrainConfig, train
+from rewardforge.training.trainer import RewardTrainer
+step = RewardTrainer.training_step
+def killed_at_step_3(self, *args, **kwargs):
+    if self.state.global_step == 2:  # checkpoint-2 is on disk; step 3 is under way
+        os.kill(os.getpid(), signal.SIGKILL)
+    return step(self, *args, **kwargs)
+RewardTrainer.training_step = killed_at_step_3
+train(TrainConfig(**eval(sys.argv[1])))
+"""
+
+
+def test_kill_9_then_resume_reaches_the_uninterrupted_weights(tiny_llama_dir, hh_file, tmp_path):
+    settings = dict(
+        data=[str(hh_file)],
+        model=str(tiny_llama_dir),
+        batch_pairs=4,
+        micro_batch_pairs=2,
+        max_steps=4,
+        lr=1e-3,
+        max_length=64,
+        save_steps=2,
+        logging_steps=1,
+    )
+    straight = train(TrainConfig(output=str(tmp_path / "straight"), **settings)).output_dir
+    killed = {**settings, "output": str(tmp_path / "killed")}
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_AT_STEP_3, repr(killed)], capture_output=True, text=True
+    )
+    assert done.returncode == -9, done.stderr[-2000:]
+    assert not (tmp_path / "killed" / "rewardforge_recipe.json").exists()
+    resumed = train(TrainConfig(resume=True, **killed)).output_dir
+    assert log_steps(resumed) == [1, 2, 3, 4]
+    with (
+        safe_open(str(straight / "model.safetensors"), "pt") as expected,
+        safe_open(str(resumed / "model.safetensors"), "pt") as got,
+    ):
+        for key in expected.keys():  # noqa: SIM118 (not a dict)
+            torch.testing.assert_close(got.get_tensor(key), expected.get_tensor(key))
+
+
+def test_a_loss_that_turns_nan_stops_the_run_and_keeps_checkpoints(
+    tiny_llama_dir, hh_file, tmp_path
+):
+    from rewardforge.training.trainer import TrainingDiverged
+
+    config = tiny_config(tiny_llama_dir, hh_file, tmp_path / "rm", lr=1e30, save_steps=1)
+    with pytest.raises(TrainingDiverged, match="loss became nan at step 3"):
+        train(config)
+    assert (tmp_path / "rm" / "checkpoints" / "checkpoint-2").is_dir()  # the last good step
+    assert not (tmp_path / "rm" / "rewardforge_recipe.json").exists()
+
+
+def test_a_crash_while_saving_leaves_the_previous_model_whole(
+    tiny_bert_dir, hh_file, tmp_path, monkeypatch
+):
+    import rewardforge.api.train
+
+    output = train(tiny_config(tiny_bert_dir, hh_file, tmp_path / "rm", max_steps=1)).output_dir
+    before = RewardModel.load(output).score(["q"], ["a"])
+
+    def full_disk(directory):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rewardforge.api.train, "add_legacy_fields", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        train(tiny_config(tiny_bert_dir, hh_file, output, max_steps=2, lr=0.5))
+    assert RewardModel.load(output).score(["q"], ["a"]) == before
+    assert not (output / ".saving" / "rewardforge_recipe.json").exists()

@@ -1,3 +1,6 @@
+import math
+
+import datasets
 import pytest
 import torch
 from transformers import TrainingArguments
@@ -7,22 +10,28 @@ from rewardforge.training.losses import preference_loss
 from rewardforge.training.trainer import RewardTrainer
 from tests.test_forward_plan import build
 
+LOSS_OPTIONS = {"loss": "bt", "pairs": "all", "hinge_margin": 1.0, "center_coef": 0.0}
+
+
+def reward_trainer(model, plan, args, **kwargs) -> RewardTrainer:
+    return RewardTrainer(
+        model=model,
+        args=args,
+        data_collator=plan.collate,
+        loss_options=LOSS_OPTIONS,
+        plan=plan,
+        eval_rows=None,
+        max_tokens_per_batch=4096,
+        **kwargs,
+    )
+
 
 @pytest.fixture(params=["tiny_llama_dir", "tiny_bert_dir"])
 def trainer_and_rows(request, tmp_path):
     model, encoder, rows = build(str(request.getfixturevalue(request.param)))
     plan = ForwardPlan.for_model(model, encoder)
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
-    trainer = RewardTrainer(
-        model=model,
-        args=args,
-        data_collator=plan.collate,
-        loss_options={"loss": "bt", "pairs": "all", "hinge_margin": 1.0, "center_coef": 0.0},
-        plan=plan,
-        eval_rows=None,
-        max_tokens_per_batch=4096,
-    )
-    return trainer, plan, rows
+    return reward_trainer(model, plan, args), plan, rows
 
 
 def gradient(model: torch.nn.Module) -> torch.Tensor:
@@ -45,3 +54,29 @@ def test_uneven_micro_batches_weigh_every_pair_the_same(trainer_and_rows):
     for batch in micro_batches:
         trainer.compute_loss(model, batch, num_items_in_batch=pairs).backward()
     torch.testing.assert_close(gradient(model), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_bf16_autocast_runs_backbone_and_head_through_the_shared_plan(tiny_llama_dir, tmp_path):
+    """The Trainer's CPU bf16 path: autocast covers the head, master weights stay float32."""
+    model, encoder, rows = build(str(tiny_llama_dir))
+    plan = ForwardPlan.for_model(model, encoder)
+    assert plan.share_prompt
+    head_output_dtypes = []
+    model.transformers_model.score.register_forward_hook(
+        lambda module, inputs, output: head_output_dtypes.append(output.dtype)
+    )
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        report_to="none",
+        use_cpu=True,
+        bf16=True,
+        max_steps=2,
+        per_device_train_batch_size=2,
+        remove_unused_columns=False,
+        save_strategy="no",
+    )
+    trainer = reward_trainer(model, plan, args, train_dataset=datasets.Dataset.from_list(rows))
+    result = trainer.train()
+    assert head_output_dtypes and set(head_output_dtypes) == {torch.bfloat16}
+    assert math.isfinite(result.training_loss)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}

@@ -19,6 +19,7 @@ from rewardforge.api.reward_model import RewardModel
 from rewardforge.data.example import PreferenceExample, Prompt
 from rewardforge.data.formats import RowError, parse_messages, parse_prompt
 from rewardforge.data.loader import invalid_rows_error, read_rows
+from rewardforge.errors import UserError
 from rewardforge.models.policy import Policy, SamplingSettings
 
 
@@ -52,7 +53,7 @@ def best_of_n(
     `rewardforge train` and TRL's DPO trainer read as they are.
     """
     if n < 2 or not 1 <= top_k <= n:
-        raise ValueError(f"--n must be at least 2 and --top-k between 1 and n; got {n}, {top_k}.")
+        raise UserError(f"--n must be at least 2 and --top-k between 1 and n; got {n}, {top_k}.")
     sampling = sampling or SamplingSettings()
     prompts = _read_prompts(prompts_path)
     done = _done_prompts(Path(output_path))
@@ -67,6 +68,7 @@ def best_of_n(
     with ExitStack() as files:
         sft = files.enter_context(open(output_path, "a", encoding="utf-8"))
         pairs = None
+        paired = _done_prompts(Path(pairs_output_path)) if pairs_output_path else set()
         if pairs_output_path is not None:
             pairs = files.enter_context(open(pairs_output_path, "a", encoding="utf-8"))
         for index, prompt in tqdm(todo, desc="Best-of-N", unit="prompt", disable=not progress):
@@ -75,21 +77,27 @@ def best_of_n(
             rewards = scorer.score_examples([PreferenceExample(prompt, tuple(answers))])[0]
             ranked = sorted(zip(rewards, answers), key=lambda item: -item[0])
             (best_reward, best), (worst_reward, worst) = ranked[0], ranked[-1]
-            if pairs is not None and best != worst:  # before the SFT rows, which mark "done"
-                _write(
-                    pairs,
-                    {
-                        "prompt": prompt,
-                        "chosen": best,
-                        "rejected": worst,
-                        "chosen_reward": best_reward,
-                        "rejected_reward": worst_reward,
-                    },
-                )
+            # The pair first, then the SFT rows, which mark the prompt done. A crash between
+            # the two leaves a pair whose prompt is redone: `paired` keeps it from repeating.
+            if pairs is not None and best != worst and _key(prompt) not in paired:
+                pair = {
+                    "prompt": prompt,
+                    "chosen": best,
+                    "rejected": worst,
+                    "chosen_reward": best_reward,
+                    "rejected_reward": worst_reward,
+                }
+                _append(pairs, [pair])
                 pair_rows += 1
-            for rank, (reward, answer) in enumerate(ranked[:top_k], start=1):
-                _write(sft, {"prompt": prompt, "response": answer, "reward": reward, "rank": rank})
-                sft_rows += 1
+            kept = ranked[:top_k]
+            _append(
+                sft,
+                [
+                    {"prompt": prompt, "response": answer, "reward": reward, "rank": rank}
+                    for rank, (reward, answer) in enumerate(kept, start=1)
+                ],
+            )
+            sft_rows += len(kept)
     return BestOfNReport(len(todo), len(prompts) - len(todo), sft_rows, pair_rows)
 
 
@@ -113,17 +121,21 @@ def _read_prompts(path: str | Path) -> list[tuple[int, Prompt]]:
 
 
 def _done_prompts(output: Path) -> set[str]:
+    """Prompts with rows in `output`. A last line that a crash cut short is removed first."""
     if not output.is_file():
         return set()
-    return {
-        _key(json.loads(line)["prompt"]) for line in output.open(encoding="utf-8") if line.strip()
-    }
+    text = output.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+        output.write_text(text, encoding="utf-8")
+    return {_key(json.loads(line)["prompt"]) for line in text.splitlines() if line.strip()}
 
 
 def _key(prompt: Prompt) -> str:
     return json.dumps(prompt, ensure_ascii=False, sort_keys=True)
 
 
-def _write(stream: Any, row: dict[str, Any]) -> None:
-    stream.write(json.dumps(row, ensure_ascii=False) + "\n")
-    stream.flush()  # a crash loses at most the prompt in progress
+def _append(stream: Any, rows: list[dict[str, Any]]) -> None:
+    """All of a prompt's rows in one write, flushed, so that a crash keeps or loses them whole."""
+    stream.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    stream.flush()

@@ -10,6 +10,7 @@ from typing import Any
 from rewardforge.api.reward_model import RewardModel
 from rewardforge.data import LoadReport, load_preferences
 from rewardforge.data.example import PreferenceExample
+from rewardforge.errors import UserError
 from rewardforge.evaluation.diagnostics import ScoredExample, diagnose, pair_outcomes
 from rewardforge.evaluation.plots import write_plots
 from rewardforge.evaluation.report import write_html
@@ -155,7 +156,7 @@ def disagreements(
 def _load(data: DataPaths, columns: dict[str, str] | None, skip_invalid: bool) -> LoadReport:
     report = load_preferences(data, columns=columns, skip_invalid=skip_invalid)
     if not report.examples:
-        raise ValueError(f"No preference examples to evaluate in {data}.")
+        raise UserError(f"No preference examples to evaluate in {data}.")
     return report
 
 

@@ -10,8 +10,11 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardforge.data.example import PreferenceExample, Prompt
+from rewardforge.errors import UserError
 from rewardforge.forward_plan import ForwardPlan
+from rewardforge.models.reward_head import attention_backend, default_device
 from rewardforge.recipe import EncodedGroup, EncodedResponse, RecipeEncoder, ScoringRecipe
+from rewardforge.reward_forward import RewardForward
 
 
 class RewardModel:
@@ -28,7 +31,8 @@ class RewardModel:
     ) -> None:
         self.model = model.eval()
         self.encoder = encoder
-        self.plan = ForwardPlan.for_model(model, encoder)
+        self.reward_forward = RewardForward(model)
+        self.plan = ForwardPlan.for_model(self.reward_forward, encoder)
         self.max_tokens_per_batch = max_tokens_per_batch
 
     @classmethod
@@ -48,8 +52,12 @@ class RewardModel:
             )
         recipe = ScoringRecipe.load(directory)
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForSequenceClassification.from_pretrained(directory)
-        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = device or default_device()
+        model = AutoModelForSequenceClassification.from_pretrained(
+            directory,
+            attn_implementation=attention_backend(recipe.template == "pair", device),
+        )
+        model.to(device)
         return cls(model, RecipeEncoder(recipe, tokenizer))
 
     @property
@@ -65,7 +73,7 @@ class RewardModel:
     ) -> list[float]:
         """One reward per (prompt, response); normalised with the stored mean/std if asked."""
         if len(prompts) != len(responses):
-            raise ValueError(
+            raise UserError(
                 f"score() needs one prompt per response; got {len(prompts)} prompts and "
                 f"{len(responses)} responses."
             )
@@ -103,4 +111,6 @@ class RewardModel:
         return sorted(enumerate(rewards), key=lambda item: -item[1])
 
     def _score_rows(self, rows: list[dict], progress: bool) -> list[list[float]]:
-        return self.plan.score(self.model, rows, self.max_tokens_per_batch, progress=progress)
+        return self.plan.score(
+            self.reward_forward, rows, self.max_tokens_per_batch, progress=progress
+        )

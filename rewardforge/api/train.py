@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,14 +16,19 @@ import torch
 from transformers import TrainingArguments, set_seed
 
 from rewardforge.data import LoadReport, load_preferences
+from rewardforge.errors import UserError
 from rewardforge.forward_plan import ForwardPlan
 from rewardforge.models import LoraSettings, load_reward_backbone
+from rewardforge.models.adapters import merge_into_plain_backbone
 from rewardforge.models.legacy_format import add_legacy_fields
-from rewardforge.recipe import RecipeEncoder, ScoringRecipe
+from rewardforge.recipe import RECIPE_FILE, RecipeEncoder, ScoringRecipe
+from rewardforge.reward_forward import RewardForward
 from rewardforge.training.config import TrainConfig
 from rewardforge.training.trainer import JsonlLogCallback, RewardTrainer
 
 CONFIG_FILE = "train_config.yaml"
+CHECKPOINTS = "checkpoints"
+STAGING_DIR = ".saving"
 METRICS_FILE = "metrics.json"
 LOG_FILE = "log.jsonl"
 
@@ -43,7 +49,7 @@ def train(config: TrainConfig) -> TrainResult:
     `metrics.json`.
     """
     if not config.data:
-        raise ValueError("No training data given; pass --data FILE (repeatable).")
+        raise UserError("No training data given; pass --data FILE (repeatable).")
     set_seed(config.seed)
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -62,16 +68,14 @@ def train(config: TrainConfig) -> TrainResult:
     encoder = RecipeEncoder(
         ScoringRecipe.for_model(tokenizer, is_encoder, config.max_length), tokenizer
     )
-    sharded = any(
-        os.environ.get(f"ACCELERATE_USE_{name}") == "true" for name in ("FSDP", "DEEPSPEED")
-    )
-    plan = ForwardPlan.for_model(model, encoder, sharded=sharded)
-    print(f"forward plan: {'shared prompt' if plan.share_prompt else 'padded rows'}")
+    reward_forward = RewardForward(model)
+    plan = ForwardPlan.for_model(reward_forward, encoder)
+    print(f"forward plan: {_describe(plan)}")
     train_rows = _encode(encoder, plan, train_report, "train")
     eval_rows = _encode(encoder, plan, eval_report, "eval") if eval_report else None
 
     trainer = RewardTrainer(
-        model=model,
+        model=reward_forward,
         args=_training_arguments(config, output, has_eval=eval_rows is not None),
         train_dataset=datasets.Dataset.from_list(train_rows),
         eval_dataset=datasets.Dataset.from_list(eval_rows) if eval_rows else None,
@@ -88,7 +92,13 @@ def train(config: TrainConfig) -> TrainResult:
         eval_rows=eval_rows,
         max_tokens_per_batch=config.max_tokens_per_batch,
     )
-    fit = trainer.train(resume_from_checkpoint=config.resume or None)
+    if trainer.accelerator.num_processes > 1:
+        kind = trainer.accelerator.distributed_type.value
+        print(f"distributed: {kind} over {trainer.accelerator.num_processes} processes")
+    checkpoint = _resume_checkpoint(output) if config.resume else None
+    if trainer.is_world_process_zero():
+        _keep_log_up_to(output / LOG_FILE, _checkpoint_step(checkpoint) if checkpoint else 0)
+    fit = trainer.train(resume_from_checkpoint=checkpoint)
     pairs, tokens = trainer.throughput_totals()
     runtime = fit.metrics["train_runtime"]
     metrics: dict[str, Any] = {
@@ -103,26 +113,147 @@ def train(config: TrainConfig) -> TrainResult:
     if eval_rows:
         metrics.update(trainer.evaluate())
 
+    stats_source = "eval set" if trainer.eval_rewards else "last training forward passes"
+    rewards = (
+        [reward for group in trainer.eval_rewards for reward in group]
+        if trainer.eval_rewards
+        else list(trainer.recent_rewards)
+    )
+    recipe = encoder.recipe
+    if rewards:  # none when a resumed run had no step left to take
+        recipe = recipe.with_reward_stats(statistics.fmean(rewards), statistics.pstdev(rewards))
+    metrics.update(
+        {
+            "reward_mean": recipe.reward_mean,
+            "reward_std": recipe.reward_std,
+            "reward_stats_from": f"{stats_source} ({len(rewards)} rewards)",
+        }
+    )
+    staging = output / STAGING_DIR  # written in full first, then moved in: no half-saved model
+    if trainer.is_world_process_zero():
+        shutil.rmtree(staging, ignore_errors=True)
+    _save_model(trainer, config, staging)
     if not trainer.is_world_process_zero():
         return TrainResult(output, metrics)
-    model = trainer.model
-    scored = trainer.eval_rewards or plan.score(
-        model, train_rows, config.max_tokens_per_batch, description="Reward statistics"
-    )
-    rewards = [reward for group in scored for reward in group]
-    if config.lora:
-        if config.save_adapter:
-            model.save_pretrained(output / "adapter")
-        model = model.merge_and_unload()
-    recipe = encoder.recipe.with_reward_stats(statistics.fmean(rewards), statistics.pstdev(rewards))
-    model.save_pretrained(output, safe_serialization=True)
-    tokenizer.save_pretrained(output)
-    add_legacy_fields(output)  # RewardBench and other tools on transformers 4.4x load it too
-    recipe.save(output)
-    config.save(output / CONFIG_FILE)
-    metrics.update({"reward_mean": recipe.reward_mean, "reward_std": recipe.reward_std})
-    (output / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    tokenizer.save_pretrained(staging)
+    add_legacy_fields(staging)  # RewardBench and other tools on transformers 4.4x load it too
+    config.save(staging / CONFIG_FILE)
+    (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    recipe.save(staging)
+    _move_into(staging, output, last=RECIPE_FILE)
     return TrainResult(output, metrics)
+
+
+def _move_into(staging: Path, output: Path, last: str) -> None:
+    """Move every entry of `staging` into `output`, replacing old ones, `last` at the end.
+
+    `RewardModel.load` needs the recipe file, so a crash part-way leaves no directory that
+    looks like a complete model: the old recipe goes first, the new one comes last.
+    """
+    (output / last).unlink(missing_ok=True)
+    for entry in sorted(staging.iterdir(), key=lambda path: path.name == last):
+        target = output / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(entry, target)
+    staging.rmdir()
+
+
+def _resume_checkpoint(output: Path) -> str | None:
+    """The newest complete checkpoint (with its trainer_state.json), or None with a notice.
+
+    A checkpoint that a crash cut short has no trainer_state.json yet (transformers writes it
+    last); it is skipped, and so is resuming when no checkpoint exists yet.
+    """
+    found = sorted((output / CHECKPOINTS).glob("checkpoint-*"), key=_checkpoint_step)
+    complete = [path for path in found if (path / "trainer_state.json").is_file()]
+    for path in found:
+        if path not in complete:
+            print(f"--resume: skipping {path.name}, which was not saved completely")
+    if not complete:
+        print(f"--resume: no checkpoint in {output / CHECKPOINTS} yet; starting from the beginning")
+        return None
+    print(f"--resume: continuing from {complete[-1].name}")
+    return str(complete[-1])
+
+
+def _checkpoint_step(path: str | Path) -> int:
+    return int(Path(path).name.rsplit("-", 1)[-1])
+
+
+def _keep_log_up_to(log: Path, step: int) -> None:
+    """Drop log records after `step`, so that steps redone after a resume appear once."""
+    if not log.is_file():
+        return
+    kept = [
+        line
+        for line in log.read_text(encoding="utf-8").splitlines(keepends=True)
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    log.write_text("".join(kept), encoding="utf-8")
+
+
+def _save_model(trainer: RewardTrainer, config: TrainConfig, output: Path) -> None:
+    """Save the classifier as a plain transformers model; LoRA adapters are merged first.
+
+    A quantized base keeps its adapter in `adapter/`, merged into the float32 backbone so that
+    the saved model loads without CUDA or bitsandbytes.
+
+    Under FSDP or DeepSpeed every process takes part in gathering the full state dict, and the
+    main process writes it.
+    """
+    reward_forward = trainer.accelerator.unwrap_model(trainer.model)
+    classifier = reward_forward.classifier
+    if sharded_training():
+        state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+        if trainer.is_world_process_zero():
+            state = RewardForward.classifier_state_dict(state)
+            classifier.save_pretrained(output, state_dict=state, safe_serialization=True)
+        return
+    if not trainer.is_world_process_zero():
+        return
+    if config.lora:
+        if config.save_adapter or config.quantization:
+            classifier.save_pretrained(output / "adapter")
+        if config.quantization:
+            classifier = merge_into_plain_backbone(config.model, output / "adapter")
+        else:
+            classifier = classifier.merge_and_unload()
+    classifier.save_pretrained(output, safe_serialization=True)
+
+
+def sharded_training() -> bool:
+    """True when accelerate shards parameters across processes (FSDP or DeepSpeed)."""
+    return any(
+        os.environ.get(f"ACCELERATE_USE_{name}", "").lower() in ("true", "1")
+        for name in ("FSDP", "DEEPSPEED")
+    )
+
+
+def mixed_precision(requested: str) -> str:
+    """The autocast precision to train with: `bf16`, `fp16` or `no`.
+
+    `auto` means bf16 on GPUs that support it, fp16 (with loss scaling) on older GPUs, and no
+    autocast on CPU, where bf16 matmuls are slower than fp32 on most processors. Weights stay
+    float32 (master weights) unless `--dtype bfloat16` asks for pure bf16.
+    """
+    cuda = torch.cuda.is_available()
+    if requested == "fp16" and not cuda:
+        raise UserError(
+            "--mixed-precision fp16 needs a CUDA GPU (loss scaling runs there); "
+            "use --mixed-precision bf16 on a CPU."
+        )
+    if requested != "auto":
+        return requested
+    if not cuda:
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def _describe(plan: ForwardPlan) -> str:
+    if not plan.share_prompt:
+        return "padded rows"
+    return "shared prompt, packed rows" if plan.pack else "shared prompt, one sequence a row"
 
 
 def _load(paths: list[str], config: TrainConfig) -> LoadReport:
@@ -171,8 +302,9 @@ def _training_arguments(config: TrainConfig, output: Path, has_eval: bool) -> Tr
     report_to = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(output / "tensorboard"))
     evaluate_during = has_eval and config.eval_steps is not None
+    precision = mixed_precision(config.mixed_precision)
     return TrainingArguments(
-        output_dir=str(output / "checkpoints"),
+        output_dir=str(output / CHECKPOINTS),
         per_device_train_batch_size=micro,
         gradient_accumulation_steps=accumulation,
         num_train_epochs=config.epochs,
@@ -192,7 +324,9 @@ def _training_arguments(config: TrainConfig, output: Path, has_eval: bool) -> Tr
         train_sampling_strategy="group_by_length" if micro > 1 else "random",
         remove_unused_columns=False,
         report_to=report_to,
-        bf16=config.dtype == "bfloat16",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )

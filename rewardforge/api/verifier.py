@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from rewardforge.api.reward_model import RewardModel
 from rewardforge.data.example import Prompt
+from rewardforge.errors import UserError
 
 Generator = Callable[[Prompt, int], str]  # (prompt, attempt number from 0) -> answer
 
@@ -57,7 +58,7 @@ class Verifier:
         normalized: bool = False,
     ) -> None:
         if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}.")
+            raise UserError(f"max_attempts must be at least 1, got {max_attempts}.")
         self.reward_model = reward_model
         self.threshold = threshold
         self.max_attempts = max_attempts

@@ -11,9 +11,10 @@ from typing import Any
 
 from rewardforge.data.example import PreferenceExample
 from rewardforge.data.formats import RowError, check_keys, detect_format, parse_row, score_gap
+from rewardforge.errors import UserError
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Raised when preference data cannot be used; the message names the file and row."""
 
 
@@ -145,12 +146,20 @@ def read_rows(path: str) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
         yield from _read_with_datasets(path, builder=None)
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text (a leading byte-order mark is allowed), or an error naming the
+    line that is not UTF-8."""
+    data = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        message = f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8."
+        line = data[: error.start].count(b"\n") + 1
+        message = f"{path}: line {line}: not UTF-8 text (byte {error.start}); save it as UTF-8."
         raise DataError(message) from error
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    text = _read_text(path)
     for line_number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028
         if not line.strip():
             continue
@@ -164,7 +173,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
 
 def _read_json(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        rows = json.loads(_read_text(path))
     except json.JSONDecodeError as error:
         raise DataError(
             f"{path}: invalid JSON at line {error.lineno} ({error.msg}). A .json file must hold "

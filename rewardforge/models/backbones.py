@@ -8,6 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from rewardforge.errors import UserError
+
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -29,6 +31,12 @@ def resolve_backbone(name: str) -> str:
         return str(convert_gguf(gguf, cache_dir() / "smollm2-135m"))
     if name.endswith(".gguf") and Path(name).is_file():
         return str(convert_gguf(Path(name), cache_dir() / Path(name).stem))
+    if Path(name).is_dir() and not (Path(name) / "config.json").is_file():
+        raise UserError(
+            f"{name} is a folder but holds no model (no config.json). Point --model at a "
+            "Hugging Face model folder, a .gguf file, a hub id or a bundled alias "
+            "(minilm-l6, smollm2-135m)."
+        )
     return name
 
 

@@ -17,7 +17,9 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+from transformers.utils import is_torch_flex_attn_available
 
+from rewardforge.errors import UserError
 from rewardforge.models.backbones import resolve_backbone
 
 PAD_TOKEN = "<|pad|>"
@@ -56,15 +58,20 @@ def load_reward_backbone(
     tokenizer = AutoTokenizer.from_pretrained(path)
     config = AutoConfig.from_pretrained(path)
     is_encoder = is_encoder_config(config.model_type)
-    added_pad = _ensure_distinct_pad_token(tokenizer, is_encoder)
+    _ensure_distinct_pad_token(tokenizer, is_encoder)
+    # A pad token the tokenizer adds lies past the embedding table until it is resized below.
+    pad_in_table = tokenizer.pad_token_id < getattr(
+        config, "vocab_size", tokenizer.pad_token_id + 1
+    )
     model = AutoModelForSequenceClassification.from_pretrained(
         path,
         num_labels=1,
         dtype=_torch_dtype(dtype),
-        pad_token_id=tokenizer.pad_token_id,
+        pad_token_id=tokenizer.pad_token_id if pad_in_table else None,
         quantization_config=_quantization_config(quantization),
+        attn_implementation=attention_backend(is_encoder, default_device()),
     )
-    if added_pad:
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
     if disable_dropout:
@@ -78,6 +85,23 @@ def load_reward_backbone(
     if lora is not None:
         model = _with_lora(model, lora)
     return model, tokenizer, is_encoder
+
+
+def default_device() -> str:
+    """Where models train and score unless told otherwise: CUDA when there is a GPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def attention_backend(is_encoder: bool, device: str) -> str:
+    """The attention implementation the forward plan's masks are realised for.
+
+    Decoders on CUDA use FlexAttention: its block masks skip the blocks the shared-prompt mask
+    hides, and packed rows need no padding. Elsewhere SDPA takes the same mask as a dense
+    boolean tensor (FlexAttention has no backward pass on CPU).
+    """
+    if not is_encoder and device.startswith("cuda") and is_torch_flex_attn_available():
+        return "flex_attention"
+    return "sdpa"
 
 
 def switch_off_dropout(model: torch.nn.Module) -> None:
@@ -95,23 +119,22 @@ def switch_off_dropout(model: torch.nn.Module) -> None:
             module.attention_dropout = 0.0
 
 
-def _ensure_distinct_pad_token(tokenizer: PreTrainedTokenizerBase, is_encoder: bool) -> bool:
-    """Give decoders a pad token that is not EOS; return True if a new token was added.
+def _ensure_distinct_pad_token(tokenizer: PreTrainedTokenizerBase, is_encoder: bool) -> None:
+    """Give decoders a pad token that is not EOS (adding one to the tokenizer if need be).
 
     With pad == EOS, a sequence-classification model looking for the last non-pad token skips
     the EOS that ends every response and reads the reward at the wrong position.
     """
     tokenizer.padding_side = "right"
     if is_encoder and tokenizer.pad_token is not None:
-        return False
+        return
     if tokenizer.pad_token is not None and tokenizer.pad_token_id != tokenizer.eos_token_id:
-        return False
+        return
     specials = {tokenizer.eos_token_id, tokenizer.bos_token_id}
     if tokenizer.unk_token is not None and tokenizer.unk_token_id not in specials:
         tokenizer.pad_token = tokenizer.unk_token
-        return False
+        return
     tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
-    return True
 
 
 def _with_lora(model: PreTrainedModel, lora: LoraSettings) -> PreTrainedModel:
@@ -130,7 +153,7 @@ def _with_lora(model: PreTrainedModel, lora: LoraSettings) -> PreTrainedModel:
 def _torch_dtype(dtype: str) -> torch.dtype:
     options = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype not in options:
-        raise ValueError(f"--dtype must be one of {sorted(options)}, got {dtype!r}.")
+        raise UserError(f"--dtype must be one of {sorted(options)}, got {dtype!r}.")
     return options[dtype]
 
 
@@ -140,7 +163,7 @@ def _quantization_config(quantization: str | None):
     import importlib.util
 
     if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
-        raise RuntimeError(
+        raise UserError(
             f"--load-in-{quantization} needs a CUDA GPU and the bitsandbytes package "
             "(`pip install bitsandbytes`). Train without it on this machine."
         )

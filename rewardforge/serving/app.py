@@ -10,15 +10,14 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -33,6 +32,9 @@ from rewardforge.data.formats import RowError
 from rewardforge.data.scoring_rows import parse_scoring_item
 from rewardforge.recipe import EncodedResponse
 from rewardforge.serving.batcher import MicroBatcher
+from rewardforge.serving.gate import RequestGate
+
+PROTECTED_PATHS = ("/v1/score", "/get_reward")  # need the API key when one is set
 
 
 @dataclass(frozen=True)
@@ -111,35 +113,14 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
     app = FastAPI(title="rewardforge reward server", lifespan=lifespan)
 
     @app.middleware("http")
-    async def limit_body_and_count(request: Request, call_next):  # noqa: ANN202
+    async def count_requests(request: Request, call_next):  # noqa: ANN202
         started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-            response: Response = JSONResponse(
-                {
-                    "detail": f"Request body is {length} bytes; the limit is "
-                    f"{settings.max_body_bytes} (--max-body-bytes)."
-                },
-                status_code=413,
-            )
-        else:
-            response = await call_next(request)
-        route = request.url.path
+        response = await call_next(request)
+        # Known routes by name, anything else as one label: arbitrary URLs make no new series.
+        route = request.url.path if request.url.path in known_paths else "other"
         metrics.requests.labels(route, str(response.status_code)).inc()
         metrics.latency.labels(route).observe(time.perf_counter() - started)
         return response
-
-    def authorize(request: Request) -> None:
-        if settings.api_key is None:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token, settings.api_key):
-            raise HTTPException(
-                401,
-                "Missing or wrong API key: send 'Authorization: Bearer <key>'.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
 
     def check_count(count: int) -> None:
         if count > settings.max_items_per_request:
@@ -166,7 +147,7 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/score", dependencies=[Depends(authorize)])
+    @app.post("/v1/score")
     async def score(body: ScoreRequest) -> dict[str, list[float]]:
         check_count(len(body.items))
         encoded = []
@@ -182,7 +163,7 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
             rewards = [reward_model.recipe.normalize(reward) for reward in rewards]
         return {"rewards": rewards}
 
-    @app.post("/get_reward", dependencies=[Depends(authorize)])
+    @app.post("/get_reward")
     async def get_reward(body: OpenRLHFRequest) -> dict[str, Any]:
         check_count(len(body.query))
         if body.prompts is not None and len(body.prompts) != len(body.query):
@@ -197,6 +178,14 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
         rewards = await batcher.submit(encoded)
         return {"rewards": rewards, "scores": rewards, "extra_logs": {}}
 
+    known_paths = {route.path for route in app.routes}
+    # Outermost, so that it runs before anything reads the body (and before the counter).
+    app.add_middleware(
+        RequestGate,
+        api_key=settings.api_key,
+        protected_paths=PROTECTED_PATHS,
+        max_body_bytes=settings.max_body_bytes,
+    )
     return app
 
 

@@ -24,8 +24,9 @@ class MicroBatcher(Generic[Item]):
     The first waiting request opens a batch; requests keep joining until the batch holds
     `max_batch_items` items or `max_wait_s` has passed, then one call to `score` handles them
     all in a worker thread (one at a time, so the model is never run concurrently) and every
-    request gets its own slice of the results. A request larger than `max_batch_items` is
-    scored alone. `on_batch(items, seconds)` reports each model call, for metrics.
+    request gets its own slice of the results. A batch never exceeds `max_batch_items` unless
+    one request alone does, and then that request is scored alone. `on_batch(items, seconds)`
+    reports each model call, for metrics.
     """
 
     def __init__(
@@ -63,8 +64,10 @@ class MicroBatcher(Generic[Item]):
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        carried: _Pending[Item] | None = None  # arrived when the last batch was full
         while True:
-            batch = [await self._queue.get()]
+            batch = [carried or await self._queue.get()]
+            carried = None
             size = len(batch[0].items)
             deadline = loop.time() + self.max_wait_s
             while size < self.max_batch_items:
@@ -75,9 +78,15 @@ class MicroBatcher(Generic[Item]):
                     pending = await asyncio.wait_for(self._queue.get(), remaining)
                 except asyncio.TimeoutError:
                     break
+                if size + len(pending.items) > self.max_batch_items:
+                    carried = pending  # it opens the next batch instead
+                    break
                 batch.append(pending)
                 size += len(pending.items)
-            await self._score(loop, batch)
+            # A client that went away cancelled its future: its items are not scored.
+            batch = [pending for pending in batch if not pending.future.cancelled()]
+            if batch:
+                await self._score(loop, batch)
 
     async def _score(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending[Item]]) -> None:
         items = [item for pending in batch for item in pending.items]

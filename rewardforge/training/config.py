@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rewardforge.errors import UserError
 from rewardforge.training.losses import LOSSES
+
+MIXED_PRECISION = ("auto", "bf16", "fp16", "no")
 
 
 @dataclass
@@ -42,7 +46,8 @@ class TrainConfig:
     save_adapter: bool = False
     load_in_8bit: bool = False
     load_in_4bit: bool = False
-    dtype: str = "float32"
+    dtype: str = "float32"  # weights; bfloat16 = pure bf16 training, on request
+    mixed_precision: str = "auto"  # auto: bf16 autocast on GPUs that have it, fp16 on others
     gradient_checkpointing: bool = False
     disable_dropout: bool = True
     save_steps: int = 500
@@ -54,29 +59,64 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
-            raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}.")
+            raise UserError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}.")
         if self.pairs not in ("all", "adjacent"):
-            raise ValueError(f"--pairs must be 'all' or 'adjacent', got {self.pairs!r}.")
+            raise UserError(f"--pairs must be 'all' or 'adjacent', got {self.pairs!r}.")
         micro = self.micro_batch_pairs
         if self.batch_pairs < 1 or (micro is not None and micro < 1):
-            raise ValueError("--batch-pairs and --micro-batch-pairs must be at least 1.")
+            raise UserError("--batch-pairs and --micro-batch-pairs must be at least 1.")
         if self.load_in_8bit and self.load_in_4bit:
-            raise ValueError("Choose one of --load-in-8bit and --load-in-4bit, not both.")
+            raise UserError("Choose one of --load-in-8bit and --load-in-4bit, not both.")
+        if self.quantization and not self.lora:
+            raise UserError(
+                f"--load-in-{self.quantization} freezes the quantized weights, so there would be "
+                "nothing to train; add --lora to train adapters on top of them."
+            )
+        if self.dtype not in ("float32", "bfloat16"):
+            raise UserError(
+                f"--dtype {self.dtype} cannot be trained: use float32 weights (with "
+                "--mixed-precision bf16 or fp16 for speed) or bfloat16 for pure bf16 training."
+            )
+        minimums = {
+            "max_length": 16,
+            "lora_rank": 1,
+            "save_steps": 1,
+            "logging_steps": 1,
+            "max_tokens_per_batch": 1,
+        }
+        for name, smallest in minimums.items():
+            if getattr(self, name) < smallest:
+                raise UserError(
+                    f"--{_flag(name)} must be at least {smallest}, got {getattr(self, name)}."
+                )
+        if not self.lr > 0:
+            raise UserError(f"--lr must be above 0, got {self.lr}.")
+        if self.max_steps <= 0 and not self.epochs > 0:
+            raise UserError(
+                f"--epochs must be above 0 (or give --max-steps), got {self.epochs}: "
+                "nothing would be trained."
+            )
+        if self.eval_steps is not None and self.eval_steps < 1:
+            raise UserError(f"--eval-steps must be at least 1, got {self.eval_steps}.")
+        if not 0 <= self.warmup_ratio < 1:
+            raise UserError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise UserError(
+                f"--mixed-precision must be one of {', '.join(MIXED_PRECISION)}, "
+                f"got {self.mixed_precision!r}."
+            )
 
     @classmethod
     def from_sources(cls, config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
         """Defaults, then the YAML file, then explicit overrides (None means 'not given')."""
         values: dict[str, Any] = {}
         if config_file is not None:
-            loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-            if not isinstance(loaded, dict):
-                raise ValueError(f"{config_file}: expected a mapping of flag names to values.")
-            values.update({key.replace("-", "_"): value for key, value in loaded.items()})
+            values.update(_read_yaml(Path(config_file)))
         values.update({key: value for key, value in overrides.items() if value is not None})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+        types = {f.name: str(f.type) for f in fields(cls)}
+        unknown = sorted(set(values) - set(types))
         if unknown:
-            raise ValueError(
+            raise UserError(
                 f"Unknown setting(s) {', '.join(unknown)}"
                 + (f" in {config_file}" if config_file else "")
                 + ". See `rewardforge train --help` for the names."
@@ -84,7 +124,10 @@ class TrainConfig:
         for key in ("data", "eval_data"):
             if isinstance(values.get(key), str):
                 values[key] = [values[key]]
-        return cls(**values)
+        where = f"{config_file}: " if config_file else ""
+        return cls(
+            **{key: _checked(key, value, types[key], where) for key, value in values.items()}
+        )
 
     def save(self, path: str | Path) -> None:
         """Write the resolved configuration as YAML (reusable with `--config`)."""
@@ -97,3 +140,57 @@ class TrainConfig:
         if self.load_in_4bit:
             return "4bit"
         return "8bit" if self.load_in_8bit else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise UserError(f"{path}: not valid YAML{where}: {problem}.") from error
+    if not isinstance(loaded, dict):
+        raise UserError(f"{path}: expected a mapping of flag names to values.")
+    return {str(key).replace("-", "_"): value for key, value in loaded.items()}
+
+
+def _checked(name: str, value: Any, annotation: str, where: str) -> Any:
+    """`value` as the field's type, or a one-line error naming the setting.
+
+    YAML reads `1e-4` (no dot) as a string, so numbers written as text are accepted.
+    """
+    kind = annotation.replace(" | None", "")
+    if value is None and annotation.endswith("| None"):
+        return None
+    if kind in ("float", "int") and isinstance(value, str):
+        with contextlib.suppress(ValueError):  # not a number: reported below
+            value = float(value) if kind == "float" else int(value)
+    expected = {
+        "float": (int, float),
+        "int": (int,),
+        "bool": (bool,),
+        "str": (str,),
+        "list[str]": (list,),
+        "dict[str, str]": (dict,),
+    }[kind]
+    wrong_bool = isinstance(value, bool) and kind in ("float", "int")
+    if not isinstance(value, expected) or wrong_bool:
+        raise UserError(f"{where}{_flag(name)} must be {_KIND_NAMES[kind]}, got {value!r}.")
+    if kind == "list[str]" and not all(isinstance(item, str) for item in value):
+        raise UserError(f"{where}{_flag(name)} must be a list of strings, got {value!r}.")
+    return float(value) if kind == "float" else value
+
+
+_KIND_NAMES = {
+    "float": "a number",
+    "int": "a whole number",
+    "bool": "true or false",
+    "str": "text",
+    "list[str]": "a list of strings",
+    "dict[str, str]": "a mapping",
+}
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")

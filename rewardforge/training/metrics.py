@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from rewardforge.errors import UserError
+
 
 def pairwise_metrics(group_rewards: Sequence[Sequence[float]]) -> dict[str, float]:
     """Accuracy, mean margin and Bradley-Terry loss over every (better, worse) pair.
@@ -18,7 +20,7 @@ def pairwise_metrics(group_rewards: Sequence[Sequence[float]]) -> dict[str, floa
         for j in range(i + 1, len(rewards))
     ]
     if not margins:
-        raise ValueError("No preference pairs to evaluate.")
+        raise UserError("No preference pairs to evaluate.")
     return {
         "accuracy": sum(margin > 0 for margin in margins) / len(margins),
         "n_pairs": len(margins),

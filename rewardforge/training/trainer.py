@@ -8,20 +8,30 @@ the pair statistics, and evaluates through the shared forward plan.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import math
+from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
 
+from rewardforge.errors import UserError
 from rewardforge.forward_plan import ForwardPlan
 from rewardforge.training.losses import loss_terms, preference_loss
 from rewardforge.training.metrics import pairwise_metrics
 
+# Rewards of the last training forward passes kept for the stored mean/std when there is no
+# evaluation set: the final model's statistics without a second pass over the training data.
+RECENT_REWARDS = 2048
+
+
+class TrainingDiverged(UserError):
+    """The loss turned NaN or infinite; the run stops before it can write a broken model."""
+
 
 class RewardTrainer(Trainer):
-    """Trains a single-output sequence classifier as a reward model.
+    """Trains a reward model given as a `RewardForward` (backbone and head in one forward).
 
     Args:
         loss_options: keyword arguments of `preference_loss` (loss, pairs, hinge_margin,
@@ -52,6 +62,7 @@ class RewardTrainer(Trainer):
         self.tokens_fed = 0
         self.pairs_trained = 0
         self._pair_stats: dict[str, list[float]] = defaultdict(list)
+        self.recent_rewards: deque[float] = deque(maxlen=RECENT_REWARDS)
 
     def compute_loss(
         self,
@@ -67,10 +78,19 @@ class RewardTrainer(Trainer):
             share = self._loss_terms(inputs) / num_items_in_batch
             loss = loss * share * self.accelerator.num_processes  # DDP averages over processes
         if model.training:
+            if not math.isfinite(output.loss.item()):
+                raise TrainingDiverged(
+                    f"The training loss became {output.loss.item()} at step "
+                    f"{self.state.global_step + 1}. Checkpoints saved before it are kept in "
+                    f"{self.args.output_dir}; lower --lr (or use bf16 rather than fp16) and run "
+                    "again, with --resume to continue from the last of them."
+                )
             self.tokens_fed += inputs["input_ids"].numel()
             self.pairs_trained += int((~rewards.isnan()).sum() - rewards.shape[0])
             for name in ("accuracy", "margin", "chosen_reward", "rejected_reward"):
                 self._pair_stats[name].append(getattr(output, name).item())
+            seen = rewards.detach()
+            self.recent_rewards.extend(seen[~seen.isnan()].tolist())
         return (loss, {"rewards": rewards}) if return_outputs else loss
 
     def _get_num_items_in_batch(

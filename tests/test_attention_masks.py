@@ -1,0 +1,56 @@
+import torch
+
+from rewardforge.attention_masks import block_mask, dense_mask
+
+# Row 0, packed: segment 0 = prompt (2 tokens), response 1 (2), response 2 (1); segment 1 =
+# prompt (1), response 1 (1); then one pad.
+SEGMENTS = torch.tensor([[0, 0, 0, 0, 0, 1, 1, -1]])
+BLOCKS = torch.tensor([[0, 0, 1, 1, 2, 0, 1, -1]])
+
+
+def test_decoder_mask_by_hand():
+    mask = dense_mask(SEGMENTS, BLOCKS, causal=True)[0, 0].int().tolist()
+    assert mask == [
+        [1, 0, 0, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0, 0, 0],
+        [1, 1, 1, 1, 0, 0, 0, 0],
+        [1, 1, 0, 0, 1, 0, 0, 0],  # response 2 sees the prompt and itself, not response 1
+        [0, 0, 0, 0, 0, 1, 0, 0],  # a new segment sees nothing before it
+        [0, 0, 0, 0, 0, 1, 1, 0],
+        [0, 0, 0, 0, 0, 0, 0, 1],  # padding sees only itself
+    ]
+
+
+def test_encoder_mask_reads_both_ways_inside_a_segment():
+    segments = torch.tensor([[0, 0, 1, 1, 1]])
+    blocks = torch.tensor([[0, 0, 0, 0, 0]])
+    mask = dense_mask(segments, blocks, causal=False)[0, 0].int().tolist()
+    assert mask == [
+        [1, 1, 0, 0, 0],
+        [1, 1, 0, 0, 0],
+        [0, 0, 1, 1, 1],
+        [0, 0, 1, 1, 1],
+        [0, 0, 1, 1, 1],
+    ]
+
+
+def test_flex_block_mask_realises_the_same_rule():
+    torch.manual_seed(0)
+    segments = torch.randint(0, 3, (2, 300)).sort(dim=1).values
+    blocks = torch.randint(0, 4, (2, 300))
+    segments[1, 250:] = -1
+    flex = block_mask(segments, blocks, causal=True)
+    dense = flex.to_dense()  # which 128 x 128 blocks FlexAttention computes at all
+    expected = dense_mask(segments, blocks, causal=True)
+    size = flex.BLOCK_SIZE[0]
+    for row in range(2):
+        for q_block in range(dense.shape[2]):
+            for kv_block in range(dense.shape[3]):
+                tile = expected[
+                    row,
+                    0,
+                    q_block * size : (q_block + 1) * size,
+                    kv_block * size : (kv_block + 1) * size,
+                ]
+                assert bool(dense[row, 0, q_block, kv_block]) == bool(tile.any())
