@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import os
+import typing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from rewardforge.training.config import TrainConfig
 
 app = typer.Typer(
     help="Train, evaluate and use reward models for RLHF.",
@@ -15,85 +20,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-Paths = Annotated[list[str] | None, typer.Option(help="Preference data file (repeatable).")]
 ModelDir = Annotated[Path, typer.Option(help="Directory written by `rewardforge train`.")]
 
 
-@app.command("train")
-def train_command(
-    data: Paths = None,
-    eval_data: Paths = None,
-    model: Annotated[
-        str | None, typer.Option(help="Backbone: alias, hub id, dir or .gguf.")
-    ] = None,
-    output: Annotated[str | None, typer.Option(help="Output directory.")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML file with any of these flags.")] = None,
-    columns: Annotated[
-        str | None, typer.Option(help="Key mapping, e.g. prompt=question,chosen=good.")
-    ] = None,
-    skip_invalid: Annotated[bool | None, typer.Option(help="Skip bad rows, counted.")] = None,
-    min_score_gap: Annotated[float | None, typer.Option(help="Min chosen-rejected score.")] = None,
-    epochs: Annotated[float | None, typer.Option()] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps.")] = None,
-    batch_pairs: Annotated[
-        int | None, typer.Option(help="Preference examples per optimizer step, all processes.")
-    ] = None,
-    micro_batch_pairs: Annotated[
-        int | None,
-        typer.Option(help="Preference examples per forward pass per process [1 on CPU, 8 on GPU]."),
-    ] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    max_length: Annotated[int | None, typer.Option(help="Max tokens per prompt+response.")] = None,
-    loss: Annotated[str | None, typer.Option(help="bt, logexp, hinge or listwise.")] = None,
-    pairs: Annotated[
-        str | None, typer.Option(help="Pairs from K-way groups: all|adjacent.")
-    ] = None,
-    center_coef: Annotated[float | None, typer.Option(help="Reward centering weight.")] = None,
-    lora: Annotated[bool | None, typer.Option(help="Train LoRA adapters (PEFT).")] = None,
-    lora_rank: Annotated[int | None, typer.Option()] = None,
-    lora_alpha: Annotated[int | None, typer.Option()] = None,
-    lora_dropout: Annotated[float | None, typer.Option()] = None,
-    lora_target_modules: Annotated[
-        str | None, typer.Option(help="Comma-separated module names (default: all linear).")
-    ] = None,
-    save_adapter: Annotated[bool | None, typer.Option(help="Also keep the LoRA adapter.")] = None,
-    load_in_8bit: Annotated[bool | None, typer.Option()] = None,
-    load_in_4bit: Annotated[bool | None, typer.Option()] = None,
-    dtype: Annotated[
-        str | None,
-        typer.Option(help="Weights: float32 [default], or bfloat16 for pure bf16 training."),
-    ] = None,
-    mixed_precision: Annotated[
-        str | None,
-        typer.Option(
-            help="Autocast: auto (bf16 on GPUs that have it, else fp16; none on CPU), "
-            "bf16, fp16 or no."
-        ),
-    ] = None,
-    gradient_checkpointing: Annotated[bool | None, typer.Option()] = None,
-    disable_dropout: Annotated[
-        bool | None,
-        typer.Option("--disable-dropout/--keep-dropout", help="Train without dropout [on]."),
-    ] = None,
-    save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
-    eval_steps: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
-    logging_steps: Annotated[int | None, typer.Option()] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
-    resume: Annotated[bool | None, typer.Option(help="Resume from the last checkpoint.")] = None,
-    max_tokens_per_batch: Annotated[
-        int | None, typer.Option(help="Token budget of a scoring batch.")
-    ] = None,
-) -> None:
+def train_command(config: Path | None = None, **flags: Any) -> None:
     """Train a reward model on preference pairs and save it to --output."""
-    overrides = {key: value for key, value in locals().items() if key != "config"}
     from rewardforge.api.train import train
     from rewardforge.data.sample import sample_paths
-    from rewardforge.training.config import TrainConfig
 
-    overrides["columns"] = _parse_columns(columns)
-    if lora_target_modules:
-        overrides["lora_target_modules"] = lora_target_modules.split(",")
-    settings = _or_exit(lambda: TrainConfig.from_sources(config, **overrides))
+    flags["columns"] = _parse_columns(flags["columns"])
+    if flags["lora_target_modules"]:
+        flags["lora_target_modules"] = flags["lora_target_modules"].split(",")
+    settings = _or_exit(lambda: TrainConfig.from_sources(config, **flags))
     if not settings.data:
         settings.data, default_eval = map(lambda p: [p], sample_paths())
         settings.eval_data = settings.eval_data or default_eval
@@ -105,6 +43,38 @@ def train_command(
         f"trained {result.metrics['train_pairs']} pairs in {result.metrics['train_runtime_s']:.1f}s"
         f" ({result.metrics['pairs_per_s']:.2f} pairs/s); saved to {result.output_dir}"
     )
+
+
+def _train_signature() -> inspect.Signature:
+    """`train`'s flags, one per TrainConfig field, with its help (None means 'not given', so
+    that a YAML --config value is not overridden by a default)."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    config_help = "YAML file with any of these settings; flags win over it."
+    parameters = [
+        inspect.Parameter(
+            "config",
+            keyword,
+            default=None,
+            annotation=Annotated[Path | None, typer.Option(help=config_help)],
+        )
+    ]
+    types = typing.get_type_hints(TrainConfig)
+    for spec in dataclasses.fields(TrainConfig):
+        kind = _FLAG_TYPES.get(spec.name, types[spec.name])
+        option = typer.Option(
+            *spec.metadata["flags"], help=TrainConfig.help_text(spec.name), show_default=False
+        )
+        annotation = Annotated[kind | None, option]
+        parameters.append(
+            inspect.Parameter(spec.name, keyword, default=None, annotation=annotation)
+        )
+    return inspect.Signature(parameters)
+
+
+# Settings whose flag takes text that the command parses (the dict and list that YAML gives).
+_FLAG_TYPES: dict[str, Any] = {"columns": str, "lora_target_modules": str}
+train_command.__signature__ = _train_signature()
+app.command("train")(train_command)
 
 
 @app.command("eval")

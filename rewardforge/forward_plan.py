@@ -249,12 +249,7 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
             keys = ("input_ids", "position_ids", "segment_ids", "block_ids", "reward_index")
             shared = model.reward_features(*(batch[key] for key in keys))
             alone = torch.cat(
-                [
-                    model.backbone(input_ids=torch.tensor([ids], device=device)).last_hidden_state[
-                        :, -1
-                    ]
-                    for ids in probe["input_ids"]
-                ]
+                [_last_hidden_state(model, ids, device) for ids in probe["input_ids"]]
             )
     except Exception as error:  # any failure of the custom mask means: do not use it
         return f"the model rejected the plan's attention mask ({type(error).__name__}: {error})"
@@ -267,6 +262,11 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
             f"separate forwards by {difference:.2g} (relative) on this architecture"
         )
     return None
+
+
+def _last_hidden_state(model: RewardForward, ids: list[int], device: torch.device) -> torch.Tensor:
+    """The backbone's final hidden state at the last token of `ids` run alone."""
+    return model.backbone(input_ids=torch.tensor([ids], device=device)).last_hidden_state[:, -1]
 
 
 def _packs(model: RewardForward) -> bool:

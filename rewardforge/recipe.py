@@ -152,6 +152,8 @@ class RecipeEncoder:
         prompt_ids, response_ids, truncated = _truncate(
             prompt_ids, response_ids, budget, keep_tail=self._tail
         )
+        if not prompt_ids and not response_ids:
+            raise UserError("nothing to score: the prompt and the response are both empty.")
         if self._pair_builder is None:
             return EncodedResponse(prompt_ids + response_ids, None, truncated, len(prompt_ids))
         input_ids, type_ids = self._pair_builder(prompt_ids, response_ids)

@@ -2,9 +2,14 @@
 
 import asyncio
 import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -139,6 +144,7 @@ def test_health_needs_no_key_but_scoring_does(server):
         ({"items": [{"messages": [{"role": "user", "content": "q"}]}]}, 422, "assistant"),
         ({"items": "nope"}, 422, ""),
         ({"query": ["a", "b"], "prompts": ["a"]}, 422, "one entry per"),
+        ({"query": [""]}, 422, "nothing to score"),
     ],
 )
 def test_bad_requests_get_4xx_with_a_message(server, body, status, message):
@@ -206,3 +212,50 @@ def test_unknown_paths_share_one_metrics_label(server):
     metrics = httpx.get(f"{server}/metrics").text
     assert 'route="other",status="404"' in metrics
     assert "/no/such/page" not in metrics
+
+
+def test_load_from_concurrent_clients_has_no_errors(tiny_reward_model_dir, tmp_path):
+    script = Path(__file__).resolve().parent.parent / "bench" / "server_load.py"
+    command = [sys.executable, str(script), "--model", str(tiny_reward_model_dir)]
+    command += ["--requests", "400", "--clients", "32", "--max-items", "4"]
+    command += ["--json", str(tmp_path / "load.json")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "load.json").read_text())
+    assert result["errors"] == 0 and result["stopped_cleanly"]
+    assert result["model_calls"] < 400  # concurrent requests were batched
+
+
+def test_sigterm_finishes_the_requests_in_flight(tiny_reward_model_dir):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "rewardforge.cli", "serve", "--model"]
+    command += [str(tiny_reward_model_dir), "--port", str(port), "--max-wait-ms", "1500"]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            assert time.time() < deadline and server.poll() is None, "server did not start"
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+
+        def post(index: int) -> httpx.Response:
+            body = {"items": rows(index + 1)}
+            return httpx.post(f"{url}/v1/score", json=body, timeout=60)
+
+        with ThreadPoolExecutor(4) as pool:
+            in_flight = [pool.submit(post, index) for index in range(4)]
+            time.sleep(0.5)  # the requests now wait in the batcher (1.5 s window)
+            server.send_signal(signal.SIGTERM)
+            replies = [future.result() for future in in_flight]
+        assert [reply.status_code for reply in replies] == [200] * 4
+        assert [len(reply.json()["rewards"]) for reply in replies] == [1, 2, 3, 4]
+        assert server.wait(timeout=60) in (0, -signal.SIGTERM)
+    finally:
+        if server.poll() is None:
+            server.kill()

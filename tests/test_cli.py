@@ -189,3 +189,35 @@ def test_serve_lets_insecure_through_to_loading(cli_model, tmp_path):
         app, ["serve", "--model", str(tmp_path), "--host", "0.0.0.0", "--insecure"]
     )
     assert result.exit_code == 2 and "not a model directory" in result.output
+
+
+def test_every_training_setting_is_a_flag_whose_help_states_its_default():
+    import dataclasses
+
+    import typer
+
+    from rewardforge.training.config import TrainConfig
+
+    command = typer.main.get_command(app).commands["train"]
+    options = {param.name: param for param in command.params}
+    for field in dataclasses.fields(TrainConfig):
+        assert field.name in options, f"TrainConfig.{field.name} has no --flag"
+        help_text = options[field.name].help
+        assert "(default: " in help_text, f"--{field.name}: no default in its help"
+        stated = help_text.split("(default: ")[1].split(")")[0].split(",")[0]
+        if isinstance(field.default, str):
+            assert stated == field.default, field.name
+        elif isinstance(field.default, (int, float)) and not isinstance(field.default, bool):
+            assert float(stated) == field.default, field.name
+
+
+def test_an_output_directory_that_cannot_be_written_is_one_line(monkeypatch, tmp_path, hh_file):
+    from pathlib import Path
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    result = runner.invoke(app, ["train", "--data", str(hh_file), "--output", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: [Errno 13] Permission denied: '{tmp_path / 'x'}'"

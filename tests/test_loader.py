@@ -150,3 +150,45 @@ def test_line_separators_inside_strings_do_not_split_rows(tmp_path):
     row = {"prompt": "a\u2028b", "chosen": "yes\u2029", "rejected": "no"}
     path.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
     assert load_preferences(path).examples[0].prompt == "a\u2028b"
+
+
+def test_a_truncated_last_line_is_named_and_the_rest_kept(tmp_path):
+    path = tmp_path / "cut.jsonl"
+    text = "\n".join(json.dumps(row) for row in EXPLICIT) + '\n{"prompt": "p", "chosen": "a", "rej'
+    path.write_text(text, encoding="utf-8")
+    last = len(EXPLICIT) + 1
+    with pytest.raises(DataError, match=rf"cut.jsonl: row {last}: invalid JSON"):
+        load_preferences(path)
+    report = load_preferences(path, skip_invalid=True)
+    assert len(report.examples) == len(EXPLICIT) and report.skipped == {"invalid JSON": 1}
+
+
+def test_a_10_mb_line_loads(tmp_path):
+    long_answer = "word " * 2_000_000  # 10 MB
+    path = write_jsonl(
+        tmp_path / "long.jsonl", [{"prompt": "p", "chosen": long_answer, "rejected": "no"}]
+    )
+    assert load_preferences(path).examples[0].responses[0] == long_answer
+
+
+@pytest.mark.parametrize(
+    ("rank", "problem"),
+    [
+        ([1, 1, 2], "'rank' has ties; each response needs its own rank."),
+        ([1, 2], "'rank' must be a list with one rank per response (1 = best)."),
+        (["1", "2", "3"], "'rank' must hold numbers (1 = best)."),
+    ],
+)
+def test_ranked_rows_with_bad_ranks(tmp_path, rank, problem):
+    row = {"prompt": "p", "responses": ["a", "b", "c"], "rank": rank}
+    path = write_jsonl(tmp_path / "ranked.jsonl", [row])
+    with pytest.raises(DataError) as caught:
+        load_preferences(path)
+    assert f"ranked.jsonl: row 1: {problem}" in str(caught.value)
+
+
+def test_every_input_row_is_accounted_for(bad_file):
+    report = load_preferences(bad_file, skip_invalid=True)
+    assert report.rows_read == len(BAD_LINES)
+    assert report.rows_read == len(report.examples) + sum(report.skipped.values())
+    assert report.summary().startswith(f"rows read: {len(BAD_LINES)}; examples used: 1")

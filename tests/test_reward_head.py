@@ -71,3 +71,40 @@ def test_lora_keeps_its_own_dropout(tiny_bert_dir):
     dropouts = [(name, m.p) for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout)]
     assert {p for name, p in dropouts if "lora_dropout" in name} == {0.05}
     assert {p for name, p in dropouts if "lora_dropout" not in name} == {0.0}
+
+
+def test_pickle_weights_load_only_when_allowed(tiny_llama_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(tiny_llama_dir, pickled)
+    state = load_file(str(pickled / "model.safetensors"))
+    (pickled / "model.safetensors").unlink()
+    torch.save(state, pickled / "pytorch_model.bin")
+    with pytest.raises(OSError, match="safetensors"):
+        load_reward_backbone(str(pickled))
+    model, _, _ = load_reward_backbone(str(pickled), allow_pickle_weights=True)
+    assert torch.equal(model.model.embed_tokens.weight, state["model.embed_tokens.weight"])
+
+
+def test_code_shipped_with_a_model_never_runs(tiny_llama_dir, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "remote-code"
+    shutil.copytree(tiny_llama_dir, folder)
+    marker = tmp_path / "code-ran"
+    (folder / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import LlamaConfig\n"
+        "class EvilConfig(LlamaConfig):\n    model_type = 'evil'\n",
+        encoding="utf-8",
+    )
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="evil", auto_map={"AutoConfig": "evil.EvilConfig"})
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="trust_remote_code"):
+        load_reward_backbone(str(folder))
+    assert not marker.exists()

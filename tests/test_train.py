@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from safetensors import safe_open
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardforge import RewardModel, TrainConfig, train
+from rewardforge.errors import UserError
 from rewardforge.models.adapters import merge_into_plain_backbone
 from rewardforge.recipe import ScoringRecipe
 
@@ -221,6 +223,8 @@ def test_resume_skips_a_checkpoint_cut_short_and_logs_each_step_once(
     train(tiny_config(tiny_bert_dir, hh_file, output, max_steps=4, save_steps=2, resume=True))
     assert "skipping checkpoint-4" in capsys.readouterr().out
     assert log_steps(output) == [1, 2, 3, 4]
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["resumed_from_step"] == 2 and metrics["train_pairs"] == 8  # steps 3 and 4
 
 
 KILL_AT_STEP_3 = """
@@ -238,28 +242,20 @@ train(TrainConfig(**eval(sys.argv[1])))
 
 
 def test_kill_9_then_resume_reaches_the_uninterrupted_weights(tiny_llama_dir, hh_file, tmp_path):
-    settings = dict(
-        data=[str(hh_file)],
-        model=str(tiny_llama_dir),
-        batch_pairs=4,
-        micro_batch_pairs=2,
-        max_steps=4,
-        lr=1e-3,
-        max_length=64,
-        save_steps=2,
-        logging_steps=1,
+    straight = tiny_config(
+        tiny_llama_dir, hh_file, tmp_path / "straight", max_steps=4, save_steps=2
     )
-    straight = train(TrainConfig(output=str(tmp_path / "straight"), **settings)).output_dir
-    killed = {**settings, "output": str(tmp_path / "killed")}
+    train(straight)
+    killed = dataclasses.asdict(dataclasses.replace(straight, output=str(tmp_path / "killed")))
     done = subprocess.run(
         [sys.executable, "-c", KILL_AT_STEP_3, repr(killed)], capture_output=True, text=True
     )
     assert done.returncode == -9, done.stderr[-2000:]
     assert not (tmp_path / "killed" / "rewardforge_recipe.json").exists()
-    resumed = train(TrainConfig(resume=True, **killed)).output_dir
+    resumed = train(TrainConfig(**{**killed, "resume": True})).output_dir
     assert log_steps(resumed) == [1, 2, 3, 4]
     with (
-        safe_open(str(straight / "model.safetensors"), "pt") as expected,
+        safe_open(str(tmp_path / "straight" / "model.safetensors"), "pt") as expected,
         safe_open(str(resumed / "model.safetensors"), "pt") as got,
     ):
         for key in expected.keys():  # noqa: SIM118 (not a dict)
@@ -291,6 +287,26 @@ def test_a_crash_while_saving_leaves_the_previous_model_whole(
 
     monkeypatch.setattr(rewardforge.api.train, "add_legacy_fields", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        train(tiny_config(tiny_bert_dir, hh_file, output, max_steps=2, lr=0.5))
+        train(tiny_config(tiny_bert_dir, hh_file, output, max_steps=2, lr=0.5, resume=True))
     assert RewardModel.load(output).score(["q"], ["a"]) == before
     assert not (output / ".saving" / "rewardforge_recipe.json").exists()
+
+
+def test_an_output_directory_with_a_different_run_is_refused(tiny_bert_dir, hh_file, tmp_path):
+    output = train(tiny_config(tiny_bert_dir, hh_file, tmp_path / "rm", max_steps=1)).output_dir
+    with pytest.raises(UserError, match=r"already holds a run trained with other settings \(lr"):
+        train(tiny_config(tiny_bert_dir, hh_file, output, max_steps=1, lr=0.5))
+    train(tiny_config(tiny_bert_dir, hh_file, output, max_steps=1))  # the same run again is fine
+
+
+@pytest.mark.parametrize(("dtype", "mixed_precision"), [("bfloat16", "no"), ("float32", "bf16")])
+def test_bf16_runs_end_to_end_on_cpu(tiny_llama_dir, hh_file, tmp_path, dtype, mixed_precision):
+    """Pure bf16 weights, and bf16 autocast over float32 weights, both through train()."""
+    config = tiny_config(
+        tiny_llama_dir, hh_file, tmp_path / "rm", dtype=dtype, mixed_precision=mixed_precision
+    )
+    result = train(config)
+    assert result.metrics["train_pairs"] == 12 and result.metrics["train_loss"] > 0
+    saved = json.loads((result.output_dir / "config.json").read_text())
+    assert saved["dtype"] == dtype
+    assert RewardModel.load(result.output_dir).score(["你好"], ["你好！"])

@@ -44,9 +44,9 @@ class RewardModel:
                 f"{directory} is not a model directory (no config.json). Pass the --output "
                 "directory of `rewardforge train`."
             )
-        if not any(directory.glob("*.safetensors")) and not any(directory.glob("*.bin")):
+        if not any(directory.glob("*.safetensors")):
             raise FileNotFoundError(
-                f"{directory} has a config.json but no model weights (*.safetensors or *.bin). "
+                f"{directory} has a config.json but no model weights (*.safetensors). "
                 "Was training interrupted before the model was saved? Point --model at a "
                 "finished `rewardforge train` output directory."
             )
@@ -56,6 +56,7 @@ class RewardModel:
         model = AutoModelForSequenceClassification.from_pretrained(
             directory,
             attn_implementation=attention_backend(recipe.template == "pair", device),
+            use_safetensors=True,  # rewardforge saves safetensors; pickle files can run code
         )
         model.to(device)
         return cls(model, RecipeEncoder(recipe, tokenizer))

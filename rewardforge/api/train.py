@@ -24,11 +24,18 @@ from rewardforge.models.legacy_format import add_legacy_fields
 from rewardforge.recipe import RECIPE_FILE, RecipeEncoder, ScoringRecipe
 from rewardforge.reward_forward import RewardForward
 from rewardforge.training.config import TrainConfig
+from rewardforge.training.run_directory import (
+    CHECKPOINTS,
+    CONFIG_FILE,
+    STAGING_DIR,
+    checkpoint_step,
+    keep_log_up_to,
+    move_into,
+    refuse_a_different_run,
+    resume_checkpoint,
+)
 from rewardforge.training.trainer import JsonlLogCallback, RewardTrainer
 
-CONFIG_FILE = "train_config.yaml"
-CHECKPOINTS = "checkpoints"
-STAGING_DIR = ".saving"
 METRICS_FILE = "metrics.json"
 LOG_FILE = "log.jsonl"
 
@@ -52,6 +59,7 @@ def train(config: TrainConfig) -> TrainResult:
         raise UserError("No training data given; pass --data FILE (repeatable).")
     set_seed(config.seed)
     output = Path(config.output)
+    refuse_a_different_run(output, config)
     output.mkdir(parents=True, exist_ok=True)
 
     train_report = _load(config.data, config)
@@ -64,6 +72,7 @@ def train(config: TrainConfig) -> TrainResult:
         quantization=config.quantization,
         gradient_checkpointing=config.gradient_checkpointing,
         disable_dropout=config.disable_dropout,
+        allow_pickle_weights=config.allow_pickle_weights,
     )
     encoder = RecipeEncoder(
         ScoringRecipe.for_model(tokenizer, is_encoder, config.max_length), tokenizer
@@ -95,9 +104,9 @@ def train(config: TrainConfig) -> TrainResult:
     if trainer.accelerator.num_processes > 1:
         kind = trainer.accelerator.distributed_type.value
         print(f"distributed: {kind} over {trainer.accelerator.num_processes} processes")
-    checkpoint = _resume_checkpoint(output) if config.resume else None
+    checkpoint = resume_checkpoint(output) if config.resume else None
     if trainer.is_world_process_zero():
-        _keep_log_up_to(output / LOG_FILE, _checkpoint_step(checkpoint) if checkpoint else 0)
+        keep_log_up_to(output / LOG_FILE, checkpoint_step(checkpoint) if checkpoint else 0)
     fit = trainer.train(resume_from_checkpoint=checkpoint)
     pairs, tokens = trainer.throughput_totals()
     runtime = fit.metrics["train_runtime"]
@@ -110,6 +119,8 @@ def train(config: TrainConfig) -> TrainResult:
         "train_loss": fit.metrics.get("train_loss"),
         "train_examples": len(train_rows),
     }
+    if checkpoint:  # train_pairs and train_tokens count what this invocation trained
+        metrics["resumed_from_step"] = checkpoint_step(checkpoint)
     if eval_rows:
         metrics.update(trainer.evaluate())
 
@@ -140,57 +151,8 @@ def train(config: TrainConfig) -> TrainResult:
     config.save(staging / CONFIG_FILE)
     (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     recipe.save(staging)
-    _move_into(staging, output, last=RECIPE_FILE)
+    move_into(staging, output, last=RECIPE_FILE)
     return TrainResult(output, metrics)
-
-
-def _move_into(staging: Path, output: Path, last: str) -> None:
-    """Move every entry of `staging` into `output`, replacing old ones, `last` at the end.
-
-    `RewardModel.load` needs the recipe file, so a crash part-way leaves no directory that
-    looks like a complete model: the old recipe goes first, the new one comes last.
-    """
-    (output / last).unlink(missing_ok=True)
-    for entry in sorted(staging.iterdir(), key=lambda path: path.name == last):
-        target = output / entry.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(entry, target)
-    staging.rmdir()
-
-
-def _resume_checkpoint(output: Path) -> str | None:
-    """The newest complete checkpoint (with its trainer_state.json), or None with a notice.
-
-    A checkpoint that a crash cut short has no trainer_state.json yet (transformers writes it
-    last); it is skipped, and so is resuming when no checkpoint exists yet.
-    """
-    found = sorted((output / CHECKPOINTS).glob("checkpoint-*"), key=_checkpoint_step)
-    complete = [path for path in found if (path / "trainer_state.json").is_file()]
-    for path in found:
-        if path not in complete:
-            print(f"--resume: skipping {path.name}, which was not saved completely")
-    if not complete:
-        print(f"--resume: no checkpoint in {output / CHECKPOINTS} yet; starting from the beginning")
-        return None
-    print(f"--resume: continuing from {complete[-1].name}")
-    return str(complete[-1])
-
-
-def _checkpoint_step(path: str | Path) -> int:
-    return int(Path(path).name.rsplit("-", 1)[-1])
-
-
-def _keep_log_up_to(log: Path, step: int) -> None:
-    """Drop log records after `step`, so that steps redone after a resume appear once."""
-    if not log.is_file():
-        return
-    kept = [
-        line
-        for line in log.read_text(encoding="utf-8").splitlines(keepends=True)
-        if line.strip() and json.loads(line).get("step", 0) <= step
-    ]
-    log.write_text("".join(kept), encoding="utf-8")
 
 
 def _save_model(trainer: RewardTrainer, config: TrainConfig, output: Path) -> None:

@@ -35,7 +35,8 @@ class Policy:
     def load(cls, name: str = "smollm2-135m") -> Policy:
         """Load a policy by bundled alias, hub id (offline cache), directory or `.gguf` file."""
         path = resolve_backbone(name)
-        return cls(AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path))
+        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)  # no pickle
+        return cls(model, AutoTokenizer.from_pretrained(path))
 
     def sample(self, prompt: Prompt, n: int, settings: SamplingSettings) -> list[str]:
         """`n` sampled answers to `prompt`, special tokens removed."""

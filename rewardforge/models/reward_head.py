@@ -13,6 +13,7 @@ from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -48,15 +49,18 @@ def load_reward_backbone(
     quantization: str | None = None,
     gradient_checkpointing: bool = False,
     disable_dropout: bool = False,
+    allow_pickle_weights: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, bool]:
     """Load a backbone as a single-output sequence classifier, ready to train as a reward model.
 
-    `disable_dropout` switches off the backbone's dropout (not LoRA's). Returns the model, its
-    tokenizer (with a pad token distinct from EOS) and whether the backbone is an encoder.
+    `disable_dropout` switches off the backbone's dropout (not LoRA's). Weights load from
+    safetensors only, unless `allow_pickle_weights` also allows PyTorch `.bin` files (pickle can
+    run code); code shipped with a model folder never runs (no `trust_remote_code`). Returns the
+    model, its tokenizer (with a pad token distinct from EOS) and whether it is an encoder.
     """
     path = resolve_backbone(name)
+    config = _config_without_remote_code(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    config = AutoConfig.from_pretrained(path)
     is_encoder = is_encoder_config(config.model_type)
     _ensure_distinct_pad_token(tokenizer, is_encoder)
     # A pad token the tokenizer adds lies past the embedding table until it is resized below.
@@ -70,6 +74,7 @@ def load_reward_backbone(
         pad_token_id=tokenizer.pad_token_id if pad_in_table else None,
         quantization_config=_quantization_config(quantization),
         attn_implementation=attention_backend(is_encoder, default_device()),
+        use_safetensors=None if allow_pickle_weights else True,
     )
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
@@ -85,6 +90,18 @@ def load_reward_backbone(
     if lora is not None:
         model = _with_lora(model, lora)
     return model, tokenizer, is_encoder
+
+
+def _config_without_remote_code(path: str) -> PretrainedConfig:
+    try:
+        return AutoConfig.from_pretrained(path)
+    except ValueError as error:
+        if "trust_remote_code" not in str(error):
+            raise
+        raise UserError(
+            f"{path} needs Python code shipped with the model (trust_remote_code), which "
+            "rewardforge does not run. Use a backbone that transformers supports natively."
+        ) from error
 
 
 def default_device() -> str:

@@ -15,47 +15,109 @@ from rewardforge.training.losses import LOSSES
 MIXED_PRECISION = ("auto", "bf16", "fp16", "no")
 
 
+def setting(
+    default: Any = None,
+    help: str = "",
+    *,
+    factory: Any = None,
+    shown: str | None = None,
+    flags: tuple[str, ...] = (),
+) -> Any:
+    """A TrainConfig field with what `rewardforge train --help` says about it.
+
+    `shown` replaces the default in the help where the value alone would not say it (None as
+    "off", say); `flags` overrides the flag names (a --on/--off pair for a boolean).
+    """
+    metadata = {"help": help, "shown": shown, "flags": flags}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class TrainConfig:
-    """Everything `rewardforge train` needs. Field names match the CLI flags (`-` becomes `_`)."""
+    """Everything `rewardforge train` needs, defined once: the CLI flags, their help and the YAML
+    keys of `--config` all come from these fields (`-` in a flag is `_` here)."""
 
-    data: list[str] = field(default_factory=list)
-    eval_data: list[str] = field(default_factory=list)
-    model: str = "minilm-l6"
-    output: str = "runs/rm"
-    columns: dict[str, str] = field(default_factory=dict)
-    skip_invalid: bool = False
-    min_score_gap: float | None = None
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_pairs: int = 16
-    micro_batch_pairs: int | None = None  # None: 1 on CPU, 8 on GPU
-    lr: float = 5e-5
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.05
-    max_length: int = 512
-    loss: str = "bt"
-    pairs: str = "all"
-    hinge_margin: float = 1.0
-    center_coef: float = 0.0
-    lora: bool = False
-    lora_rank: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] | None = None
-    save_adapter: bool = False
-    load_in_8bit: bool = False
-    load_in_4bit: bool = False
-    dtype: str = "float32"  # weights; bfloat16 = pure bf16 training, on request
-    mixed_precision: str = "auto"  # auto: bf16 autocast on GPUs that have it, fp16 on others
-    gradient_checkpointing: bool = False
-    disable_dropout: bool = True
-    save_steps: int = 500
-    eval_steps: int | None = None
-    logging_steps: int = 10
-    seed: int = 42
-    resume: bool = False
-    max_tokens_per_batch: int = 16384
+    data: list[str] = setting(
+        help="Preference data file, repeatable.", factory=list, shown="the bundled sample"
+    )
+    eval_data: list[str] = setting(
+        help="Evaluation data file, repeatable.",
+        factory=list,
+        shown="the bundled dev split when --data is not given",
+    )
+    model: str = setting("minilm-l6", "Backbone: bundled alias, hub id, folder or .gguf file.")
+    output: str = setting("runs/rm", "Output directory.")
+    columns: dict[str, str] = setting(
+        help="Key mapping, e.g. prompt=question,chosen=good,rejected=bad.",
+        factory=dict,
+        shown="none",
+    )
+    skip_invalid: bool = setting(False, "Skip bad rows, counted by reason, instead of stopping.")
+    min_score_gap: float | None = setting(
+        None, "Drop rows whose chosen_score - rejected_score is smaller.", shown="off"
+    )
+    epochs: float = setting(1.0, "Passes over the training data.")
+    max_steps: int = setting(-1, "Stop after N optimizer steps; -1 means --epochs decides.")
+    batch_pairs: int = setting(16, "Preference examples per optimizer step, all processes.")
+    micro_batch_pairs: int | None = setting(
+        None, "Preference examples per forward pass and process.", shown="1 on CPU, 8 on GPU"
+    )
+    lr: float = setting(5e-5, "Learning rate (linear decay).")
+    weight_decay: float = setting(0.0, "AdamW weight decay.")
+    warmup_ratio: float = setting(0.05, "Share of the steps that warm the learning rate up.")
+    max_length: int = setting(512, "Max tokens per prompt + response; longer ones are truncated.")
+    loss: str = setting("bt", "bt, logexp, hinge or listwise.")
+    pairs: str = setting("all", "Pairs drawn from K-way groups: all or adjacent.")
+    hinge_margin: float = setting(1.0, "Margin of --loss hinge.")
+    center_coef: float = setting(0.0, "Reward centering weight: coef * mean(r^2).")
+    lora: bool = setting(False, "Train LoRA adapters with PEFT; the reward head trains in full.")
+    lora_rank: int = setting(16, "LoRA rank.")
+    lora_alpha: int = setting(32, "LoRA alpha.")
+    lora_dropout: float = setting(0.05, "LoRA dropout.")
+    lora_target_modules: list[str] | None = setting(
+        None, "Comma-separated module names to adapt.", shown="every linear layer"
+    )
+    save_adapter: bool = setting(False, "Also keep the LoRA adapter in adapter/.")
+    load_in_8bit: bool = setting(False, "Quantize the backbone to 8 bits; needs --lora and CUDA.")
+    load_in_4bit: bool = setting(False, "Quantize the backbone to 4 bits; needs --lora and CUDA.")
+    dtype: str = setting("float32", "Weights: float32, or bfloat16 for pure bf16 training.")
+    mixed_precision: str = setting(
+        "auto",
+        "Autocast: auto (bf16 on GPUs that have it, else fp16; none on CPU), bf16, fp16, no.",
+    )
+    gradient_checkpointing: bool = setting(False, "Recompute activations to save memory.")
+    disable_dropout: bool = setting(
+        True,
+        "Train without the backbone's dropout, as TRL does.",
+        shown="disable",
+        flags=("--disable-dropout/--keep-dropout",),
+    )
+    allow_pickle_weights: bool = setting(
+        False, "Also load PyTorch .bin backbone weights (pickle can run code)."
+    )
+    save_steps: int = setting(500, "Checkpoint every N steps.")
+    eval_steps: int | None = setting(
+        None, "Evaluate every N steps (with --eval-data).", shown="at the end only"
+    )
+    logging_steps: int = setting(10, "Log every N steps.")
+    seed: int = setting(42, "Random seed.")
+    resume: bool = setting(False, "Continue from the newest complete checkpoint.")
+    max_tokens_per_batch: int = setting(16384, "Tokens fed per evaluation batch, padding included.")
+
+    @classmethod
+    def help_text(cls, name: str) -> str:
+        """The help of one setting, ending with its default."""
+        spec = next(f for f in fields(cls) if f.name == name)
+        shown = spec.metadata["shown"]
+        if shown is None:
+            shown = spec.default
+            if isinstance(shown, bool):
+                shown = "on" if shown else "off"
+            elif isinstance(shown, float):
+                shown = f"{shown:g}"
+        return f"{spec.metadata['help']} (default: {shown})"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
