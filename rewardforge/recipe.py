@@ -131,6 +131,7 @@ class RecipeEncoder:
         self.recipe = recipe
         self.tokenizer = tokenizer
         self._pair_builder = _pair_builder(tokenizer) if recipe.template == "pair" else None
+        self._turn_end = self._assistant_turn_end()
         self._tail = self._reward_tail()
 
     def encode(self, prompt: Prompt, response: str) -> EncodedResponse:
@@ -190,15 +191,35 @@ class RecipeEncoder:
             return 0
         return len(self._pair_builder([], [])[0])
 
+    def complete_turn(self, text: str) -> str:
+        """`text` with the end of the assistant turn restored where a client cut its whitespace.
+
+        Chat templates end a turn with a marker and whitespace (ChatML: `<|im_end|>` and a
+        newline), and the reward is read at the last token. RLHF clients often decode a sequence
+        up to the marker without what follows (OpenRLHF does), which would move the reward to
+        another token; the missing whitespace is put back so that such text scores as the
+        recipe renders it.
+        """
+        marker = self._turn_end.rstrip()
+        if marker and text.endswith(marker) and not text.endswith(self._turn_end):
+            return text + self._turn_end[len(marker) :]
+        return text
+
+    def _assistant_turn_end(self) -> str:
+        """What the chat template writes after an assistant reply (empty for other templates)."""
+        if self.recipe.template != "chat":
+            return ""
+        sentinel = "\x00rewardforge\x00"
+        _, response_text = self.render("x", sentinel)
+        return response_text.split(sentinel, 1)[-1]
+
     def _reward_tail(self) -> int:
         """How many trailing response tokens mark the end of the turn (kept when truncating)."""
         if self.recipe.template == "pair":
             return 0
         if self.recipe.template == "plain":
             return 1
-        sentinel = "\x00rewardforge\x00"
-        _, response_text = self.render("x", sentinel)
-        suffix = response_text.split(sentinel, 1)[-1]
+        suffix = self._turn_end
         return len(self._tokenize(suffix, with_specials=False)) if suffix else 0
 
 

@@ -126,6 +126,20 @@ def test_get_reward_speaks_openrlhf(server, tiny_reward_model_dir):
     assert without_prompts["rewards"][0] == pytest.approx(expected, abs=1e-5)
 
 
+def test_get_reward_does_not_depend_on_how_the_client_ends_the_turn(server, tiny_reward_model_dir):
+    """OpenRLHF decodes up to <|im_end|> and drops the template's newline after it."""
+    model = RewardModel.load(tiny_reward_model_dir)
+    prompt_text, response_text = model.encoder.render("你好吗？", "很好，谢谢。")
+    assert response_text.endswith("<|im_end|>\n")
+    as_rendered = prompt_text + response_text
+    as_openrlhf_sends = as_rendered.removesuffix("\n")
+    with_padding = as_openrlhf_sends + model.encoder.tokenizer.pad_token * 3
+    body = {"query": [as_rendered, as_openrlhf_sends, with_padding]}
+    rewards = httpx.post(f"{server}/get_reward", json=body, headers=auth()).json()["rewards"]
+    expected = model.score(["你好吗？"], ["很好，谢谢。"])[0]
+    assert rewards == pytest.approx([expected] * 3, abs=1e-5)
+
+
 def test_health_needs_no_key_but_scoring_does(server):
     assert httpx.get(f"{server}/health").json()["status"] == "ok"
     body = {"items": rows(1)}

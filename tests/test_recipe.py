@@ -81,3 +81,14 @@ def test_recipe_round_trip_and_normalisation(tmp_path):
 def test_missing_recipe_says_how_to_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="rewardforge train"):
         ScoringRecipe.load(tmp_path)
+
+
+def test_complete_turn_restores_what_follows_the_end_of_turn_marker(
+    chat_encoder, tiny_plain_llama_dir
+):
+    assert chat_encoder.complete_turn("Bake it.<|im_end|>") == "Bake it.<|im_end|>\n"
+    assert chat_encoder.complete_turn("Bake it.<|im_end|>\n") == "Bake it.<|im_end|>\n"
+    assert chat_encoder.complete_turn("Bake it.") == "Bake it."  # not a finished turn
+    plain_tokenizer = AutoTokenizer.from_pretrained(tiny_plain_llama_dir)
+    plain = RecipeEncoder(ScoringRecipe.for_model(plain_tokenizer, False, 64), plain_tokenizer)
+    assert plain.complete_turn("Bake it.</s>") == "Bake it.</s>"

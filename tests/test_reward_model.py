@@ -33,3 +33,26 @@ def test_compare_and_rank_agree_with_scores(reward_model):
 def test_mismatched_lengths_are_rejected(reward_model):
     with pytest.raises(ValueError, match="one prompt per response"):
         reward_model.score(["a", "b"], ["only one"])
+
+
+def test_trl_reward_function_renders_with_the_reward_models_own_recipe(
+    reward_model, tiny_plain_llama_dir
+):
+    """The policy (plain text, no chat template) formats nothing the RM reads: TRL hands over
+    raw prompts and completions, and the RM renders them with its ChatML recipe."""
+    from transformers import AutoTokenizer
+
+    policy_tokenizer = AutoTokenizer.from_pretrained(tiny_plain_llama_dir)
+    assert policy_tokenizer.chat_template is None and reward_model.recipe.template == "chat"
+    prompts = ["How do I bake bread?", "你好吗？"]
+    completions = ["Knead, rise, bake.", "很好，谢谢。"]
+    reward = reward_model.reward_function()
+    expected = reward_model.score(prompts, completions)
+    assert reward(prompts=prompts, completions=completions, completion_ids=None) == expected
+    chat_prompts = [[{"role": "user", "content": prompt}] for prompt in prompts]
+    chat_completions = [[{"role": "assistant", "content": text}] for text in completions]
+    assert reward(prompts=chat_prompts, completions=chat_completions) == pytest.approx(expected)
+    normalized = reward_model.reward_function(normalize=True)
+    assert normalized(prompts=prompts, completions=completions) == pytest.approx(
+        reward_model.score(prompts, completions, normalize=True)
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -111,7 +111,30 @@ class RewardModel:
         rewards = self.score([prompt] * len(candidates), list(candidates))
         return sorted(enumerate(rewards), key=lambda item: -item[1])
 
+    def reward_function(self, normalize: bool = False) -> Callable[..., list[float]]:
+        """A reward function for TRL's GRPO and RLOO trainers (`reward_funcs=[...]`).
+
+        TRL calls it with the policy's prompts and completions, as text or as chat messages.
+        They are rendered with this model's own recipe, not the policy's template, so the
+        reward is the one the model was trained to give whatever the policy's tokenizer.
+        """
+
+        def rewardforge_reward(
+            prompts: Sequence[Prompt], completions: Sequence[str | list[dict]], **_: object
+        ) -> list[float]:
+            texts = [_completion_text(completion) for completion in completions]
+            return self.score(list(prompts), texts, normalize=normalize)
+
+        return rewardforge_reward
+
     def _score_rows(self, rows: list[dict], progress: bool) -> list[list[float]]:
         return self.plan.score(
             self.reward_forward, rows, self.max_tokens_per_batch, progress=progress
         )
+
+
+def _completion_text(completion: str | list[dict]) -> str:
+    """A completion's text: TRL passes a string, or for chat data a list of assistant messages."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(message["content"] for message in completion)

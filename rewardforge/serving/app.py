@@ -205,13 +205,15 @@ def _split_query(query: str, prompt: str, reward_model: RewardModel) -> tuple[st
     """(prompt text, response text) of a full query, without padding around it.
 
     Under the plain recipe a trailing EOS is dropped too: `encode_rendered` appends the one
-    that carries the reward.
+    that carries the reward. Under the chat recipe a turn that ends at its end-of-turn marker
+    gets the template's trailing whitespace back (OpenRLHF decodes without it).
     """
     tokenizer = reward_model.encoder.tokenizer
     if tokenizer.pad_token:
         query = _strip_token(query, tokenizer.pad_token, from_start=True)
     if reward_model.recipe.template == "plain" and tokenizer.eos_token:
         query = _strip_token(query, tokenizer.eos_token, from_start=False)
+    query = reward_model.encoder.complete_turn(query)
     if prompt and query.startswith(prompt):
         return prompt, query[len(prompt) :]
     return "", query
