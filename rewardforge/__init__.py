@@ -1,29 +1,35 @@
-"""rewardforge: train, evaluate and use reward models for RLHF on any Hugging Face backbone."""
+"""rewardforge: train, evaluate and use reward models for RLHF on any Hugging Face backbone.
 
-from rewardforge.api.best_of_n import best_of_n
-from rewardforge.api.evaluate import compare, evaluate
-from rewardforge.api.reward_model import RewardModel
-from rewardforge.api.score import score_file
-from rewardforge.api.train import TrainResult, train
-from rewardforge.api.verifier import Verifier
-from rewardforge.data import DataError, LoadReport, PreferenceExample, load_preferences
-from rewardforge.recipe import ScoringRecipe
-from rewardforge.training.config import TrainConfig
+The public names load on first use, so that `import rewardforge.cli` (and `rewardforge --help`)
+does not import torch, transformers and the rest.
+"""
 
-__all__ = [
-    "DataError",
-    "LoadReport",
-    "PreferenceExample",
-    "RewardModel",
-    "ScoringRecipe",
-    "TrainConfig",
-    "TrainResult",
-    "Verifier",
-    "best_of_n",
-    "compare",
-    "evaluate",
-    "load_preferences",
-    "score_file",
-    "train",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "DataError": "rewardforge.data",
+    "LoadReport": "rewardforge.data",
+    "PreferenceExample": "rewardforge.data",
+    "load_preferences": "rewardforge.data",
+    "RewardModel": "rewardforge.api.reward_model",
+    "ScoringRecipe": "rewardforge.recipe",
+    "TrainConfig": "rewardforge.training.config",
+    "TrainResult": "rewardforge.api.train",
+    "train": "rewardforge.api.train",
+    "Verifier": "rewardforge.api.verifier",
+    "best_of_n": "rewardforge.api.best_of_n",
+    "compare": "rewardforge.api.evaluate",
+    "evaluate": "rewardforge.api.evaluate",
+    "score_file": "rewardforge.api.score",
+}
+__all__ = sorted(_PUBLIC)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'rewardforge' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)

@@ -10,8 +10,9 @@ from typing import Any
 import yaml
 
 from rewardforge.errors import UserError
-from rewardforge.training.losses import LOSSES
 
+# Names only: the losses themselves (and torch) live in losses.py, which the CLI does not import.
+LOSSES: tuple[str, ...] = ("bt", "logexp", "hinge", "listwise")
 MIXED_PRECISION = ("auto", "bf16", "fp16", "no")
 
 

@@ -13,9 +13,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from rewardforge.training.config import LOSSES
+
 LossName = Literal["bt", "logexp", "hinge", "listwise"]
 PairMode = Literal["all", "adjacent"]
-LOSSES: tuple[str, ...] = ("bt", "logexp", "hinge", "listwise")
 
 
 @dataclass
