@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from rewardforge.api.rlhf_config import RLHFConfig
+from rewardforge.config_fields import help_text, settings_from_sources
 from rewardforge.training.config import TrainConfig
 
 app = typer.Typer(
@@ -45,25 +47,18 @@ def train_command(config: Path | None = None, **flags: Any) -> None:
     )
 
 
-def _train_signature() -> inspect.Signature:
-    """`train`'s flags, one per TrainConfig field, with its help (None means 'not given', so
-    that a YAML --config value is not overridden by a default)."""
+def _signature(config_class: type, *leading: inspect.Parameter) -> inspect.Signature:
+    """A command's flags: `leading` ones, then one per field of `config_class` with its help.
+
+    Every flag defaults to None, meaning 'not given', so that a --config YAML value is not
+    overridden by a default.
+    """
     keyword = inspect.Parameter.KEYWORD_ONLY
-    config_help = "YAML file with any of these settings; flags win over it."
-    parameters = [
-        inspect.Parameter(
-            "config",
-            keyword,
-            default=None,
-            annotation=Annotated[Path | None, typer.Option(help=config_help)],
-        )
-    ]
-    types = typing.get_type_hints(TrainConfig)
-    for spec in dataclasses.fields(TrainConfig):
+    types = typing.get_type_hints(config_class)
+    parameters = list(leading)
+    for spec in dataclasses.fields(config_class):
         kind = _FLAG_TYPES.get(spec.name, types[spec.name])
-        option = typer.Option(
-            *spec.metadata["flags"], help=TrainConfig.help_text(spec.name), show_default=False
-        )
+        option = typer.Option(*spec.metadata["flags"], help=help_text(spec), show_default=False)
         annotation = Annotated[kind | None, option]
         parameters.append(
             inspect.Parameter(spec.name, keyword, default=None, annotation=annotation)
@@ -71,9 +66,17 @@ def _train_signature() -> inspect.Signature:
     return inspect.Signature(parameters)
 
 
+_CONFIG_FILE = inspect.Parameter(
+    "config",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=None,
+    annotation=Annotated[
+        Path | None, typer.Option(help="YAML file with any of these settings; flags win over it.")
+    ],
+)
 # Settings whose flag takes text that the command parses (the dict and list that YAML gives).
 _FLAG_TYPES: dict[str, Any] = {"columns": str, "lora_target_modules": str}
-train_command.__signature__ = _train_signature()
+train_command.__signature__ = _signature(TrainConfig, _CONFIG_FILE)
 app.command("train")(train_command)
 
 
@@ -317,6 +320,25 @@ def verify_command(
         mark = "pass" if attempt.accepted else "fail"
         typer.echo(f"attempt {number}: reward {attempt.reward:.4f} [{mark}] {attempt.answer!r}")
     typer.echo(("answer: " if verdict.accepted else "fallback: ") + verdict.answer)
+
+
+def rlhf_command(config: Path | None = None, **flags: Any) -> None:
+    """Optimise a policy against a reward model with TRL's GRPO or RLOO; save it to --output."""
+    from rewardforge.api.rlhf import rlhf
+
+    settings = _or_exit(lambda: RLHFConfig(**settings_from_sources(RLHFConfig, config, flags)))
+    result = _or_exit(lambda: rlhf(settings))
+    metrics = result.metrics
+    if metrics["heldout_reward_before"] is not None:
+        typer.echo(
+            f"held-out reward: {metrics['heldout_reward_before']:.4f} before, "
+            f"{metrics['heldout_reward_after']:.4f} after"
+        )
+    typer.echo(f"{metrics['steps']} {settings.algo} steps; policy saved to {result.output_dir}")
+
+
+rlhf_command.__signature__ = _signature(RLHFConfig, _CONFIG_FILE)
+app.command("rlhf")(rlhf_command)
 
 
 def _parse_columns(text: str | None) -> dict[str, str] | None:

@@ -17,8 +17,7 @@ from tqdm.auto import tqdm
 
 from rewardforge.api.reward_model import RewardModel
 from rewardforge.data.example import PreferenceExample, Prompt
-from rewardforge.data.formats import RowError, parse_messages, parse_prompt
-from rewardforge.data.loader import invalid_rows_error, read_rows
+from rewardforge.data.prompt_rows import read_prompts
 from rewardforge.errors import UserError
 from rewardforge.models.policy import Policy, SamplingSettings
 
@@ -55,7 +54,7 @@ def best_of_n(
     if n < 2 or not 1 <= top_k <= n:
         raise UserError(f"--n must be at least 2 and --top-k between 1 and n; got {n}, {top_k}.")
     sampling = sampling or SamplingSettings()
-    prompts = _read_prompts(prompts_path)
+    prompts = read_prompts(prompts_path)
     done = _done_prompts(Path(output_path))
     todo = [(index, prompt) for index, prompt in prompts if _key(prompt) not in done]
     if not todo:  # everything was done by an earlier run: nothing to load
@@ -99,25 +98,6 @@ def best_of_n(
             )
             sft_rows += len(kept)
     return BestOfNReport(len(todo), len(prompts) - len(todo), sft_rows, pair_rows)
-
-
-def _read_prompts(path: str | Path) -> list[tuple[int, Prompt]]:
-    prompts, errors = [], []
-    for number, row in read_rows(str(path)):
-        try:
-            if isinstance(row, RowError):
-                raise row
-            if "messages" in row:
-                prompts.append((number, parse_messages(row["messages"], "messages")))
-            elif "prompt" in row:
-                prompts.append((number, parse_prompt(row["prompt"])))
-            else:
-                raise RowError("missing key", "a prompt row needs 'prompt' or 'messages'.")
-        except RowError as error:
-            errors.append(f"{path}: line {number}: {error}")
-    if errors:
-        raise invalid_rows_error(errors, "invalid prompt row(s)")
-    return prompts
 
 
 def _done_prompts(output: Path) -> set[str]:

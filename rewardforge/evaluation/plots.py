@@ -109,6 +109,17 @@ def training_curves(log_path: Path, path: Path) -> Path:
     return _save(figure, path)
 
 
+def policy_curves(log_path: Path, path: Path) -> Path:
+    """Reward, KL to the reference policy and completion length over steps of an RLHF run,
+    with the held-out reward as marked points."""
+    records = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines()]
+    figure, (reward_axes, kl_axes, length_axes) = plt.subplots(1, 3, figsize=(14, 4))
+    _curve(reward_axes, records, "reward", "Mean reward")
+    _curve(kl_axes, records, "kl", "KL to the reference policy")
+    _curve(length_axes, records, "completions/mean_length", "Completion length (tokens)")
+    return _save(figure, path)
+
+
 def _curve(axes: plt.Axes, records: list[dict[str, Any]], name: str, title: str) -> None:
     """Training values of `name` as a line, `eval_<name>` values as marked points."""
     for key, style in ((name, {}), (f"eval_{name}", {"marker": "o"})):

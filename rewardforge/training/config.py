@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rewardforge.config_fields import flag_name, setting, settings_from_sources
 from rewardforge.errors import UserError
 
 # Names only: the losses themselves (and torch) live in losses.py, which the CLI does not import.
 LOSSES: tuple[str, ...] = ("bt", "logexp", "hinge", "listwise")
 MIXED_PRECISION = ("auto", "bf16", "fp16", "no")
-
-
-def setting(
-    default: Any = None,
-    help: str = "",
-    *,
-    factory: Any = None,
-    shown: str | None = None,
-    flags: tuple[str, ...] = (),
-) -> Any:
-    """A TrainConfig field with what `rewardforge train --help` says about it.
-
-    `shown` replaces the default in the help where the value alone would not say it (None as
-    "off", say); `flags` overrides the flag names (a --on/--off pair for a boolean).
-    """
-    metadata = {"help": help, "shown": shown, "flags": flags}
-    if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -107,19 +88,6 @@ class TrainConfig:
     resume: bool = setting(False, "Continue from the newest complete checkpoint.")
     max_tokens_per_batch: int = setting(16384, "Tokens fed per evaluation batch, padding included.")
 
-    @classmethod
-    def help_text(cls, name: str) -> str:
-        """The help of one setting, ending with its default."""
-        spec = next(f for f in fields(cls) if f.name == name)
-        shown = spec.metadata["shown"]
-        if shown is None:
-            shown = spec.default
-            if isinstance(shown, bool):
-                shown = "on" if shown else "off"
-            elif isinstance(shown, float):
-                shown = f"{shown:g}"
-        return f"{spec.metadata['help']} (default: {shown})"
-
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise UserError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}.")
@@ -150,7 +118,7 @@ class TrainConfig:
         for name, smallest in minimums.items():
             if getattr(self, name) < smallest:
                 raise UserError(
-                    f"--{_flag(name)} must be at least {smallest}, got {getattr(self, name)}."
+                    f"--{flag_name(name)} must be at least {smallest}, got {getattr(self, name)}."
                 )
         if not self.lr > 0:
             raise UserError(f"--lr must be above 0, got {self.lr}.")
@@ -172,25 +140,7 @@ class TrainConfig:
     @classmethod
     def from_sources(cls, config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
         """Defaults, then the YAML file, then explicit overrides (None means 'not given')."""
-        values: dict[str, Any] = {}
-        if config_file is not None:
-            values.update(_read_yaml(Path(config_file)))
-        values.update({key: value for key, value in overrides.items() if value is not None})
-        types = {f.name: str(f.type) for f in fields(cls)}
-        unknown = sorted(set(values) - set(types))
-        if unknown:
-            raise UserError(
-                f"Unknown setting(s) {', '.join(unknown)}"
-                + (f" in {config_file}" if config_file else "")
-                + ". See `rewardforge train --help` for the names."
-            )
-        for key in ("data", "eval_data"):
-            if isinstance(values.get(key), str):
-                values[key] = [values[key]]
-        where = f"{config_file}: " if config_file else ""
-        return cls(
-            **{key: _checked(key, value, types[key], where) for key, value in values.items()}
-        )
+        return cls(**settings_from_sources(cls, config_file, overrides))
 
     def save(self, path: str | Path) -> None:
         """Write the resolved configuration as YAML (reusable with `--config`)."""
@@ -203,57 +153,3 @@ class TrainConfig:
         if self.load_in_4bit:
             return "4bit"
         return "8bit" if self.load_in_8bit else None
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise UserError(f"{path}: not valid YAML{where}: {problem}.") from error
-    if not isinstance(loaded, dict):
-        raise UserError(f"{path}: expected a mapping of flag names to values.")
-    return {str(key).replace("-", "_"): value for key, value in loaded.items()}
-
-
-def _checked(name: str, value: Any, annotation: str, where: str) -> Any:
-    """`value` as the field's type, or a one-line error naming the setting.
-
-    YAML reads `1e-4` (no dot) as a string, so numbers written as text are accepted.
-    """
-    kind = annotation.replace(" | None", "")
-    if value is None and annotation.endswith("| None"):
-        return None
-    if kind in ("float", "int") and isinstance(value, str):
-        with contextlib.suppress(ValueError):  # not a number: reported below
-            value = float(value) if kind == "float" else int(value)
-    expected = {
-        "float": (int, float),
-        "int": (int,),
-        "bool": (bool,),
-        "str": (str,),
-        "list[str]": (list,),
-        "dict[str, str]": (dict,),
-    }[kind]
-    wrong_bool = isinstance(value, bool) and kind in ("float", "int")
-    if not isinstance(value, expected) or wrong_bool:
-        raise UserError(f"{where}{_flag(name)} must be {_KIND_NAMES[kind]}, got {value!r}.")
-    if kind == "list[str]" and not all(isinstance(item, str) for item in value):
-        raise UserError(f"{where}{_flag(name)} must be a list of strings, got {value!r}.")
-    return float(value) if kind == "float" else value
-
-
-_KIND_NAMES = {
-    "float": "a number",
-    "int": "a whole number",
-    "bool": "true or false",
-    "str": "text",
-    "list[str]": "a list of strings",
-    "dict[str, str]": "a mapping",
-}
-
-
-def _flag(name: str) -> str:
-    return name.replace("_", "-")

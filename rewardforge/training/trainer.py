@@ -149,3 +149,16 @@ class JsonlLogCallback(TrainerCallback):
             record = {"step": state.global_step, "epoch": state.epoch, **logs}
             with self.path.open("a", encoding="utf-8") as log_file:
                 log_file.write(json.dumps(record) + "\n")
+
+
+class StopOnNonFinite(TrainerCallback):
+    """Stops a run whose logged loss, reward or KL turned NaN or infinite, with a message."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 (Trainer API)
+        for key in ("loss", "reward", "kl"):
+            value = (logs or {}).get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"The logged {key} became {value} at step {state.global_step}; lower --lr "
+                    "or raise --beta and run again."
+                )

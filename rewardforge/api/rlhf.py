@@ -1,0 +1,131 @@
+"""`rlhf()`: policy optimisation against a rewardforge reward model, with TRL's trainers.
+
+rewardforge writes no RL trainer: GRPO and RLOO are TRL's. What it adds is the reward: TRL hands
+the policy's prompts and completions to `RewardModel.reward_function()`, which renders them with
+the reward model's own recipe, so the policy's chat template never reaches the reward model.
+The story: prompts, policy and reward model, trainer, held-out reward before, fit, held-out
+reward after, save.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from transformers import AutoTokenizer
+
+from rewardforge.api.reward_model import RewardModel
+from rewardforge.api.rlhf_config import RLHFConfig
+from rewardforge.data.example import Prompt
+from rewardforge.data.prompt_rows import read_prompts
+from rewardforge.evaluation.plots import policy_curves
+from rewardforge.models.backbones import resolve_backbone
+from rewardforge.recipe import messages_to_transcript
+from rewardforge.training.trainer import JsonlLogCallback, StopOnNonFinite
+
+
+@dataclass
+class RLHFResult:
+    """Where the policy was saved and what the run measured."""
+
+    output_dir: Path
+    metrics: dict[str, Any]
+
+
+def rlhf(config: RLHFConfig) -> RLHFResult:
+    """Optimise a policy against a reward model with TRL's GRPO or RLOO; save it to `output`.
+
+    `OUTPUT/log.jsonl` gets a record per logged step (reward, KL, completion length, ...),
+    `rlhf.png` plots them, `metrics.json` holds the held-out reward before and after.
+    """
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    policy_path = resolve_backbone(config.policy)
+    tokenizer = AutoTokenizer.from_pretrained(policy_path)
+    chat = tokenizer.chat_template is not None
+    train_prompts = _prompt_dataset(config.prompts, chat)
+    eval_prompts = _prompt_dataset(config.eval_prompts, chat) if config.eval_prompts else None
+    reward_model = RewardModel.load(config.reward_model)
+
+    trainer = _trainer(config, policy_path, tokenizer, reward_model, train_prompts, eval_prompts)
+    before = trainer.evaluate()["eval_reward"] if eval_prompts else None
+    trainer.train()
+    after = trainer.evaluate()["eval_reward"] if eval_prompts else None
+
+    trainer.save_model(str(output))
+    tokenizer.save_pretrained(output)
+    policy_curves(output / "log.jsonl", output / "rlhf.png")
+    steps = [record for record in trainer.state.log_history if "reward" in record]
+    metrics = {
+        "algo": config.algo,
+        "steps": trainer.state.global_step,
+        "first_reward": steps[0]["reward"] if steps else None,
+        "last_reward": steps[-1]["reward"] if steps else None,
+        "last_kl": steps[-1].get("kl") if steps else None,
+        "heldout_reward_before": before,
+        "heldout_reward_after": after,
+    }
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (output / "rlhf_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    return RLHFResult(output, metrics)
+
+
+def _prompt_dataset(path: str, chat: bool) -> datasets.Dataset:
+    """TRL's prompt column: chat messages for a policy with a chat template, else text."""
+    return datasets.Dataset.from_list(
+        [{"prompt": _as_policy_prompt(prompt, chat)} for _, prompt in read_prompts(path)]
+    )
+
+
+def _as_policy_prompt(prompt: Prompt, chat: bool) -> Prompt:
+    if chat:
+        return prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+    return prompt if isinstance(prompt, str) else messages_to_transcript(prompt)
+
+
+def _trainer(
+    config: RLHFConfig,
+    policy_path: str,
+    tokenizer: Any,
+    reward_model: RewardModel,
+    train_prompts: datasets.Dataset,
+    eval_prompts: datasets.Dataset | None,
+) -> Any:
+    import trl
+
+    trainer_class, config_class = {
+        "grpo": (trl.GRPOTrainer, trl.GRPOConfig),
+        "rloo": (trl.RLOOTrainer, trl.RLOOConfig),
+    }[config.algo]
+    cuda = torch.cuda.is_available()
+    completions = config.batch_prompts * config.generations
+    args = config_class(
+        output_dir=str(Path(config.output) / "checkpoints"),
+        max_steps=config.max_steps,
+        learning_rate=config.lr,
+        beta=config.beta,
+        num_generations=config.generations,
+        per_device_train_batch_size=completions,
+        per_device_eval_batch_size=completions,
+        max_completion_length=config.max_new_tokens,
+        temperature=config.temperature,
+        logging_steps=config.logging_steps,
+        seed=config.seed,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+    )
+    return trainer_class(
+        model=policy_path,
+        reward_funcs=[reward_model.reward_function(normalize=config.normalize)],
+        args=args,
+        train_dataset=train_prompts,
+        eval_dataset=eval_prompts,
+        processing_class=tokenizer,
+        callbacks=[JsonlLogCallback(Path(config.output) / "log.jsonl"), StopOnNonFinite()],
+    )

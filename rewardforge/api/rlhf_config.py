@@ -1,0 +1,58 @@
+"""The settings of `rewardforge rlhf`, one field a flag (kept apart from the trainer code so
+that the CLI can build its flags without importing torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rewardforge.config_fields import setting
+from rewardforge.errors import UserError
+
+ALGORITHMS = ("grpo", "rloo")
+
+
+@dataclass
+class RLHFConfig:
+    """Everything `rewardforge rlhf` needs (each field is also its flag)."""
+
+    reward_model: str = setting(
+        "", "Reward model folder written by `rewardforge train`.", shown="required"
+    )
+    prompts: str = setting(
+        "", 'Training prompts: rows of {"prompt"} or {"messages"}.', shown="required"
+    )
+    policy: str = setting("smollm2-135m", "Policy to train: bundled alias, hub id or folder.")
+    eval_prompts: str | None = setting(
+        None, "Held-out prompts; their mean reward is measured before and after.", shown="none"
+    )
+    output: str = setting("runs/policy", "Output directory.")
+    algo: str = setting("grpo", "grpo or rloo (TRL's trainers).")
+    max_steps: int = setting(100, "Optimizer steps.")
+    lr: float = setting(1e-6, "Learning rate.")
+    beta: float = setting(0.04, "Weight of the KL penalty to the starting policy.")
+    generations: int = setting(4, "Completions sampled per prompt.")
+    batch_prompts: int = setting(2, "Prompts per optimizer step.")
+    max_new_tokens: int = setting(64, "Tokens per completion, at most.")
+    temperature: float = setting(1.0, "Sampling temperature.")
+    normalize: bool = setting(False, "Use the reward model's normalised rewards.")
+    logging_steps: int = setting(1, "Log every N steps.")
+    seed: int = setting(42, "Random seed.")
+
+    def __post_init__(self) -> None:
+        if not self.reward_model or not self.prompts:
+            raise UserError("rlhf needs --reward-model DIR and --prompts FILE.")
+        if self.algo not in ALGORITHMS:
+            raise UserError(f"--algo must be one of {', '.join(ALGORITHMS)}, got {self.algo!r}.")
+        for name in (
+            "max_steps",
+            "generations",
+            "batch_prompts",
+            "max_new_tokens",
+            "logging_steps",
+        ):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1.")
+        if self.generations < 2:
+            raise UserError("--generations must be at least 2: rewards are compared in a group.")
+        if not self.lr > 0 or self.beta < 0:
+            raise UserError("--lr must be above 0 and --beta at least 0.")

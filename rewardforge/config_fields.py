@@ -1,0 +1,127 @@
+"""Settings declared once: a dataclass field that carries its command-line help.
+
+A config dataclass (TrainConfig, RLHFConfig) declares each setting with `setting(...)`; the CLI
+turns every field into a flag with that help and default, and `--config` YAML files use the
+same names. A new option is written in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rewardforge.errors import UserError
+
+
+def setting(
+    default: Any = None,
+    help: str = "",
+    *,
+    factory: Any = None,
+    shown: str | None = None,
+    flags: tuple[str, ...] = (),
+) -> Any:
+    """A dataclass field with its help text.
+
+    `shown` replaces the default in the help where the value alone would not say it (None as
+    "off", say); `flags` overrides the flag names (a --on/--off pair for a boolean).
+    """
+    metadata = {"help": help, "shown": shown, "flags": flags}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def help_text(spec: dataclasses.Field) -> str:
+    """A setting's help, ending with its default."""
+    shown = spec.metadata["shown"]
+    if shown is None:
+        shown = spec.default
+        if isinstance(shown, bool):
+            shown = "on" if shown else "off"
+        elif isinstance(shown, float):
+            shown = f"{shown:g}"
+    return f"{spec.metadata['help']} (default: {shown})"
+
+
+def settings_from_sources(
+    config_class: type, config_file: str | Path | None, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Keyword arguments for `config_class`: the YAML file's values, then the overrides that
+    are not None, each checked against its field's type (a one-line error otherwise)."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        values.update(_read_yaml(Path(config_file)))
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    types = {spec.name: str(spec.type) for spec in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise UserError(
+            f"Unknown setting(s) {', '.join(unknown)}"
+            + (f" in {config_file}" if config_file else "")
+            + ". See the command's --help for the names."
+        )
+    for key in ("data", "eval_data"):  # a single path where a list is expected
+        if isinstance(values.get(key), str) and types[key].startswith("list"):
+            values[key] = [values[key]]
+    where = f"{config_file}: " if config_file else ""
+    return {key: _checked(key, value, types[key], where) for key, value in values.items()}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise UserError(f"{path}: not valid YAML{where}: {problem}.") from error
+    if not isinstance(loaded, dict):
+        raise UserError(f"{path}: expected a mapping of flag names to values.")
+    return {str(key).replace("-", "_"): value for key, value in loaded.items()}
+
+
+def _checked(name: str, value: Any, annotation: str, where: str) -> Any:
+    """`value` as the field's type, or a one-line error naming the setting.
+
+    YAML reads `1e-4` (no dot) as a string, so numbers written as text are accepted.
+    """
+    kind = annotation.replace(" | None", "")
+    if value is None and annotation.endswith("| None"):
+        return None
+    if kind in ("float", "int") and isinstance(value, str):
+        with contextlib.suppress(ValueError):  # not a number: reported below
+            value = float(value) if kind == "float" else int(value)
+    expected = {
+        "float": (int, float),
+        "int": (int,),
+        "bool": (bool,),
+        "str": (str,),
+        "list[str]": (list,),
+        "dict[str, str]": (dict,),
+    }[kind]
+    wrong_bool = isinstance(value, bool) and kind in ("float", "int")
+    if not isinstance(value, expected) or wrong_bool:
+        raise UserError(f"{where}{flag_name(name)} must be {_KIND_NAMES[kind]}, got {value!r}.")
+    if kind == "list[str]" and not all(isinstance(item, str) for item in value):
+        raise UserError(f"{where}{flag_name(name)} must be a list of strings, got {value!r}.")
+    return float(value) if kind == "float" else value
+
+
+_KIND_NAMES = {
+    "float": "a number",
+    "int": "a whole number",
+    "bool": "true or false",
+    "str": "text",
+    "list[str]": "a list of strings",
+    "dict[str, str]": "a mapping",
+}
+
+
+def flag_name(name: str) -> str:
+    """A setting's flag name: `max_length` is `max-length`."""
+    return name.replace("_", "-")
