@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from rewardforge.errors import UserError
 from rewardforge.training.config import TrainConfig
@@ -49,16 +48,6 @@ def test_unknown_setting_names_the_file(tmp_path):
 def test_invalid_settings_are_rejected(settings, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**settings)
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU defaults")
-def test_mixed_precision_defaults_follow_the_device():
-    from rewardforge.api.train import mixed_precision
-
-    assert mixed_precision("auto") == "no"  # this CPU machine: fp32, bf16 only on request
-    assert mixed_precision("bf16") == "bf16"
-    with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):
-        mixed_precision("fp16")
 
 
 def test_epochs_zero_is_fine_when_max_steps_says_how_long():

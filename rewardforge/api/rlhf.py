@@ -25,6 +25,7 @@ from rewardforge.data.prompt_rows import read_prompts
 from rewardforge.evaluation.plots import policy_curves
 from rewardforge.models.backbones import resolve_backbone
 from rewardforge.recipe import messages_to_transcript
+from rewardforge.training.precision import mixed_precision
 from rewardforge.training.trainer import JsonlLogCallback, StopOnNonFinite
 
 
@@ -101,7 +102,7 @@ def _trainer(
         "grpo": (trl.GRPOTrainer, trl.GRPOConfig),
         "rloo": (trl.RLOOTrainer, trl.RLOOConfig),
     }[config.algo]
-    cuda = torch.cuda.is_available()
+    precision = mixed_precision("auto")
     completions = config.batch_prompts * config.generations
     args = config_class(
         output_dir=str(Path(config.output) / "checkpoints"),
@@ -117,8 +118,9 @@ def _trainer(
         seed=config.seed,
         save_strategy="no",
         report_to="none",
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
+        use_cpu=not torch.cuda.is_available(),
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
     )
     return trainer_class(
         model=policy_path,

@@ -24,6 +24,7 @@ from rewardforge.models.legacy_format import add_legacy_fields
 from rewardforge.recipe import RECIPE_FILE, RecipeEncoder, ScoringRecipe
 from rewardforge.reward_forward import RewardForward
 from rewardforge.training.config import TrainConfig
+from rewardforge.training.precision import mixed_precision
 from rewardforge.training.run_directory import (
     CHECKPOINTS,
     CONFIG_FILE,
@@ -190,26 +191,6 @@ def sharded_training() -> bool:
         os.environ.get(f"ACCELERATE_USE_{name}", "").lower() in ("true", "1")
         for name in ("FSDP", "DEEPSPEED")
     )
-
-
-def mixed_precision(requested: str) -> str:
-    """The autocast precision to train with: `bf16`, `fp16` or `no`.
-
-    `auto` means bf16 on GPUs that support it, fp16 (with loss scaling) on older GPUs, and no
-    autocast on CPU, where bf16 matmuls are slower than fp32 on most processors. Weights stay
-    float32 (master weights) unless `--dtype bfloat16` asks for pure bf16.
-    """
-    cuda = torch.cuda.is_available()
-    if requested == "fp16" and not cuda:
-        raise UserError(
-            "--mixed-precision fp16 needs a CUDA GPU (loss scaling runs there); "
-            "use --mixed-precision bf16 on a CPU."
-        )
-    if requested != "auto":
-        return requested
-    if not cuda:
-        return "no"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def _describe(plan: ForwardPlan) -> str:

@@ -1,0 +1,27 @@
+"""Which autocast precision a run uses, decided by the device."""
+
+from __future__ import annotations
+
+import torch
+
+from rewardforge.errors import UserError
+
+
+def mixed_precision(requested: str) -> str:
+    """The autocast precision to train with: `bf16`, `fp16` or `no`.
+
+    `auto` means bf16 on GPUs that support it, fp16 (with loss scaling) on older GPUs, and no
+    autocast on CPU, where bf16 matmuls are slower than fp32 on most processors. Weights stay
+    float32 (master weights) unless `--dtype bfloat16` asks for pure bf16.
+    """
+    cuda = torch.cuda.is_available()
+    if requested == "fp16" and not cuda:
+        raise UserError(
+            "--mixed-precision fp16 needs a CUDA GPU (loss scaling runs there); "
+            "use --mixed-precision bf16 on a CPU."
+        )
+    if requested != "auto":
+        return requested
+    if not cuda:
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
