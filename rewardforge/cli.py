@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from rewardforge.api.policy_tuning_config import DPORunConfig, SFTRunConfig
 from rewardforge.api.rlhf_config import RLHFConfig
 from rewardforge.config_fields import help_text, settings_from_sources
 from rewardforge.training.config import TrainConfig
@@ -339,6 +340,37 @@ def rlhf_command(config: Path | None = None, **flags: Any) -> None:
 
 rlhf_command.__signature__ = _signature(RLHFConfig, _CONFIG_FILE)
 app.command("rlhf")(rlhf_command)
+
+
+def sft_command(config: Path | None = None, **flags: Any) -> None:
+    """Fine-tune a policy on demonstrations with TRL's SFTTrainer; save it to --output."""
+    from rewardforge.api.policy_tuning import sft
+
+    settings = _or_exit(lambda: SFTRunConfig(**settings_from_sources(SFTRunConfig, config, flags)))
+    result = _or_exit(lambda: sft(settings))
+    _report_policy_run("sft", result.metrics, result.output_dir)
+
+
+def dpo_command(config: Path | None = None, **flags: Any) -> None:
+    """Tune a policy on preference pairs with TRL's DPOTrainer; save it to --output."""
+    from rewardforge.api.policy_tuning import dpo
+
+    settings = _or_exit(lambda: DPORunConfig(**settings_from_sources(DPORunConfig, config, flags)))
+    result = _or_exit(lambda: dpo(settings))
+    _report_policy_run("dpo", result.metrics, result.output_dir)
+
+
+def _report_policy_run(name: str, metrics: dict[str, Any], output: Path) -> None:
+    typer.echo(
+        f"{name}: {metrics['steps']} steps on {metrics['train_examples']} examples, "
+        f"loss {metrics['train_loss']:.4f}; saved to {output}"
+    )
+
+
+sft_command.__signature__ = _signature(SFTRunConfig, _CONFIG_FILE)
+app.command("sft")(sft_command)
+dpo_command.__signature__ = _signature(DPORunConfig, _CONFIG_FILE)
+app.command("dpo")(dpo_command)
 
 
 def _parse_columns(text: str | None) -> dict[str, str] | None:

@@ -15,18 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import torch
 from transformers import AutoTokenizer
 
 from rewardforge.api.reward_model import RewardModel
 from rewardforge.api.rlhf_config import RLHFConfig
-from rewardforge.data.example import Prompt
+from rewardforge.api.trl_runs import (
+    LOG_FILE,
+    policy_prompt,
+    run_callbacks,
+    save_run,
+    trl_arguments,
+)
 from rewardforge.data.prompt_rows import read_prompts
 from rewardforge.evaluation.plots import policy_curves
 from rewardforge.models.backbones import resolve_backbone
-from rewardforge.recipe import messages_to_transcript
-from rewardforge.training.precision import mixed_precision
-from rewardforge.training.trainer import JsonlLogCallback, StopOnNonFinite
 
 
 @dataclass
@@ -57,9 +59,7 @@ def rlhf(config: RLHFConfig) -> RLHFResult:
     trainer.train()
     after = trainer.evaluate()["eval_reward"] if eval_prompts else None
 
-    trainer.save_model(str(output))
-    tokenizer.save_pretrained(output)
-    policy_curves(output / "log.jsonl", output / "rlhf.png")
+    policy_curves(output / LOG_FILE, output / "rlhf.png")
     steps = [record for record in trainer.state.log_history if "reward" in record]
     metrics = {
         "algo": config.algo,
@@ -70,7 +70,7 @@ def rlhf(config: RLHFConfig) -> RLHFResult:
         "heldout_reward_before": before,
         "heldout_reward_after": after,
     }
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    save_run(trainer, tokenizer, output, metrics)
     (output / "rlhf_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     return RLHFResult(output, metrics)
 
@@ -78,14 +78,8 @@ def rlhf(config: RLHFConfig) -> RLHFResult:
 def _prompt_dataset(path: str, chat: bool) -> datasets.Dataset:
     """TRL's prompt column: chat messages for a policy with a chat template, else text."""
     return datasets.Dataset.from_list(
-        [{"prompt": _as_policy_prompt(prompt, chat)} for _, prompt in read_prompts(path)]
+        [{"prompt": policy_prompt(prompt, chat)} for _, prompt in read_prompts(path)]
     )
-
-
-def _as_policy_prompt(prompt: Prompt, chat: bool) -> Prompt:
-    if chat:
-        return prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
-    return prompt if isinstance(prompt, str) else messages_to_transcript(prompt)
 
 
 def _trainer(
@@ -102,10 +96,10 @@ def _trainer(
         "grpo": (trl.GRPOTrainer, trl.GRPOConfig),
         "rloo": (trl.RLOOTrainer, trl.RLOOConfig),
     }[config.algo]
-    precision = mixed_precision("auto")
     completions = config.batch_prompts * config.generations
-    args = config_class(
-        output_dir=str(Path(config.output) / "checkpoints"),
+    args = trl_arguments(
+        config_class,
+        Path(config.output),
         max_steps=config.max_steps,
         learning_rate=config.lr,
         beta=config.beta,
@@ -116,11 +110,6 @@ def _trainer(
         temperature=config.temperature,
         logging_steps=config.logging_steps,
         seed=config.seed,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=not torch.cuda.is_available(),
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
     )
     return trainer_class(
         model=policy_path,
@@ -129,5 +118,5 @@ def _trainer(
         train_dataset=train_prompts,
         eval_dataset=eval_prompts,
         processing_class=tokenizer,
-        callbacks=[JsonlLogCallback(Path(config.output) / "log.jsonl"), StopOnNonFinite()],
+        callbacks=run_callbacks(Path(config.output)),
     )

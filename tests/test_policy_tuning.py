@@ -1,0 +1,104 @@
+"""`rewardforge sft` and `dpo`: the flywheel's policy steps through TRL, a few steps each."""
+
+import json
+
+import pytest
+from transformers import AutoModelForCausalLM
+from typer.testing import CliRunner
+
+from rewardforge.api.policy_tuning import dpo, sft
+from rewardforge.api.policy_tuning_config import DPORunConfig, SFTRunConfig
+from rewardforge.cli import app
+from rewardforge.data import DataError
+from tests.conftest import write_jsonl
+
+DEMONSTRATIONS = [
+    {"prompt": "How do I bake bread?", "answer": "Knead, rise, bake."},
+    {
+        "prompt": "你好吗？",
+        "response": "很好，谢谢。",
+        "reward": 0.3,
+        "rank": 1,
+    },  # best-of-N's rows
+    {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
+    {"prompt": [{"role": "user", "content": "Name a colour."}], "answer": "Blue."},
+]
+PAIRS = [  # as best-of-N's --pairs-output writes them
+    {
+        "prompt": "How do I bake bread?",
+        "chosen": "Knead, rise, bake.",
+        "rejected": "No.",
+        "chosen_reward": 0.4,
+        "rejected_reward": -0.2,
+    },
+    {
+        "prompt": "你好吗？",
+        "chosen": "很好，谢谢。",
+        "rejected": "不好。",
+        "chosen_reward": 0.1,
+        "rejected_reward": 0.0,
+    },
+]
+
+
+def steps_logged(output) -> list[int]:
+    records = [json.loads(line) for line in (output / "log.jsonl").open()]
+    return [record["step"] for record in records if "loss" in record]
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_sft_trains_on_every_row_shape_and_saves_a_plain_model(tiny_llama_dir, tmp_path, lora):
+    data = write_jsonl(tmp_path / "sft.jsonl", DEMONSTRATIONS)
+    config = SFTRunConfig(
+        data=str(data),
+        model=str(tiny_llama_dir),
+        output=str(tmp_path / "sft"),
+        max_steps=2,
+        batch_size=2,
+        lr=1e-3,
+        max_length=64,
+        logging_steps=1,
+        lora=lora,
+    )
+    result = sft(config)
+    assert result.metrics["train_examples"] == 4 and result.metrics["steps"] == 2
+    assert steps_logged(result.output_dir) == [1, 2]
+    assert not (result.output_dir / "adapter_config.json").exists()  # LoRA merged in
+    tuned = AutoModelForCausalLM.from_pretrained(result.output_dir)
+    assert tuned.config.num_hidden_layers == 2
+
+
+def test_dpo_tunes_on_best_of_n_pairs(tiny_plain_llama_dir, tmp_path):
+    data = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    config = DPORunConfig(
+        data=str(data),
+        model=str(tiny_plain_llama_dir),
+        output=str(tmp_path / "dpo"),
+        max_steps=2,
+        batch_size=2,
+        lr=1e-3,
+        max_length=64,
+        logging_steps=1,
+    )
+    result = dpo(config)
+    assert result.metrics["train_examples"] == 2 and result.metrics["steps"] == 2
+    records = [json.loads(line) for line in (result.output_dir / "log.jsonl").open()]
+    assert all("rewards/chosen" in record for record in records if "loss" in record)
+    assert AutoModelForCausalLM.from_pretrained(result.output_dir).config.num_hidden_layers == 2
+
+
+def test_bad_demonstration_rows_are_named(tmp_path):
+    data = write_jsonl(tmp_path / "sft.jsonl", [DEMONSTRATIONS[0], {"prompt": "no answer"}])
+    with pytest.raises(DataError, match="sft.jsonl: line 2: a row needs 'prompt' and 'answer'"):
+        sft(SFTRunConfig(data=str(data), output=str(tmp_path / "out")))
+
+
+@pytest.mark.parametrize("command", ["sft", "dpo"])
+def test_cli_commands(tiny_llama_dir, tmp_path, command):
+    rows = DEMONSTRATIONS if command == "sft" else PAIRS
+    data = write_jsonl(tmp_path / "data.jsonl", rows)
+    flags = [command, "--data", str(data), "--model", str(tiny_llama_dir), "--max-steps", "1"]
+    flags += ["--batch-size", "2", "--max-length", "64", "--output", str(tmp_path / command)]
+    result = CliRunner().invoke(app, flags)
+    assert result.exit_code == 0, result.output
+    assert f"{command}: 1 steps on " in result.output
