@@ -7,6 +7,7 @@ import inspect
 import json
 import os
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,28 +25,6 @@ app = typer.Typer(
 )
 
 ModelDir = Annotated[Path, typer.Option(help="Directory written by `rewardforge train`.")]
-
-
-def train_command(config: Path | None = None, **flags: Any) -> None:
-    """Train a reward model on preference pairs and save it to --output."""
-    from rewardforge.api.train import train
-    from rewardforge.data.sample import sample_paths
-
-    flags["columns"] = _parse_columns(flags["columns"])
-    if flags["lora_target_modules"]:
-        flags["lora_target_modules"] = flags["lora_target_modules"].split(",")
-    settings = _or_exit(lambda: TrainConfig.from_sources(config, **flags))
-    if not settings.data:
-        settings.data, default_eval = map(lambda p: [p], sample_paths())
-        settings.eval_data = settings.eval_data or default_eval
-        typer.echo("No --data given: training on the bundled HH-RLHF harmless sample.")
-    result = _or_exit(lambda: train(settings))
-    if "eval_accuracy" in result.metrics:
-        typer.echo(f"eval accuracy: {result.metrics['eval_accuracy']:.4f}")
-    typer.echo(
-        f"trained {result.metrics['train_pairs']} pairs in {result.metrics['train_runtime_s']:.1f}s"
-        f" ({result.metrics['pairs_per_s']:.2f} pairs/s); saved to {result.output_dir}"
-    )
 
 
 def _signature(config_class: type, *leading: inspect.Parameter) -> inspect.Signature:
@@ -77,8 +56,44 @@ _CONFIG_FILE = inspect.Parameter(
 )
 # Settings whose flag takes text that the command parses (the dict and list that YAML gives).
 _FLAG_TYPES: dict[str, Any] = {"columns": str, "lora_target_modules": str}
-train_command.__signature__ = _signature(TrainConfig, _CONFIG_FILE)
-app.command("train")(train_command)
+
+
+def _config_command(name: str, config_class: type) -> Callable[[Callable], Callable]:
+    """Register a command taking `--config FILE` and one flag per field of `config_class`."""
+
+    def register(command: Callable) -> Callable:
+        command.__signature__ = _signature(config_class, _CONFIG_FILE)
+        return app.command(name)(command)
+
+    return register
+
+
+def _settings(config_class: type, config_file: Path | None, flags: dict[str, Any]) -> Any:
+    """The command's config: YAML file, then the flags given; a bad value exits with one line."""
+    return _or_exit(lambda: config_class(**settings_from_sources(config_class, config_file, flags)))
+
+
+@_config_command("train", TrainConfig)
+def train_command(config: Path | None = None, **flags: Any) -> None:
+    """Train a reward model on preference pairs and save it to --output."""
+    from rewardforge.api.train import train
+    from rewardforge.data.sample import sample_paths
+
+    flags["columns"] = _parse_columns(flags["columns"])
+    if flags["lora_target_modules"]:
+        flags["lora_target_modules"] = flags["lora_target_modules"].split(",")
+    settings = _settings(TrainConfig, config, flags)
+    if not settings.data:
+        settings.data, default_eval = map(lambda p: [p], sample_paths())
+        settings.eval_data = settings.eval_data or default_eval
+        typer.echo("No --data given: training on the bundled HH-RLHF harmless sample.")
+    result = _or_exit(lambda: train(settings))
+    if "eval_accuracy" in result.metrics:
+        typer.echo(f"eval accuracy: {result.metrics['eval_accuracy']:.4f}")
+    typer.echo(
+        f"trained {result.metrics['train_pairs']} pairs in {result.metrics['train_runtime_s']:.1f}s"
+        f" ({result.metrics['pairs_per_s']:.2f} pairs/s); saved to {result.output_dir}"
+    )
 
 
 @app.command("eval")
@@ -323,11 +338,12 @@ def verify_command(
     typer.echo(("answer: " if verdict.accepted else "fallback: ") + verdict.answer)
 
 
+@_config_command("rlhf", RLHFConfig)
 def rlhf_command(config: Path | None = None, **flags: Any) -> None:
     """Optimise a policy against a reward model with TRL's GRPO or RLOO; save it to --output."""
     from rewardforge.api.rlhf import rlhf
 
-    settings = _or_exit(lambda: RLHFConfig(**settings_from_sources(RLHFConfig, config, flags)))
+    settings = _settings(RLHFConfig, config, flags)
     result = _or_exit(lambda: rlhf(settings))
     metrics = result.metrics
     if metrics["heldout_reward_before"] is not None:
@@ -338,24 +354,22 @@ def rlhf_command(config: Path | None = None, **flags: Any) -> None:
     typer.echo(f"{metrics['steps']} {settings.algo} steps; policy saved to {result.output_dir}")
 
 
-rlhf_command.__signature__ = _signature(RLHFConfig, _CONFIG_FILE)
-app.command("rlhf")(rlhf_command)
-
-
+@_config_command("sft", SFTRunConfig)
 def sft_command(config: Path | None = None, **flags: Any) -> None:
     """Fine-tune a policy on demonstrations with TRL's SFTTrainer; save it to --output."""
     from rewardforge.api.policy_tuning import sft
 
-    settings = _or_exit(lambda: SFTRunConfig(**settings_from_sources(SFTRunConfig, config, flags)))
+    settings = _settings(SFTRunConfig, config, flags)
     result = _or_exit(lambda: sft(settings))
     _report_policy_run("sft", result.metrics, result.output_dir)
 
 
+@_config_command("dpo", DPORunConfig)
 def dpo_command(config: Path | None = None, **flags: Any) -> None:
     """Tune a policy on preference pairs with TRL's DPOTrainer; save it to --output."""
     from rewardforge.api.policy_tuning import dpo
 
-    settings = _or_exit(lambda: DPORunConfig(**settings_from_sources(DPORunConfig, config, flags)))
+    settings = _settings(DPORunConfig, config, flags)
     result = _or_exit(lambda: dpo(settings))
     _report_policy_run("dpo", result.metrics, result.output_dir)
 
@@ -365,12 +379,6 @@ def _report_policy_run(name: str, metrics: dict[str, Any], output: Path) -> None
         f"{name}: {metrics['steps']} steps on {metrics['train_examples']} examples, "
         f"loss {metrics['train_loss']:.4f}; saved to {output}"
     )
-
-
-sft_command.__signature__ = _signature(SFTRunConfig, _CONFIG_FILE)
-app.command("sft")(sft_command)
-dpo_command.__signature__ = _signature(DPORunConfig, _CONFIG_FILE)
-app.command("dpo")(dpo_command)
 
 
 def _parse_columns(text: str | None) -> dict[str, str] | None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-from transformers import AutoTokenizer
 
 from rewardforge.api.policy_tuning_config import DPORunConfig, SFTRunConfig
 from rewardforge.api.trl_runs import (
@@ -21,11 +20,11 @@ from rewardforge.api.trl_runs import (
     policy_prompt,
     run_callbacks,
     save_run,
+    start_run,
     trl_arguments,
 )
 from rewardforge.data.loader import load_preferences
 from rewardforge.data.scoring_rows import read_demonstrations
-from rewardforge.models.backbones import resolve_backbone
 
 
 @dataclass
@@ -41,7 +40,7 @@ def sft(config: SFTRunConfig) -> PolicyRunResult:
     import trl
     from peft import LoraConfig
 
-    output, policy_path, tokenizer, chat = _start(config.model, config.output)
+    output, policy_path, tokenizer, chat = start_run(config.model, config.output)
     rows = [
         {"prompt": policy_prompt(prompt, chat), "completion": policy_completion(answer, chat)}
         for prompt, answer in read_demonstrations(config.data)
@@ -70,7 +69,7 @@ def dpo(config: DPORunConfig) -> PolicyRunResult:
     """
     import trl
 
-    output, policy_path, tokenizer, chat = _start(config.model, config.output)
+    output, policy_path, tokenizer, chat = start_run(config.model, config.output)
     rows = [
         {
             "prompt": policy_prompt(example.prompt, chat),
@@ -92,14 +91,6 @@ def dpo(config: DPORunConfig) -> PolicyRunResult:
     )
     fit = trainer.train()
     return _finish(trainer, tokenizer, output, fit, examples=len(rows))
-
-
-def _start(model: str, output_dir: str) -> tuple[Path, str, Any, bool]:
-    output = Path(output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    policy_path = resolve_backbone(model)
-    tokenizer = AutoTokenizer.from_pretrained(policy_path)
-    return output, policy_path, tokenizer, tokenizer.chat_template is not None
 
 
 def _common(config: SFTRunConfig | DPORunConfig) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-from transformers import AutoTokenizer
 
 from rewardforge.api.reward_model import RewardModel
 from rewardforge.api.rlhf_config import RLHFConfig
@@ -24,11 +23,11 @@ from rewardforge.api.trl_runs import (
     policy_prompt,
     run_callbacks,
     save_run,
+    start_run,
     trl_arguments,
 )
 from rewardforge.data.prompt_rows import read_prompts
 from rewardforge.evaluation.plots import policy_curves
-from rewardforge.models.backbones import resolve_backbone
 
 
 @dataclass
@@ -45,16 +44,14 @@ def rlhf(config: RLHFConfig) -> RLHFResult:
     `OUTPUT/log.jsonl` gets a record per logged step (reward, KL, completion length, ...),
     `rlhf.png` plots them, `metrics.json` holds the held-out reward before and after.
     """
-    output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
-    policy_path = resolve_backbone(config.policy)
-    tokenizer = AutoTokenizer.from_pretrained(policy_path)
-    chat = tokenizer.chat_template is not None
+    output, policy_path, tokenizer, chat = start_run(config.policy, config.output)
     train_prompts = _prompt_dataset(config.prompts, chat)
     eval_prompts = _prompt_dataset(config.eval_prompts, chat) if config.eval_prompts else None
     reward_model = RewardModel.load(config.reward_model)
 
-    trainer = _trainer(config, policy_path, tokenizer, reward_model, train_prompts, eval_prompts)
+    trainer = _trainer(
+        config, output, policy_path, tokenizer, reward_model, train_prompts, eval_prompts
+    )
     before = trainer.evaluate()["eval_reward"] if eval_prompts else None
     trainer.train()
     after = trainer.evaluate()["eval_reward"] if eval_prompts else None
@@ -84,6 +81,7 @@ def _prompt_dataset(path: str, chat: bool) -> datasets.Dataset:
 
 def _trainer(
     config: RLHFConfig,
+    output: Path,
     policy_path: str,
     tokenizer: Any,
     reward_model: RewardModel,
@@ -99,7 +97,7 @@ def _trainer(
     completions = config.batch_prompts * config.generations
     args = trl_arguments(
         config_class,
-        Path(config.output),
+        output,
         max_steps=config.max_steps,
         learning_rate=config.lr,
         beta=config.beta,
@@ -118,5 +116,5 @@ def _trainer(
         train_dataset=train_prompts,
         eval_dataset=eval_prompts,
         processing_class=tokenizer,
-        callbacks=run_callbacks(Path(config.output)),
+        callbacks=run_callbacks(output),
     )

@@ -167,7 +167,7 @@ def _save_model(trainer: RewardTrainer, config: TrainConfig, output: Path) -> No
     """
     reward_forward = trainer.accelerator.unwrap_model(trainer.model)
     classifier = reward_forward.classifier
-    if sharded_training():
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
         state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
         if trainer.is_world_process_zero():
             state = RewardForward.classifier_state_dict(state)
@@ -183,14 +183,6 @@ def _save_model(trainer: RewardTrainer, config: TrainConfig, output: Path) -> No
         else:
             classifier = classifier.merge_and_unload()
     classifier.save_pretrained(output, safe_serialization=True)
-
-
-def sharded_training() -> bool:
-    """True when accelerate shards parameters across processes (FSDP or DeepSpeed)."""
-    return any(
-        os.environ.get(f"ACCELERATE_USE_{name}", "").lower() in ("true", "1")
-        for name in ("FSDP", "DEEPSPEED")
-    )
 
 
 def _describe(plan: ForwardPlan) -> str:

@@ -12,13 +12,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import AutoTokenizer
 
 from rewardforge.data.example import Prompt
+from rewardforge.models.backbones import resolve_backbone
 from rewardforge.recipe import messages_to_transcript
 from rewardforge.training.precision import mixed_precision
 from rewardforge.training.trainer import JsonlLogCallback, StopOnNonFinite
 
 LOG_FILE = "log.jsonl"
+
+
+def start_run(policy: str, output_dir: str) -> tuple[Path, str, Any, bool]:
+    """(output folder, now created; policy path; its tokenizer; whether it has a chat template)."""
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    policy_path = resolve_backbone(policy)
+    tokenizer = AutoTokenizer.from_pretrained(policy_path)
+    return output, policy_path, tokenizer, tokenizer.chat_template is not None
 
 
 def trl_arguments(config_class: type, output: Path, **settings: Any) -> Any:

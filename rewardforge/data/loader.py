@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rewardforge.data.example import PreferenceExample
 from rewardforge.data.formats import RowError, check_keys, detect_format, parse_row, score_gap
 from rewardforge.errors import UserError
+
+T = TypeVar("T")
 
 
 class DataError(UserError):
@@ -85,6 +87,24 @@ def invalid_rows_error(errors: Sequence[str], summary: str) -> DataError:
     shown = "\n  ".join(errors[:10])
     more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
     return DataError(f"{len(errors)} {summary}:\n  {shown}{more}")
+
+
+def parse_rows(
+    path: str | Path, parse: Callable[[dict[str, Any]], T], summary: str
+) -> list[tuple[int, T]]:
+    """(line number, `parse(row)`) for every row of a file; `parse` raises `RowError` for a bad
+    row, and all bad rows together become one `invalid_rows_error` with `summary`."""
+    parsed, errors = [], []
+    for number, row in read_rows(str(path)):
+        try:
+            if isinstance(row, RowError):
+                raise row
+            parsed.append((number, parse(row)))
+        except RowError as error:
+            errors.append(f"{path}: line {number}: {error}")
+    if errors:
+        raise invalid_rows_error(errors, summary)
+    return parsed
 
 
 def _load_file(

@@ -12,7 +12,7 @@ from typing import Any
 
 from rewardforge.data.example import Prompt
 from rewardforge.data.formats import RowError, parse_messages, parse_prompt
-from rewardforge.data.loader import invalid_rows_error, read_rows
+from rewardforge.data.loader import parse_rows, read_rows
 
 
 @dataclass(frozen=True)
@@ -75,19 +75,11 @@ def read_demonstrations(path: str | Path) -> list[tuple[Prompt, str]]:
     """(prompt, answer) of every row of a supervised fine-tuning file, or one error for all
     bad rows. Rows are `{"prompt", "answer"}` (or `"response"`, as best-of-N writes them) or
     `{"messages"}` ending with the assistant's answer."""
-    pairs, errors = [], []
-    for number, row in read_rows(str(path)):
-        try:
-            if isinstance(row, RowError):
-                raise row
-            has_answer = "answer" in row or "response" in row
-            if "messages" not in row and not ("prompt" in row and has_answer):
-                raise RowError("missing key", "a row needs 'prompt' and 'answer', or 'messages'.")
-            if "answer" in row:
-                row = {**row, "response": row["answer"]}
-            pairs.append(parse_scoring_item(row))
-        except RowError as error:
-            errors.append(f"{path}: line {number}: {error}")
-    if errors:
-        raise invalid_rows_error(errors, "invalid demonstration row(s)")
-    return pairs
+    return [pair for _, pair in parse_rows(path, _demonstration, "invalid demonstration row(s)")]
+
+
+def _demonstration(row: dict[str, Any]) -> tuple[Prompt, str]:
+    has_answer = "answer" in row or "response" in row
+    if "messages" not in row and not ("prompt" in row and has_answer):
+        raise RowError("missing key", "a row needs 'prompt' and 'answer', or 'messages'.")
+    return parse_scoring_item({**row, "response": row["answer"]} if "answer" in row else row)
