@@ -134,8 +134,47 @@ def eval_command(
     typer.echo(terminal_table(reports))
     if compare is not None:
         typer.echo(f"disagreements: {len(metrics['disagreements'])} examples")
+        _print_rank_changes(metrics["rank_changes"], metrics["preferred_first"])
     if report is not None:
         typer.echo(f"report: {report / 'report.html'}")
+
+
+SHOWN_RANK_CHANGES = 20
+
+
+def _print_rank_changes(changes: list[dict[str, Any]], preferred_first: dict[str, float]) -> None:
+    """Each example's candidates with both models' rewards and ranks, as terminal tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rewardforge.recipe import messages_to_transcript
+
+    console = Console()
+    first, second = preferred_first
+    for example in changes[:SHOWN_RANK_CHANGES]:
+        prompt = example["prompt"]
+        prompt = prompt if isinstance(prompt, str) else messages_to_transcript(prompt).strip()
+        table = Table(title=f"{example['source']}: {prompt[:80]}", title_justify="left")
+        for column in ("candidate (labelled best first)", first, second, "rank", "change"):
+            table.add_column(column, overflow="fold")
+        for candidate in example["candidates"]:
+            ranks, rewards = candidate["ranks"], candidate["rewards"]
+            change = candidate["rank_change"]
+            table.add_row(
+                candidate["response"][:60],
+                f"{rewards[first]:.4f}",
+                f"{rewards[second]:.4f}",
+                f"{ranks[first]} -> {ranks[second]}",
+                f"{change:+d}" if change else "",
+            )
+        console.print(table)
+    if len(changes) > SHOWN_RANK_CHANGES:
+        typer.echo(f"... {len(changes) - SHOWN_RANK_CHANGES} more examples in --report or --json")
+    typer.echo(
+        "preferred answer ranked first: "
+        + ", ".join(f"{label} {share:.2%}" for label, share in preferred_first.items())
+        + f" of {len(changes)} examples"
+    )
 
 
 @app.command("score")
@@ -288,6 +327,45 @@ def best_of_n_command(
         f"{report.prompts_done} prompts done ({report.prompts_skipped} already in {output}); "
         f"wrote {report.sft_rows} SFT rows"
         + (f", {report.pair_rows} pairs" if pairs_output else "")
+    )
+
+
+@app.command("polar-data")
+def polar_data_command(
+    pool: Annotated[
+        Path,
+        typer.Option(help="YAML list of policies: name, model, system, temperature, top_p, ..."),
+    ],
+    prompts: Annotated[Path, typer.Option(help="JSONL prompts: {'prompt'} or {'messages'}.")],
+    output: Annotated[
+        Path, typer.Option(help="Directory for answers.jsonl, train.jsonl and heldout.jsonl.")
+    ],
+    answers_per_policy: Annotated[
+        int, typer.Option(help="Answers per policy and prompt; the first is the reference.")
+    ] = 2,
+    heldout: Annotated[float, typer.Option(help="Share of prompts kept for heldout.jsonl.")] = 0.2,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the held-out split and of sampling (plus prompt line).")
+    ] = 0,
+) -> None:
+    """POLAR stage 1: a pool of policies answers the prompts; write pairs where a policy's own
+    answer must beat another policy's, for `train --reference-mode` (resumable)."""
+    from rewardforge.api.polar_data import polar_data
+
+    report = _or_exit(
+        lambda: polar_data(
+            pool,
+            prompts,
+            output,
+            answers_per_policy=answers_per_policy,
+            heldout_fraction=heldout,
+            seed=seed,
+        )
+    )
+    typer.echo(
+        f"{report.prompts} prompts: {report.answers_generated} answer sets generated, "
+        f"{report.answers_reused} reused; {report.train_pairs} train pairs, "
+        f"{report.heldout_pairs} held-out pairs -> {output}"
     )
 
 

@@ -21,7 +21,7 @@ import copy
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -231,7 +231,10 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
     Compares, in float32 and without autocast, the hidden state the reward head reads for each
     response of a probe group under the segment layout with that of the response run alone.
     """
-    probe = encoder.encode_example(_PROBE).as_row()
+    example = (
+        replace(_PROBE, reference="Happy to help.") if encoder.recipe.reference_mode else _PROBE
+    )
+    probe = encoder.encode_example(example).as_row()
     if not _is_float32(model):
         try:
             model = RewardForward(_float32_miniature(model.transformers_model.config))

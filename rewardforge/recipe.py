@@ -19,6 +19,8 @@ from rewardforge.data.example import Message, PreferenceExample, Prompt
 from rewardforge.errors import UserError
 
 RECIPE_FILE = "rewardforge_recipe.json"
+DEFAULT_SPLIT_TOKEN = "<|split|>"
+DEFAULT_REWARD_MARKER = "<|reward|>"
 Template = Literal["chat", "plain", "pair"]
 
 
@@ -31,6 +33,12 @@ class ScoringRecipe:
     as a sentence pair; reward at the first token). Over-long inputs lose prompt tokens from the
     left (oldest turns first) and response tokens from the right, keeping the end-of-turn tokens
     that carry the reward.
+
+    With `reference_mode` (POLAR-style reward models) a response is scored against a reference
+    answer. Decoders read `{prompt}{reference}<split>{prompt}{response}<reward>`, both markers
+    special tokens added to the tokenizer, and the reward at the `<reward>` token; the prompt is
+    rendered by the template both times. Encoders read the sentence pair (prompt + reference,
+    prompt + response) with the reward at the first token, and need no added tokens.
     """
 
     template: Template
@@ -40,17 +48,38 @@ class ScoringRecipe:
     reward_token: Literal["last", "first"] = "last"
     reward_mean: float = 0.0
     reward_std: float = 1.0
+    reference_mode: bool = False
+    split_token: str | None = None
+    reward_marker: str | None = None
     format_version: int = 1
 
     @classmethod
     def for_model(
-        cls, tokenizer: PreTrainedTokenizerBase, is_encoder: bool, max_length: int
+        cls,
+        tokenizer: PreTrainedTokenizerBase,
+        is_encoder: bool,
+        max_length: int,
+        reference_mode: bool = False,
     ) -> ScoringRecipe:
         """Choose the recipe for a backbone: pair for encoders, chat if a template exists."""
         if is_encoder:
-            return cls(template="pair", max_length=max_length, reward_token="first")
+            return cls("pair", max_length, reward_token="first", reference_mode=reference_mode)
         template: Template = "chat" if tokenizer.chat_template else "plain"
-        return cls(template=template, max_length=max_length, reward_token="last")
+        if not reference_mode:
+            return cls(template=template, max_length=max_length, reward_token="last")
+        return cls(
+            template,
+            max_length,
+            reward_token="last",
+            reference_mode=True,
+            split_token=DEFAULT_SPLIT_TOKEN,
+            reward_marker=DEFAULT_REWARD_MARKER,
+        )
+
+    @property
+    def added_tokens(self) -> list[str]:
+        """Special tokens this recipe needs in the tokenizer (the reference-mode markers)."""
+        return [token for token in (self.split_token, self.reward_marker) if token is not None]
 
     def with_reward_stats(self, mean: float, std: float) -> ScoringRecipe:
         """Return a copy that normalises rewards with these statistics."""
@@ -131,12 +160,21 @@ class RecipeEncoder:
         self.recipe = recipe
         self.tokenizer = tokenizer
         self._pair_builder = _pair_builder(tokenizer) if recipe.template == "pair" else None
+        self._marker_ids = [_special_token_id(tokenizer, token) for token in recipe.added_tokens]
         self._turn_end = self._assistant_turn_end()
         self._tail = self._reward_tail()
 
-    def encode(self, prompt: Prompt, response: str) -> EncodedResponse:
-        """Token ids for one (prompt, response) under the recipe."""
-        return self.encode_rendered(*self.render(prompt, response))
+    def encode(
+        self, prompt: Prompt, response: str, reference: str | None = None
+    ) -> EncodedResponse:
+        """Token ids for one (prompt, response) under the recipe; reference-based recipes need
+        the `reference` answer the response is compared with, others refuse one."""
+        self._check_reference(reference)
+        if reference is None:
+            return self.encode_rendered(*self.render(prompt, response))
+        prompt_text, reference_text = self.render(prompt, reference)
+        _, response_text = self.render(prompt, response)
+        return self._encode_with_reference(prompt_text, reference_text, response_text)
 
     def encode_rendered(self, prompt_text: str, response_text: str) -> EncodedResponse:
         """Token ids for text already formatted as the model reads it (what `render` returns).
@@ -145,6 +183,11 @@ class RecipeEncoder:
         again, so callers that hold rendered conversations (an RLHF trainer's decoded
         sequences) score them as they are.
         """
+        if self.recipe.reference_mode:
+            raise UserError(
+                "this reward model is reference-based: score (prompt, response, reference) "
+                "triples, not rendered sequences."
+            )
         prompt_ids = self._tokenize(prompt_text, with_specials=self.recipe.template == "plain")
         response_ids = self._tokenize(response_text, with_specials=False)
         if self.recipe.template == "plain":
@@ -161,9 +204,67 @@ class RecipeEncoder:
         return EncodedResponse(input_ids, type_ids, truncated)
 
     def encode_example(self, example: PreferenceExample) -> EncodedGroup:
-        """Encode every response of a preference example."""
-        responses = [self.encode(example.prompt, response) for response in example.responses]
+        """Encode every response of a preference example (against its reference, if any)."""
+        try:
+            responses = [
+                self.encode(example.prompt, response, example.reference)
+                for response in example.responses
+            ]
+        except UserError as error:
+            raise UserError(
+                f"{example.source}: {error}" if example.source else str(error)
+            ) from None
         return EncodedGroup(responses, margin=example.margin, source=example.source)
+
+    def _check_reference(self, reference: str | None) -> None:
+        if self.recipe.reference_mode and reference is None:
+            raise UserError(
+                "this reward model is reference-based: every response needs a 'reference' "
+                "answer to be scored against."
+            )
+        if not self.recipe.reference_mode and reference is not None:
+            raise UserError(
+                "this reward model is not reference-based and cannot use a 'reference'; train "
+                "one with --reference-mode, or leave the reference out."
+            )
+
+    def _encode_with_reference(
+        self, prompt_text: str, reference_text: str, response_text: str
+    ) -> EncodedResponse:
+        """`{prompt}{reference}<split>{prompt}{response}<reward>` (encoders: a sentence pair).
+
+        Truncation cuts the prompt copies from the left and the answers from the right, keeping
+        the end-of-turn tokens; the markers are added afterwards, so they are never cut.
+        """
+        opening = self._tokenize(prompt_text, with_specials=self.recipe.template == "plain")
+        prompt_ids = self._tokenize(prompt_text, with_specials=False)
+        reference_ids = self._tokenize(reference_text, with_specials=False)
+        response_ids = self._tokenize(response_text, with_specials=False)
+        self._refuse_markers(opening + reference_ids + response_ids)
+        leading = opening[: len(opening) - len(prompt_ids)]  # a BOS the tokenizer adds
+        budget = (
+            self.recipe.max_length - self._special_count() - len(self._marker_ids) - len(leading)
+        )
+        tail = self._tail if self.recipe.template == "chat" else 0
+        prompt_ids, reference_ids, response_ids, truncated = _truncate_with_reference(
+            prompt_ids, reference_ids, response_ids, budget, keep_tail=tail
+        )
+        if self._pair_builder is not None:
+            input_ids, type_ids = self._pair_builder(
+                prompt_ids + reference_ids, prompt_ids + response_ids
+            )
+            return EncodedResponse(input_ids, type_ids, truncated)
+        split_id, reward_id = self._marker_ids
+        prefix = leading + prompt_ids + reference_ids + [split_id] + prompt_ids
+        return EncodedResponse(prefix + response_ids + [reward_id], None, truncated, len(prefix))
+
+    def _refuse_markers(self, ids: list[int]) -> None:
+        for token, token_id in zip(self.recipe.added_tokens, self._marker_ids):
+            if token_id in ids:
+                raise UserError(
+                    f"the text contains {token}, which this reward model reserves as a marker; "
+                    "remove it from the prompt, reference and response."
+                )
 
     def render(self, prompt: Prompt, response: str) -> tuple[str, str]:
         """The prompt text and the response text, as the model will read them."""
@@ -237,12 +338,41 @@ def _truncate(
     if len(prompt) + len(response) <= budget:
         return prompt, response, False
     keep_prompt = min(len(prompt), max(budget - len(response), budget // 2))
-    keep_response = budget - keep_prompt
     prompt = prompt[len(prompt) - keep_prompt :]
-    if len(response) > keep_response:
-        tail = response[len(response) - keep_tail :] if keep_tail else []
-        response = response[: keep_response - len(tail)] + tail
-    return prompt, response, True
+    return prompt, _cut_end(response, budget - keep_prompt, keep_tail), True
+
+
+def _truncate_with_reference(
+    prompt: list[int], reference: list[int], response: list[int], budget: int, keep_tail: int
+) -> tuple[list[int], list[int], list[int], bool]:
+    """Fit two copies of the prompt, the reference and the response into `budget` tokens.
+
+    The prompt loses its start (keeping at least an eighth of the budget a copy), then the
+    reference and the response share what is left, each losing its end but not its last
+    `keep_tail` tokens.
+    """
+    if 2 * len(prompt) + len(reference) + len(response) <= budget:
+        return prompt, reference, response, False
+    answers = len(reference) + len(response)
+    keep_prompt = min(len(prompt), max((budget - answers) // 2, budget // 8))
+    rest = budget - 2 * keep_prompt
+    keep_response = min(len(response), max(rest - len(reference), rest // 2))
+    keep_reference = min(len(reference), rest - keep_response)
+    keep_response = min(len(response), rest - keep_reference)
+    return (
+        prompt[len(prompt) - keep_prompt :],
+        _cut_end(reference, keep_reference, keep_tail),
+        _cut_end(response, keep_response, keep_tail),
+        True,
+    )
+
+
+def _cut_end(ids: list[int], keep: int, keep_tail: int) -> list[int]:
+    """The first `keep` tokens of `ids`, of which the last `keep_tail` are the end of `ids`."""
+    if len(ids) <= keep:
+        return ids
+    tail = ids[len(ids) - keep_tail :] if keep_tail else []
+    return ids[: max(keep - len(tail), 0)] + tail
 
 
 def _common_prefix_length(a: str, b: str) -> int:
@@ -286,6 +416,16 @@ def _pair_builder(tokenizer: PreTrainedTokenizerBase) -> PairBuilder:
 
 
 PairBuilder = Callable[[list[int], list[int]], tuple[list[int], list[int]]]
+
+
+def _special_token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
+    """The id of one of the recipe's added special tokens, which the tokenizer must hold."""
+    if token not in tokenizer.get_vocab():
+        raise UserError(
+            f"the tokenizer has no {token} token, which this reference-based recipe needs. Load "
+            "the model directory that `rewardforge train --reference-mode` wrote."
+        )
+    return tokenizer.convert_tokens_to_ids(token)
 
 
 def _find(haystack: list[int], needle: list[int], start: int) -> int:

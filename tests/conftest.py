@@ -165,3 +165,49 @@ def train_tiny_reward_model(backbone: Path, root: Path) -> Path:
 def tiny_reward_model_dir(tiny_llama_dir, tmp_path_factory) -> Path:
     """A reward model trained for one step on 8 real pairs from the tiny Llama."""
     return train_tiny_reward_model(tiny_llama_dir, tmp_path_factory.mktemp("tiny-reward-model"))
+
+
+REFERENCE_ROWS = [
+    {
+        "prompt": "天气怎么样？",
+        "responses": ["晴。", "今天是晴天，很暖和。", "您好！今天天气晴朗，" * 4],
+    },
+    {
+        "prompt": "How long to boil an egg?",
+        "responses": ["9 minutes.", "About nine minutes.", "Well, " * 12],
+    },
+    {
+        "prompt": "附近有地铁吗？",
+        "reference": "有。",
+        "responses": ["有，很近。", "有的，步行五分钟。"],
+    },
+    {
+        "prompt": "Capital of Australia?",
+        "reference": "Canberra.",
+        "responses": ["It is Canberra.", "Sydney, I think."],
+    },
+]
+
+
+@pytest.fixture(scope="session")
+def reference_rows_file(tmp_path_factory) -> Path:
+    """Reference-based preference rows, Chinese and English: ranked triples (the best is the
+    reference) and rows with their own reference."""
+    return write_jsonl(tmp_path_factory.mktemp("reference-rows") / "rows.jsonl", REFERENCE_ROWS)
+
+
+@pytest.fixture(scope="session")
+def tiny_reference_model_dir(tiny_llama_dir, reference_rows_file, tmp_path_factory) -> Path:
+    """A reference-based reward model trained for one step from the tiny Llama."""
+    from rewardforge import TrainConfig, train
+
+    config = TrainConfig(
+        data=[str(reference_rows_file)],
+        model=str(tiny_llama_dir),
+        output=str(tmp_path_factory.mktemp("tiny-reference-model") / "rm"),
+        reference_mode=True,
+        batch_pairs=4,
+        max_steps=1,
+        max_length=128,
+    )
+    return train(config).output_dir

@@ -273,3 +273,23 @@ def test_sigterm_finishes_the_requests_in_flight(tiny_reward_model_dir):
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_a_reference_model_is_served_with_references_in_the_request(tiny_reference_model_dir):
+    from fastapi.testclient import TestClient
+
+    model = RewardModel.load(tiny_reference_model_dir)
+    items = [
+        {"prompt": "天气？", "reference": "晴。", "response": "晴天。"},
+        {"prompt": "Egg?", "reference": "9 minutes.", "response": "Ten."},
+    ]
+    with TestClient(create_app(model, ServerSettings())) as client:
+        assert client.get("/health").json()["reference_mode"] is True
+        response = client.post("/v1/score", json={"items": items})
+        assert response.status_code == 200, response.text
+        expected = model.score(["天气？", "Egg?"], ["晴天。", "Ten."], ["晴。", "9 minutes."])
+        assert response.json()["rewards"] == pytest.approx(expected, abs=1e-5)
+        missing = client.post("/v1/score", json={"items": [{"prompt": "Egg?", "response": "Ten."}]})
+        assert missing.status_code == 422 and "needs a 'reference'" in missing.text
+        rendered = client.post("/get_reward", json={"query": ["Egg? Ten."]})
+        assert rendered.status_code == 422 and "reference-based" in rendered.text

@@ -221,3 +221,53 @@ def test_an_output_directory_that_cannot_be_written_is_one_line(monkeypatch, tmp
     result = runner.invoke(app, ["train", "--data", str(hh_file), "--output", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert result.output.strip() == f"error: [Errno 13] Permission denied: '{tmp_path / 'x'}'"
+
+
+def test_reference_mode_end_to_end_in_chinese(tiny_llama_dir, reference_rows_file, tmp_path):
+    """polar-data, train --reference-mode, eval --compare and score, all on Chinese text."""
+    pool = tmp_path / "pool.yaml"
+    pool.write_text(
+        f"- name: 简短\n  model: {tiny_llama_dir}\n  system: 简短回答。\n  max_new_tokens: 6\n"
+        f"- name: 详细\n  model: {tiny_llama_dir}\n  temperature: 1.2\n  max_new_tokens: 6\n",
+        encoding="utf-8",
+    )
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"问题{i}？"} for i in range(5)])
+    args = ["polar-data", "--pool", str(pool), "--prompts", str(prompts)]
+    result = runner.invoke(app, [*args, "--output", str(tmp_path / "pairs")])
+    assert result.exit_code == 0, result.output
+    assert "5 prompts: 10 answer sets generated, 0 reused" in result.stdout
+    assert "简短 vs 详细" in (tmp_path / "pairs" / "train.jsonl").read_text("utf-8")
+
+    def train_args(data, output, *extra):
+        return ["train", "--data", str(data), "--output", str(output), "--max-length", "128",
+                "--batch-pairs", "4", *extra]  # fmt: skip
+
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    common = ["--model", str(tiny_llama_dir), "--reference-mode"]
+    result = runner.invoke(app, train_args(tmp_path / "pairs" / "train.jsonl", base, *common))
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, train_args(reference_rows_file, tuned, "--model", str(base)))
+    assert result.exit_code == 0, result.output
+
+    args = ["eval", "--model", str(base), "--compare", str(tuned), "--data"]
+    result = runner.invoke(app, [*args, str(reference_rows_file)])
+    assert result.exit_code == 0, result.output
+    assert "天气怎么样？" in result.stdout and "今天是晴天，很暖和。" in result.stdout
+    assert "preferred answer ranked first: base" in result.stdout
+
+    rows = write_jsonl(
+        tmp_path / "score.jsonl", [{"prompt": "天气？", "reference": "晴。", "response": "晴天。"}]
+    )
+    args = ["score", "--model", str(tuned), "--input", str(rows), "--output"]
+    result = runner.invoke(app, [*args, str(tmp_path / "scored.jsonl")])
+    assert result.exit_code == 0, result.output
+    scored = json.loads((tmp_path / "scored.jsonl").read_text("utf-8"))
+    assert scored["response"] == "晴天。" and isinstance(scored["reward"], float)
+
+
+def test_references_for_a_plain_model_are_one_line_with_exit_2(cli_model, reference_rows_file):
+    root, _ = cli_model
+    args = ["eval", "--model", str(root / "rm"), "--data", str(reference_rows_file)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "only a reference-based reward model reads" in result.output

@@ -7,6 +7,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from rewardforge import RewardModel, evaluate, load_preferences
 from rewardforge.api.evaluate import compare
 from rewardforge.data import DataError
+from rewardforge.errors import UserError
 from tests.conftest import write_jsonl
 
 RANKED = [
@@ -95,6 +96,22 @@ def test_compare_lists_disagreements(tiny_reward_model_dir, tiny_llama_dir, tmp_
     assert len(lines) == len(result["disagreements"])
     page = (tmp_path / "cmp/report.html").read_text(encoding="utf-8")
     assert "model1_rewards.png" in page and "model2_rewards.png" in page
+    assert "Rankings side by side (12 examples)" in page
+    changes = result["rank_changes"]
+    assert len(changes) == 12 == len((tmp_path / "cmp/rank_changes.jsonl").read_text().splitlines())
+    for item in changes:
+        ranks = [candidate["ranks"]["other"] for candidate in item["candidates"]]
+        rewards = [candidate["rewards"]["other"] for candidate in item["candidates"]]
+        assert ranks == ([1, 2] if rewards[0] >= rewards[1] else [2, 1])
+    top = [item["candidates"][0]["ranks"]["rm"] == 1 for item in changes]
+    assert result["preferred_first"]["rm"] == pytest.approx(sum(top) / 12)
+
+
+def test_compare_refuses_a_plain_and_a_reference_model(
+    tiny_reward_model_dir, tiny_reference_model_dir, reference_rows_file
+):
+    with pytest.raises(UserError, match="reference-based and the other model is not"):
+        compare(tiny_reward_model_dir, tiny_reference_model_dir, reference_rows_file)
 
 
 def test_model_directory_without_weights_is_a_clear_error(

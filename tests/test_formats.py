@@ -108,3 +108,35 @@ def test_bad_rows_raise_with_reason(row, fmt, reason):
 
 def test_transcript_to_messages_ignores_non_transcripts():
     assert transcript_to_messages("just a question") is None
+
+
+def test_reference_mode_makes_the_best_ranked_response_the_reference():
+    ranked = {
+        "prompt": "天气？",
+        "responses": ["冗长的回答。", "晴。", "晴天。"],
+        "rank": [3, 1, 2],
+    }
+    example = parse_row(ranked, "ranked", "f:1", reference_mode=True)
+    assert example.reference == "晴。" and example.responses == ("晴天。", "冗长的回答。")
+    ordered = {"prompt": "q", "responses": ["A", "B", "C", "D"]}
+    example = parse_row(ordered, "ordered", "f:2", reference_mode=True)
+    assert example.reference == "A" and example.responses == ("B", "C", "D")
+
+
+def test_reference_mode_keeps_a_given_reference_and_all_responses():
+    row = {"prompt": "q", "reference": "R", "responses": ["A", "B", "C"]}
+    example = parse_row(row, "ordered", "f:1", reference_mode=True)
+    assert example.reference == "R" and example.responses == ("A", "B", "C")
+    pair = {"prompt": "q", "reference": "R", "chosen": "A", "rejected": "B"}
+    assert parse_row(pair, "explicit", "f:2", reference_mode=True).reference == "R"
+
+
+def test_reference_rows_are_refused_in_the_wrong_mode():
+    with pytest.raises(RowError, match="reference mode needs a 'reference'"):
+        parse_row({"prompt": "q", "chosen": "A", "rejected": "B"}, "explicit", "f:1", True)
+    with pytest.raises(RowError, match="only a reference-based reward model"):
+        row = {"prompt": "q", "reference": "R", "chosen": "A", "rejected": "B"}
+        parse_row(row, "explicit", "f:1")
+    with pytest.raises(RowError, match="'reference' is empty"):
+        row = {"prompt": "q", "reference": " ", "chosen": "A", "rejected": "B"}
+        parse_row(row, "explicit", "f:1", True)

@@ -187,3 +187,34 @@ def test_flex_attention_block_mask_matches_sdpa_forward(tiny_llama_dir):
         flex.transformers_model.config._attn_implementation = "sdpa"
         via_sdpa = packed.rewards(sdpa, batch)
     torch.testing.assert_close(via_flex, via_sdpa, atol=1e-5, rtol=1e-4, equal_nan=True)
+
+
+REFERENCE_EXAMPLES = [
+    PreferenceExample(
+        "Weather?", ("Sunny.", "Sunny and warm.", "Let me tell you " * 8), reference="Sun."
+    ),
+    PreferenceExample("你好吗？", ("很好。", "还行吧，谢谢。"), reference="很好，谢谢。"),
+]
+
+
+@pytest.mark.parametrize("family", list(TINY_DECODERS))
+@pytest.mark.parametrize("pack", [False, True])
+def test_reference_groups_share_one_prefix_and_match_separate_forwards(
+    tiny_decoder_dirs, family, pack
+):
+    recipe_tokens = ["<|split|>", "<|reward|>"]
+    model, tokenizer, _ = load_reward_backbone(
+        str(tiny_decoder_dirs[family]), added_tokens=recipe_tokens
+    )
+    recipe = ScoringRecipe.for_model(tokenizer, False, 256, reference_mode=True)
+    encoder = RecipeEncoder(recipe, tokenizer)
+    model = RewardForward(model).eval()
+    rows = [encoder.encode_example(example).as_row() for example in REFERENCE_EXAMPLES]
+    plan = ForwardPlan.for_model(model, encoder)
+    assert plan.share_prompt
+    plan = ForwardPlan(plan.pad_token_id, share_prompt=True, pack=pack)
+    assert [len(plan.sequence_lengths(row)) for row in rows] == [1, 1]  # one prefix a group
+    with torch.no_grad():
+        rewards = plan.rewards(model, plan.collate(rows))
+    for group, expected in enumerate(separate_rewards(model, rows)):
+        assert rewards[group, : len(expected)].tolist() == pytest.approx(expected, abs=1e-5)

@@ -192,3 +192,16 @@ def test_every_input_row_is_accounted_for(bad_file):
     assert report.rows_read == len(BAD_LINES)
     assert report.rows_read == len(report.examples) + sum(report.skipped.values())
     assert report.summary().startswith(f"rows read: {len(BAD_LINES)}; examples used: 1")
+
+
+def test_reference_mode_errors_name_the_file_and_row(tmp_path):
+    rows = [
+        {"prompt": "q1", "responses": ["best", "good", "bad"]},
+        {"prompt": "q2", "responses": ["good", "bad"]},
+    ]
+    path = write_jsonl(tmp_path / "ranked.jsonl", rows)
+    report = load_preferences(path, reference_mode=True, skip_invalid=True)
+    assert [example.reference for example in report.examples] == ["best"]
+    assert report.pairs == 1 and report.skipped == {"no reference": 1}
+    with pytest.raises(DataError, match="ranked.jsonl: row 2: reference mode needs"):
+        load_preferences(path, reference_mode=True)

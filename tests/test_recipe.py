@@ -92,3 +92,68 @@ def test_complete_turn_restores_what_follows_the_end_of_turn_marker(
     plain_tokenizer = AutoTokenizer.from_pretrained(tiny_plain_llama_dir)
     plain = RecipeEncoder(ScoringRecipe.for_model(plain_tokenizer, False, 64), plain_tokenizer)
     assert plain.complete_turn("Bake it.</s>") == "Bake it.</s>"
+
+
+def reference_encoder_for(model_dir, max_length: int) -> RecipeEncoder:
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    recipe = ScoringRecipe.for_model(tokenizer, False, max_length, reference_mode=True)
+    tokenizer.add_special_tokens({"additional_special_tokens": recipe.added_tokens})
+    return RecipeEncoder(recipe, tokenizer)
+
+
+@pytest.fixture
+def reference_encoder(tiny_llama_dir):
+    return reference_encoder_for(tiny_llama_dir, max_length=512)
+
+
+def test_reference_layout_is_prompt_reference_split_prompt_response_reward(reference_encoder):
+    tokenizer = reference_encoder.tokenizer
+    encoded = reference_encoder.encode(PROMPT, "Knead it.", reference="Knead, rise, bake.")
+    prompt_text, reference_text = reference_encoder.render(PROMPT, "Knead, rise, bake.")
+    _, response_text = reference_encoder.render(PROMPT, "Knead it.")
+    text = f"{prompt_text}{reference_text}<|split|>{prompt_text}{response_text}<|reward|>"
+    assert encoded.input_ids == tokenizer(text, add_special_tokens=False)["input_ids"]
+    split, reward = tokenizer.convert_tokens_to_ids(["<|split|>", "<|reward|>"])
+    assert encoded.input_ids.count(split) == 1 and encoded.input_ids.count(reward) == 1
+    assert encoded.input_ids[-1] == reward
+    # The shared prefix is everything before the response: prompt, reference, split, prompt.
+    prefix = tokenizer.decode(encoded.input_ids[: encoded.prompt_length])
+    assert prefix == f"{prompt_text}{reference_text}<|split|>{prompt_text}"
+
+
+def test_reference_truncation_never_cuts_the_markers_or_turn_ends(tiny_llama_dir):
+    encoder = reference_encoder_for(tiny_llama_dir, max_length=128)
+    tokenizer = encoder.tokenizer
+    prompt = [{"role": "user", "content": "old words " * 60 + "LATEST QUESTION"}]
+    encoded = encoder.encode(prompt, "long answer " * 60, reference="ref words " * 60)
+    assert encoded.truncated and len(encoded.input_ids) == 128
+    text = tokenizer.decode(encoded.input_ids)
+    assert text.count("<|split|>") == 1 and text.endswith("<|im_end|>\n<|reward|>")
+    assert "<|im_end|>\n<|split|>" in text  # the reference keeps its end of turn
+    assert text.count("QUESTION<|im_end|>") == 2  # both prompt copies keep their latest words
+
+
+def test_reference_mode_is_enforced_both_ways(reference_encoder, chat_encoder):
+    with pytest.raises(ValueError, match="needs a 'reference'|every response needs"):
+        reference_encoder.encode(PROMPT, "Knead it.")
+    with pytest.raises(ValueError, match="not reference-based"):
+        chat_encoder.encode(PROMPT, "Knead it.", reference="Knead.")
+    with pytest.raises(ValueError, match="reserves as a marker"):
+        reference_encoder.encode(PROMPT, "Knead it. <|reward|>", reference="Knead.")
+
+
+def test_reference_recipe_needs_its_tokens_in_the_tokenizer(tiny_llama_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    recipe = ScoringRecipe.for_model(tokenizer, False, max_length=64, reference_mode=True)
+    with pytest.raises(ValueError, match="has no <\\|split\\|> token"):
+        RecipeEncoder(recipe, tokenizer)
+
+
+def test_encoders_read_a_reference_as_a_sentence_pair(tiny_bert_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    recipe = ScoringRecipe.for_model(tokenizer, True, 128, reference_mode=True)
+    assert recipe.added_tokens == []
+    encoded = RecipeEncoder(recipe, tokenizer).encode("Bread?", "Bake it.", reference="Knead.")
+    expected = tokenizer("Bread? Knead.", "Bread? Bake it.")
+    assert tokenizer.decode(encoded.input_ids) == tokenizer.decode(expected["input_ids"])
+    assert encoded.token_type_ids == expected["token_type_ids"]

@@ -31,7 +31,7 @@ def test_compare_and_rank_agree_with_scores(reward_model):
 
 
 def test_mismatched_lengths_are_rejected(reward_model):
-    with pytest.raises(ValueError, match="one prompt per response"):
+    with pytest.raises(ValueError, match=r"one prompt and one reference \(if any\) per response"):
         reward_model.score(["a", "b"], ["only one"])
 
 
@@ -56,3 +56,18 @@ def test_trl_reward_function_renders_with_the_reward_models_own_recipe(
     assert normalized(prompts=prompts, completions=completions) == pytest.approx(
         reward_model.score(prompts, completions, normalize=True)
     )
+
+
+def test_reference_model_scores_rank_and_rewards_for_trl_with_references(
+    tiny_reference_model_dir,
+):
+    model = RewardModel.load(tiny_reference_model_dir)
+    candidates = ["晴。", "今天是晴天。", "您好！今天天气晴朗。"]
+    rewards = model.score(["天气？"] * 3, candidates, ["晴天。"] * 3)
+    ranking = model.rank("天气？", candidates, reference="晴天。")
+    assert [index for index, _ in ranking] == sorted(range(3), key=lambda i: -rewards[i])
+    # TRL passes the dataset's extra columns, here `reference`, to the reward function.
+    reward = model.reward_function()
+    assert reward(["天气？"] * 3, candidates, reference=["晴天。"] * 3) == pytest.approx(rewards)
+    with pytest.raises(ValueError, match="every response needs a 'reference'"):
+        reward(["天气？"], ["晴。"])

@@ -76,3 +76,29 @@ def test_skip_invalid_writes_rejects_and_loses_nothing(tiny_reward_model_dir, tm
     assert [item["line"] for item in rejects] == [2, 3]
     assert rejects[1]["row"] == {"prompt": "p"} and "missing key" in rejects[1]["error"]
     assert len(read(tmp_path / "out.jsonl")) + len(rejects) == 3
+
+
+def test_reference_rows_are_scored_against_their_reference(tiny_reference_model_dir, tmp_path):
+    rows = [
+        {"prompt": "天气？", "reference": "晴。", "response": "晴天。"},
+        {"prompt": "Egg?", "reference": "9 minutes.", "response": "Ten minutes."},
+        {"prompt": "Egg?", "response": "No reference here."},
+    ]
+    source = write(tmp_path / "in.jsonl", [json.dumps(r, ensure_ascii=False) for r in rows])
+    with pytest.raises(DataError, match="line 3: the row has no 'reference'"):
+        score_file(tiny_reference_model_dir, source, tmp_path / "out.jsonl", progress=False)
+    report = score_file(
+        tiny_reference_model_dir, source, tmp_path / "out.jsonl", skip_invalid=True, progress=False
+    )
+    assert (report.scored, report.rejected) == (2, 1)
+    expected = RewardModel.load(tiny_reference_model_dir).score(
+        ["天气？", "Egg?"], ["晴天。", "Ten minutes."], ["晴。", "9 minutes."]
+    )
+    assert [row["reward"] for row in read(tmp_path / "out.jsonl")] == pytest.approx(expected)
+
+
+def test_a_plain_model_rejects_rows_with_a_reference(tiny_reward_model_dir, tmp_path):
+    row = {"prompt": "Egg?", "reference": "9 minutes.", "response": "Ten minutes."}
+    source = write(tmp_path / "in.jsonl", [json.dumps(row)])
+    with pytest.raises(DataError, match="line 1: the row has a 'reference'"):
+        score_file(tiny_reward_model_dir, source, tmp_path / "out.jsonl", progress=False)

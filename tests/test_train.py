@@ -310,3 +310,95 @@ def test_bf16_runs_end_to_end_on_cpu(tiny_llama_dir, hh_file, tmp_path, dtype, m
     saved = json.loads((result.output_dir / "config.json").read_text())
     assert saved["dtype"] == dtype
     assert RewardModel.load(result.output_dir).score(["你好"], ["你好！"])
+
+
+CONCISE_TRAIN = [
+    {"prompt": f"Question {i}?", "responses": [short, short + " Indeed.", short + " Well" * 12]}
+    for i, short in enumerate(
+        ["Yes.", "No.", "Six.", "Red.", "是的。", "不是。", "六个。", "红色。"]
+    )
+]
+CONCISE_VERIFY = [
+    {
+        "prompt": f"Other question {i}?",
+        "reference": "Sure.",
+        "responses": [a, a + " So" * 3, a + " Hm" * 12],
+    }
+    for i, a in enumerate(["Maybe.", "Blue.", "可以。", "蓝色。"])
+]
+
+
+@pytest.fixture
+def concise_files(tmp_path):
+    return (
+        write_rows(tmp_path / "concise.jsonl", CONCISE_TRAIN),
+        write_rows(tmp_path / "verify.jsonl", CONCISE_VERIFY),
+    )
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), "utf-8")
+    return path
+
+
+def test_reference_mode_training_moves_the_ranking_and_reloads(
+    tiny_llama_dir, concise_files, tmp_path
+):
+    from rewardforge.api.evaluate import compare
+
+    train_file, verify_file = concise_files
+    base = train(
+        tiny_config(
+            tiny_llama_dir, train_file, tmp_path / "base", reference_mode=True, max_steps=1, lr=1e-7
+        )
+    ).output_dir
+    tuned = train(
+        tiny_config(
+            tiny_llama_dir, train_file, tmp_path / "tuned", reference_mode=True, max_steps=24
+        )
+    ).output_dir
+    result = compare(base, tuned, verify_file, progress=False)
+    before, after = result["preferred_first"].values()
+    assert after > before and after == 1.0
+    assert len(result["rank_changes"]) == 4
+    first = result["rank_changes"][0]
+    assert first["reference"] == "Sure." and first["candidates"][0]["ranks"]["tuned"] == 1
+
+    reloaded = RewardModel.load(tuned)
+    assert reloaded.recipe.reference_mode and reloaded.recipe.split_token == "<|split|>"
+    assert "<|reward|>" in reloaded.encoder.tokenizer.get_vocab()
+    triple = (["Q?"], ["Yes."], ["Sure."])
+    assert reloaded.score(*triple) == RewardModel.load(tuned).score(*triple)
+    with pytest.raises(UserError, match="every response needs a 'reference'"):
+        reloaded.score(["Q?"], ["Yes."])
+
+
+def test_fine_tuning_a_reference_model_keeps_its_recipe_with_lora_in_bf16(
+    tiny_llama_dir, concise_files, tmp_path
+):
+    train_file, _ = concise_files
+    base = train(
+        tiny_config(tiny_llama_dir, train_file, tmp_path / "base", reference_mode=True, max_steps=1)
+    ).output_dir
+    config = tiny_config(
+        base,
+        train_file,
+        tmp_path / "lora",
+        lora=True,
+        lora_rank=4,
+        save_adapter=True,
+        mixed_precision="bf16",  # the CPU autocast path, as bf16 runs on a GPU take it
+    )
+    out = train(config).output_dir  # no --reference-mode: the base model's mode carries over
+    tuned = RewardModel.load(out)
+    assert tuned.recipe.reference_mode
+    markers = tuned.encoder.tokenizer.convert_tokens_to_ids(["<|split|>", "<|reward|>"])
+    embeddings = tuned.model.get_input_embeddings().weight
+    base_embeddings = RewardModel.load(base).model.get_input_embeddings().weight
+    assert not torch.equal(embeddings[markers], base_embeddings[markers])  # trained under LoRA
+    others = [i for i in range(len(embeddings)) if i not in markers]
+    assert torch.equal(embeddings[others], base_embeddings[others])
+    plain = merge_into_plain_backbone(str(base), out / "adapter", ["<|split|>", "<|reward|>"])
+    triple = (["Q?", "问题？"], ["Yes.", "是的。"], ["Sure.", "好的。"])
+    from_plain = RewardModel(plain, tuned.encoder).score(*triple)
+    assert tuned.score(*triple) == pytest.approx(from_plain, abs=1e-5)

@@ -11,11 +11,11 @@ import json
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from tqdm.auto import tqdm
 
 from rewardforge.api.reward_model import RewardModel
+from rewardforge.data.appended_rows import append_rows, read_appended_rows
 from rewardforge.data.example import PreferenceExample, Prompt
 from rewardforge.data.prompt_rows import read_prompts
 from rewardforge.errors import UserError
@@ -86,10 +86,10 @@ def best_of_n(
                     "chosen_reward": best_reward,
                     "rejected_reward": worst_reward,
                 }
-                _append(pairs, [pair])
+                append_rows(pairs, [pair])
                 pair_rows += 1
             kept = ranked[:top_k]
-            _append(
+            append_rows(
                 sft,
                 [
                     {"prompt": prompt, "response": answer, "reward": reward, "rank": rank}
@@ -101,21 +101,9 @@ def best_of_n(
 
 
 def _done_prompts(output: Path) -> set[str]:
-    """Prompts with rows in `output`. A last line that a crash cut short is removed first."""
-    if not output.is_file():
-        return set()
-    text = output.read_text(encoding="utf-8")
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-        output.write_text(text, encoding="utf-8")
-    return {_key(json.loads(line)["prompt"]) for line in text.splitlines() if line.strip()}
+    """Prompts with rows in `output`."""
+    return {_key(row["prompt"]) for row in read_appended_rows(output)}
 
 
 def _key(prompt: Prompt) -> str:
     return json.dumps(prompt, ensure_ascii=False, sort_keys=True)
-
-
-def _append(stream: Any, rows: list[dict[str, Any]]) -> None:
-    """All of a prompt's rows in one write, flushed, so that a crash keeps or loses them whole."""
-    stream.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    stream.flush()

@@ -11,8 +11,14 @@ from rewardforge.api.reward_model import RewardModel
 from rewardforge.data import LoadReport, load_preferences
 from rewardforge.data.example import PreferenceExample
 from rewardforge.errors import UserError
-from rewardforge.evaluation.diagnostics import ScoredExample, diagnose, pair_outcomes
+from rewardforge.evaluation.diagnostics import (
+    ScoredExample,
+    best_of_n_accuracy,
+    diagnose,
+    pair_outcomes,
+)
 from rewardforge.evaluation.plots import write_plots
+from rewardforge.evaluation.rank_changes import rank_changes
 from rewardforge.evaluation.report import write_html
 from rewardforge.recipe import messages_to_transcript
 
@@ -38,8 +44,8 @@ def evaluate(
     and the data `formats`. With `report_dir`, also writes `metrics.json`, `scores.jsonl`, the
     PNG plots and a self-contained `report.html` there.
     """
-    report = _load(data, columns, skip_invalid)
     label, reward_model = _model(model)
+    report = _load(data, columns, skip_invalid, reward_model.reference_mode)
     scored = score_examples(reward_model, report.examples, progress)
     metrics = {**diagnose(scored), **_data_account(report)}
     if report_dir is not None:
@@ -68,13 +74,23 @@ def compare(
 ) -> dict[str, Any]:
     """Evaluate two reward models on the same data, side by side.
 
-    Returns `{"models": {label: metrics}, "disagreements": [...]}`, where a disagreement is an
-    example that one model orders right and the other does not (for groups: a different share of
-    its pairs right). With `report_dir`, writes both models' plots, `metrics.json`,
-    `scores.jsonl`, `disagreements.jsonl` and `report.html`.
+    Returns `{"models": {label: metrics}, "disagreements": [...], "rank_changes": [...],
+    "preferred_first": {label: share}}`. A disagreement is an example that one model orders
+    right and the other does not (for groups: a different share of its pairs right);
+    `rank_changes` lists every example's candidates with both models' rewards and ranks, and
+    `preferred_first` is the share of examples whose preferred response each model ranks first.
+    Both models must be reference-based, or neither. With `report_dir`, writes both models'
+    plots, `metrics.json`, `scores.jsonl`, `disagreements.jsonl`, `rank_changes.jsonl` and
+    `report.html`.
     """
-    report = _load(data, columns, skip_invalid)
     (first, first_model), (second, second_model) = _model(model), _model(other)
+    if first_model.reference_mode != second_model.reference_mode:
+        based = first if first_model.reference_mode else second
+        raise UserError(
+            f"{based} is reference-based and the other model is not, so no data fits both; "
+            "compare two reference-based models, or two plain ones."
+        )
+    report = _load(data, columns, skip_invalid, first_model.reference_mode)
     if first == second:
         first, second = f"A: {first}", f"B: {second}"
     scored = {
@@ -83,6 +99,7 @@ def compare(
     }
     reports = {label: {**diagnose(s), **_data_account(report)} for label, s in scored.items()}
     differences = disagreements(report.examples, scored)
+    changes = rank_changes(report.examples, scored)
     if report_dir is not None:
         directory = _report_directory(report_dir)
         plots = {
@@ -97,17 +114,22 @@ def compare(
         }
         _write_json(directory / "metrics.json", {"models": reports})
         _write_scores(directory / "scores.jsonl", report.examples, scored)
-        with (directory / "disagreements.jsonl").open("w", encoding="utf-8") as out:
-            for item in differences:
-                out.write(json.dumps(item, ensure_ascii=False) + "\n")
+        _write_jsonl(directory / "disagreements.jsonl", differences)
+        _write_jsonl(directory / "rank_changes.jsonl", changes)
         write_html(
             directory / "report.html",
             f"Reward model comparison: {first} vs {second}",
             reports,
             plots,
             differences,
+            changes,
         )
-    return {"models": reports, "disagreements": differences}
+    return {
+        "models": reports,
+        "disagreements": differences,
+        "rank_changes": changes,
+        "preferred_first": {label: best_of_n_accuracy(s) for label, s in scored.items()},
+    }
 
 
 def score_examples(
@@ -153,8 +175,12 @@ def disagreements(
     ]
 
 
-def _load(data: DataPaths, columns: dict[str, str] | None, skip_invalid: bool) -> LoadReport:
-    report = load_preferences(data, columns=columns, skip_invalid=skip_invalid)
+def _load(
+    data: DataPaths, columns: dict[str, str] | None, skip_invalid: bool, reference_mode: bool
+) -> LoadReport:
+    report = load_preferences(
+        data, columns=columns, skip_invalid=skip_invalid, reference_mode=reference_mode
+    )
     if not report.examples:
         raise UserError(f"No preference examples to evaluate in {data}.")
     return report
@@ -182,6 +208,12 @@ def _report_directory(report_dir: str | Path) -> Path:
 
 def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def _write_scores(

@@ -65,21 +65,34 @@ class RewardModel:
     def recipe(self) -> ScoringRecipe:
         return self.encoder.recipe
 
+    @property
+    def reference_mode(self) -> bool:
+        """Whether this model scores responses against reference answers (POLAR-style)."""
+        return self.recipe.reference_mode
+
     def score(
         self,
         prompts: Sequence[Prompt],
         responses: Sequence[str],
+        references: Sequence[str] | None = None,
         normalize: bool = False,
         progress: bool = False,
     ) -> list[float]:
-        """One reward per (prompt, response); normalised with the stored mean/std if asked."""
-        if len(prompts) != len(responses):
+        """One reward per (prompt, response); normalised with the stored mean/std if asked.
+
+        A reference-based model needs `references`, one per response; other models refuse them.
+        """
+        if references is None:
+            references = [None] * len(responses)
+        if not len(prompts) == len(responses) == len(references):
             raise UserError(
-                f"score() needs one prompt per response; got {len(prompts)} prompts and "
-                f"{len(responses)} responses."
+                f"score() needs one prompt and one reference (if any) per response; got "
+                f"{len(prompts)} prompts, {len(references)} references and {len(responses)} "
+                "responses."
             )
         encoded = [
-            self.encoder.encode(prompt, response) for prompt, response in zip(prompts, responses)
+            self.encoder.encode(prompt, response, reference)
+            for prompt, response, reference in zip(prompts, responses, references)
         ]
         return self.score_encoded(encoded, normalize=normalize, progress=progress)
 
@@ -101,14 +114,20 @@ class RewardModel:
         rows = [self.encoder.encode_example(example).as_row() for example in examples]
         return self._score_rows(rows, progress)
 
-    def compare(self, prompt: Prompt, response_a: str, response_b: str) -> float:
+    def compare(
+        self, prompt: Prompt, response_a: str, response_b: str, reference: str | None = None
+    ) -> float:
         """Probability that `response_a` is preferred over `response_b` (Bradley-Terry)."""
-        reward_a, reward_b = self.score([prompt, prompt], [response_a, response_b])
+        references = None if reference is None else [reference, reference]
+        reward_a, reward_b = self.score([prompt, prompt], [response_a, response_b], references)
         return 1.0 / (1.0 + math.exp(reward_b - reward_a))
 
-    def rank(self, prompt: Prompt, candidates: Sequence[str]) -> list[tuple[int, float]]:
+    def rank(
+        self, prompt: Prompt, candidates: Sequence[str], reference: str | None = None
+    ) -> list[tuple[int, float]]:
         """(candidate index, reward) pairs, best first."""
-        rewards = self.score([prompt] * len(candidates), list(candidates))
+        references = None if reference is None else [reference] * len(candidates)
+        rewards = self.score([prompt] * len(candidates), list(candidates), references)
         return sorted(enumerate(rewards), key=lambda item: -item[1])
 
     def reward_function(self, normalize: bool = False) -> Callable[..., list[float]]:
@@ -116,14 +135,20 @@ class RewardModel:
 
         TRL calls it with the policy's prompts and completions, as text or as chat messages.
         They are rendered with this model's own recipe, not the policy's template, so the
-        reward is the one the model was trained to give whatever the policy's tokenizer.
+        reward is the one the model was trained to give whatever the policy's tokenizer. A
+        reference-based model reads each prompt's reference answer from the dataset's
+        `reference` column, which TRL passes along.
         """
 
         def rewardforge_reward(
-            prompts: Sequence[Prompt], completions: Sequence[str | list[dict]], **_: object
+            prompts: Sequence[Prompt],
+            completions: Sequence[str | list[dict]],
+            reference: Sequence[str] | None = None,
+            **_: object,
         ) -> list[float]:
             texts = [_completion_text(completion) for completion in completions]
-            return self.score(list(prompts), texts, normalize=normalize)
+            references = None if reference is None else list(reference)
+            return self.score(list(prompts), texts, references, normalize=normalize)
 
         return rewardforge_reward
 

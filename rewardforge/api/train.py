@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,14 @@ from rewardforge.forward_plan import ForwardPlan
 from rewardforge.models import LoraSettings, load_reward_backbone
 from rewardforge.models.adapters import merge_into_plain_backbone
 from rewardforge.models.legacy_format import add_legacy_fields
-from rewardforge.recipe import RECIPE_FILE, RecipeEncoder, ScoringRecipe
+from rewardforge.models.reward_head import is_encoder_backbone
+from rewardforge.recipe import (
+    DEFAULT_REWARD_MARKER,
+    DEFAULT_SPLIT_TOKEN,
+    RECIPE_FILE,
+    RecipeEncoder,
+    ScoringRecipe,
+)
 from rewardforge.reward_forward import RewardForward
 from rewardforge.training.config import TrainConfig
 from rewardforge.training.precision import mixed_precision
@@ -63,8 +70,10 @@ def train(config: TrainConfig) -> TrainResult:
     refuse_a_different_run(output, config)
     output.mkdir(parents=True, exist_ok=True)
 
-    train_report = _load(config.data, config)
-    eval_report = _load(config.eval_data, config) if config.eval_data else None
+    base_recipe = _recipe_of(config.model)  # fine-tuning a rewardforge reward model
+    reference_mode = config.reference_mode or bool(base_recipe and base_recipe.reference_mode)
+    train_report = _load(config.data, config, reference_mode)
+    eval_report = _load(config.eval_data, config, reference_mode) if config.eval_data else None
 
     model, tokenizer, is_encoder = load_reward_backbone(
         config.model,
@@ -74,9 +83,10 @@ def train(config: TrainConfig) -> TrainResult:
         gradient_checkpointing=config.gradient_checkpointing,
         disable_dropout=config.disable_dropout,
         allow_pickle_weights=config.allow_pickle_weights,
+        added_tokens=_markers(config.model, base_recipe, reference_mode),
     )
     encoder = RecipeEncoder(
-        ScoringRecipe.for_model(tokenizer, is_encoder, config.max_length), tokenizer
+        _recipe(base_recipe, tokenizer, is_encoder, config.max_length, reference_mode), tokenizer
     )
     reward_forward = RewardForward(model)
     plan = ForwardPlan.for_model(reward_forward, encoder)
@@ -144,7 +154,7 @@ def train(config: TrainConfig) -> TrainResult:
     staging = output / STAGING_DIR  # written in full first, then moved in: no half-saved model
     if trainer.is_world_process_zero():
         shutil.rmtree(staging, ignore_errors=True)
-    _save_model(trainer, config, staging)
+    _save_model(trainer, config, staging, recipe.added_tokens)
     if not trainer.is_world_process_zero():
         return TrainResult(output, metrics)
     tokenizer.save_pretrained(staging)
@@ -156,7 +166,9 @@ def train(config: TrainConfig) -> TrainResult:
     return TrainResult(output, metrics)
 
 
-def _save_model(trainer: RewardTrainer, config: TrainConfig, output: Path) -> None:
+def _save_model(
+    trainer: RewardTrainer, config: TrainConfig, output: Path, added_tokens: list[str]
+) -> None:
     """Save the classifier as a plain transformers model; LoRA adapters are merged first.
 
     A quantized base keeps its adapter in `adapter/`, merged into the float32 backbone so that
@@ -179,7 +191,7 @@ def _save_model(trainer: RewardTrainer, config: TrainConfig, output: Path) -> No
         if config.save_adapter or config.quantization:
             classifier.save_pretrained(output / "adapter")
         if config.quantization:
-            classifier = merge_into_plain_backbone(config.model, output / "adapter")
+            classifier = merge_into_plain_backbone(config.model, output / "adapter", added_tokens)
         else:
             classifier = classifier.merge_and_unload()
     classifier.save_pretrained(output, safe_serialization=True)
@@ -191,12 +203,42 @@ def _describe(plan: ForwardPlan) -> str:
     return "shared prompt, packed rows" if plan.pack else "shared prompt, one sequence a row"
 
 
-def _load(paths: list[str], config: TrainConfig) -> LoadReport:
+def _recipe_of(model: str) -> ScoringRecipe | None:
+    """The recipe of a rewardforge reward model given as the backbone, else None."""
+    return ScoringRecipe.load(model) if (Path(model) / RECIPE_FILE).is_file() else None
+
+
+def _markers(model: str, base_recipe: ScoringRecipe | None, reference_mode: bool) -> list[str]:
+    """Special tokens the reference-mode recipe needs: the base model's own, else the defaults
+    (encoders need none)."""
+    if base_recipe is not None and base_recipe.reference_mode == reference_mode:
+        return base_recipe.added_tokens
+    if not reference_mode or is_encoder_backbone(model):
+        return []
+    return [DEFAULT_SPLIT_TOKEN, DEFAULT_REWARD_MARKER]
+
+
+def _recipe(
+    base_recipe: ScoringRecipe | None,
+    tokenizer: Any,
+    is_encoder: bool,
+    max_length: int,
+    reference_mode: bool,
+) -> ScoringRecipe:
+    """The base model's recipe when it is of the same mode (so fine-tuning keeps its layout),
+    else the backbone's default."""
+    if base_recipe is not None and base_recipe.reference_mode == reference_mode:
+        return replace(base_recipe, max_length=max_length, reward_mean=0.0, reward_std=1.0)
+    return ScoringRecipe.for_model(tokenizer, is_encoder, max_length, reference_mode)
+
+
+def _load(paths: list[str], config: TrainConfig, reference_mode: bool) -> LoadReport:
     report = load_preferences(
         paths,
         columns=config.columns,
         skip_invalid=config.skip_invalid,
         min_score_gap=config.min_score_gap,
+        reference_mode=reference_mode,
     )
     for path, fmt in report.formats.items():
         print(f"{path}: detected format '{fmt}'")

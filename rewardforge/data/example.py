@@ -13,8 +13,9 @@ class PreferenceExample:
     """A prompt and two or more responses, best first.
 
     A preference pair is a group of two. `prompt` is plain text or a list of chat messages
-    (`{"role": ..., "content": ...}`). `source` says where the row came from (`file:row`) so that
-    later errors can point back at it.
+    (`{"role": ..., "content": ...}`). `reference` is the answer that reference-based (POLAR-style)
+    reward models compare each response with; None for plain reward models. `source` says where
+    the row came from (`file:row`) so that later errors can point back at it.
     """
 
     prompt: Prompt
@@ -22,6 +23,7 @@ class PreferenceExample:
     margin: float | None = None
     category: str | None = None
     source: str = ""
+    reference: str | None = None
 
     @property
     def chosen(self) -> str:

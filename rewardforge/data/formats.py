@@ -10,6 +10,10 @@ Supported formats (after `--columns` renaming):
 
 Every format also accepts the optional fields `margin`, `chosen_score`/`rejected_score` and
 `category`.
+
+Reference-based (POLAR-style) reward models read rows with a `reference` answer as well. In
+reference mode a ranked or ordered row of three or more responses without one uses its best
+response as the reference and the rest as the group to rank.
 """
 
 from __future__ import annotations
@@ -50,8 +54,14 @@ def detect_format(row: dict[str, Any]) -> str:
     )
 
 
-def parse_row(row: dict[str, Any], fmt: str, source: str) -> PreferenceExample:
-    """Parse one row of a known format into a `PreferenceExample`."""
+def parse_row(
+    row: dict[str, Any], fmt: str, source: str, reference_mode: bool = False
+) -> PreferenceExample:
+    """Parse one row of a known format into a `PreferenceExample`.
+
+    With `reference_mode` every example gets a reference answer (see the module docstring);
+    without it a row that has one is refused, since a plain reward model cannot use it.
+    """
     prompt, responses = _PARSERS[fmt](row)
     # A transcript whose last assistant turn is empty is a real choice (the assistant said
     # nothing, and HH-RLHF raters sometimes preferred that); elsewhere an empty field is a mistake.
@@ -59,12 +69,41 @@ def parse_row(row: dict[str, Any], fmt: str, source: str) -> PreferenceExample:
         raise RowError("empty response", "a response is empty.")
     if len(set(responses)) < len(responses):
         raise RowError("identical responses", "chosen and rejected responses are identical.")
+    reference, responses = _place_reference(
+        _optional_str(row, "reference"), responses, reference_mode
+    )
     return PreferenceExample(
         prompt=prompt,
         responses=tuple(responses),
         margin=_optional_float(row, "margin"),
         category=_optional_str(row, "category"),
         source=source,
+        reference=reference,
+    )
+
+
+def _place_reference(
+    reference: str | None, responses: list[str], reference_mode: bool
+) -> tuple[str | None, list[str]]:
+    """The example's reference and the responses left to rank."""
+    if not reference_mode:
+        if reference is not None:
+            raise RowError(
+                "reference in plain mode",
+                "the row has a 'reference', which only a reference-based reward model reads: "
+                "train one with --reference-mode, or remove the field.",
+            )
+        return None, responses
+    if reference is not None:
+        if not reference.strip():
+            raise RowError("empty reference", "'reference' is empty.")
+        return reference, responses
+    if len(responses) >= 3:
+        return responses[0], responses[1:]
+    raise RowError(
+        "no reference",
+        "reference mode needs a 'reference' field, or a ranked or ordered row of at least three "
+        "responses (the best one becomes the reference).",
     )
 
 

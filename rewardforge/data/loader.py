@@ -53,6 +53,7 @@ def load_preferences(
     columns: dict[str, str] | None = None,
     skip_invalid: bool = False,
     min_score_gap: float | None = None,
+    reference_mode: bool = False,
 ) -> LoadReport:
     """Load preference data from one or more files into canonical `PreferenceExample`s.
 
@@ -62,6 +63,9 @@ def load_preferences(
         columns: maps canonical keys to the file's keys, e.g. `{"prompt": "question"}`.
         skip_invalid: skip bad rows (counted by reason in the report) instead of raising.
         min_score_gap: drop rows whose `chosen_score - rejected_score` is below this gap.
+        reference_mode: read rows for a reference-based reward model: every example gets a
+            `reference` (its own field, or the best of three or more ranked responses). Without
+            it, rows with a `reference` are refused.
 
     Raises:
         DataError: naming the file, row and problem, for the first invalid rows (unless
@@ -71,7 +75,9 @@ def load_preferences(
     report = LoadReport()
     errors: list[str] = []
     for path in path_list:
-        _load_file(str(path), columns or {}, skip_invalid, min_score_gap, report, errors)
+        _load_file(
+            str(path), columns or {}, skip_invalid, min_score_gap, reference_mode, report, errors
+        )
     if errors:
         raise invalid_rows_error(
             errors,
@@ -112,6 +118,7 @@ def _load_file(
     columns: dict[str, str],
     skip_invalid: bool,
     min_score_gap: float | None,
+    reference_mode: bool,
     report: LoadReport,
     errors: list[str],
 ) -> None:
@@ -124,7 +131,7 @@ def _load_file(
             row = _rename(row, columns)
             fmt = fmt or detect_format(row)
             check_keys(row, fmt)
-            example = parse_row(row, fmt, source=f"{path}:{row_number}")
+            example = parse_row(row, fmt, f"{path}:{row_number}", reference_mode)
             gap = score_gap(row)
         except RowError as error:
             if not skip_invalid:

@@ -1,5 +1,7 @@
 """Rows to score: `{"prompt", "response"}` or `{"messages"}` ending with the assistant's reply.
 
+A row for a reference-based (POLAR-style) reward model also holds the `reference` answer.
+
 Used by `rewardforge score` and the reward server. Unlike preference data, each row is one
 response; the row itself is kept so that the output can repeat it with a reward added.
 """
@@ -23,6 +25,7 @@ class ScoringRow:
     row: dict[str, Any]
     prompt: Prompt
     response: str
+    reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,14 @@ def parse_scoring_item(item: dict[str, Any]) -> tuple[Prompt, str]:
     return parse_prompt(item["prompt"]), item["response"]
 
 
+def parse_reference(item: dict[str, Any]) -> str | None:
+    """The item's `reference` answer (for reference-based reward models), or None."""
+    reference = item.get("reference")
+    if reference is not None and not (isinstance(reference, str) and reference.strip()):
+        raise RowError("wrong type", "'reference' must be a non-empty string.")
+    return reference
+
+
 def read_scoring_rows(path: str | Path) -> tuple[list[ScoringRow], list[RejectedRow]]:
     """Every row of a file to score, split into usable rows and rejected ones, in file order."""
     rows: list[ScoringRow] = []
@@ -64,10 +75,11 @@ def read_scoring_rows(path: str | Path) -> tuple[list[ScoringRow], list[Rejected
             continue
         try:
             prompt, response = parse_scoring_item(row)
+            reference = parse_reference(row)
         except RowError as error:
             rejected.append(RejectedRow(number, row, str(error)))
             continue
-        rows.append(ScoringRow(number, row, prompt, response))
+        rows.append(ScoringRow(number, row, prompt, response, reference))
     return rows, rejected
 
 

@@ -68,8 +68,10 @@ def write_html(
     reports: dict[str, dict[str, Any]],
     plots: dict[str, dict[str, Path]],
     disagreements: Sequence[dict[str, Any]] | None = None,
+    rank_changes: Sequence[dict[str, Any]] | None = None,
 ) -> Path:
-    """Write the report: summary table, categories, plots per model, disagreements."""
+    """Write the report: summary table, categories, plots per model, disagreements and, for a
+    comparison, every example's candidates ranked by both models."""
     labels = list(reports)
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title>",
@@ -99,6 +101,8 @@ def write_html(
         parts.append("</div>")
     if disagreements is not None:
         parts.append(_disagreement_table(labels, disagreements))
+    if rank_changes is not None:
+        parts.append(_rank_change_tables(labels, rank_changes))
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
@@ -129,6 +133,31 @@ def _disagreement_table(labels: list[str], disagreements: Sequence[dict[str, Any
         for item in disagreements[:SHOWN_DISAGREEMENTS]
     )
     return header + rows + "</table>"
+
+
+def _rank_change_tables(labels: list[str], rank_changes: Sequence[dict[str, Any]]) -> str:
+    first, second = labels
+    parts = [
+        f"<h2>Rankings side by side ({len(rank_changes)} examples)</h2>"
+        f"<p>All are in rank_changes.jsonl; the first {SHOWN_DISAGREEMENTS} are shown.</p>"
+    ]
+    for example in rank_changes[:SHOWN_DISAGREEMENTS]:
+        reference = example.get("reference")
+        parts.append(
+            f"<h3>{_e(example['source'])}: {_e(str(example['prompt'])[:200])}</h3>"
+            + (f"<p>reference: {_e(reference)}</p>" if reference else "")
+            + f"<table><tr><th>candidate (labelled best first)</th><th>{_e(first)}</th>"
+            f"<th>{_e(second)}</th><th>rank</th></tr>"
+        )
+        for candidate in example["candidates"]:
+            rewards, ranks = candidate["rewards"], candidate["ranks"]
+            parts.append(
+                f"<tr><td>{_e(candidate['response'][:300])}</td>"
+                f"<td>{rewards[first]:.4f}</td><td>{rewards[second]:.4f}</td>"
+                f"<td>{ranks[first]} &rarr; {ranks[second]}</td></tr>"
+            )
+        parts.append("</table>")
+    return "".join(parts)
 
 
 def _split(values: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ backbone loaded in float32 instead gives a plain model that loads anywhere.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from transformers import PreTrainedModel
@@ -14,9 +15,14 @@ from transformers import PreTrainedModel
 from rewardforge.models.reward_head import load_reward_backbone
 
 
-def merge_into_plain_backbone(backbone: str, adapter_dir: str | Path) -> PreTrainedModel:
-    """The float32 `backbone` with the adapter and reward head saved in `adapter_dir` merged."""
+def merge_into_plain_backbone(
+    backbone: str, adapter_dir: str | Path, added_tokens: Sequence[str] = ()
+) -> PreTrainedModel:
+    """The float32 `backbone` with the adapter and reward head saved in `adapter_dir` merged.
+
+    `added_tokens` are the special tokens training added (its embedding table's extra rows).
+    """
     from peft import PeftModel
 
-    base, _, _ = load_reward_backbone(backbone, dtype="float32")
+    base, _, _ = load_reward_backbone(backbone, dtype="float32", added_tokens=added_tokens)
     return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()

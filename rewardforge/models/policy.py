@@ -40,9 +40,17 @@ class Policy:
 
     def sample(self, prompt: Prompt, n: int, settings: SamplingSettings) -> list[str]:
         """`n` sampled answers to `prompt`, special tokens removed."""
+        return self.sample_batch([prompt], n, settings)[0]
+
+    def sample_batch(
+        self, prompts: list[Prompt], n: int, settings: SamplingSettings
+    ) -> list[list[str]]:
+        """`n` sampled answers to each prompt, generated together (left-padded) in one call."""
+        self.tokenizer.padding_side = "left"
         inputs = self.tokenizer(
-            self._prompt_text(prompt),
+            [self._prompt_text(prompt) for prompt in prompts],
             return_tensors="pt",
+            padding=True,
             add_special_tokens=self.tokenizer.chat_template is None,
         )
         inputs = inputs.to(self.model.device)
@@ -62,10 +70,11 @@ class Policy:
         finally:
             torch.random.set_rng_state(generator_state)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        return [
+        texts = [
             text.strip()
             for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         ]
+        return [texts[index * n : (index + 1) * n] for index in range(len(prompts))]
 
     def _prompt_text(self, prompt: Prompt) -> str:
         if self.tokenizer.chat_template is None:

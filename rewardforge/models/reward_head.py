@@ -6,6 +6,7 @@ reward model loads anywhere transformers does (TRL, OpenRLHF, vLLM, RewardBench)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -41,6 +42,11 @@ def is_encoder_config(model_type: str) -> bool:
     return model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
+def is_encoder_backbone(name: str) -> bool:
+    """Whether the backbone `name` (alias, folder, hub id or .gguf) is a bidirectional encoder."""
+    return is_encoder_config(_config_without_remote_code(resolve_backbone(name)).model_type)
+
+
 def load_reward_backbone(
     name: str,
     *,
@@ -50,19 +56,27 @@ def load_reward_backbone(
     gradient_checkpointing: bool = False,
     disable_dropout: bool = False,
     allow_pickle_weights: bool = False,
+    added_tokens: Sequence[str] = (),
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, bool]:
     """Load a backbone as a single-output sequence classifier, ready to train as a reward model.
 
     `disable_dropout` switches off the backbone's dropout (not LoRA's). Weights load from
     safetensors only, unless `allow_pickle_weights` also allows PyTorch `.bin` files (pickle can
-    run code); code shipped with a model folder never runs (no `trust_remote_code`). Returns the
-    model, its tokenizer (with a pad token distinct from EOS) and whether it is an encoder.
+    run code); code shipped with a model folder never runs (no `trust_remote_code`).
+    `added_tokens` become special tokens of the tokenizer (the reference-mode markers) unless it
+    has them; their embeddings are new rows, trained in full also under LoRA. Returns the model,
+    its tokenizer (with a pad token distinct from EOS) and whether it is an encoder.
     """
     path = resolve_backbone(name)
     config = _config_without_remote_code(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     is_encoder = is_encoder_config(config.model_type)
     _ensure_distinct_pad_token(tokenizer, is_encoder)
+    new_tokens = [token for token in added_tokens if token not in tokenizer.get_vocab()]
+    if new_tokens:
+        tokenizer.add_special_tokens(
+            {"additional_special_tokens": new_tokens}, replace_extra_special_tokens=False
+        )
     # A pad token the tokenizer adds lies past the embedding table until it is resized below.
     pad_in_table = tokenizer.pad_token_id < getattr(
         config, "vocab_size", tokenizer.pad_token_id + 1
@@ -88,7 +102,7 @@ def load_reward_backbone(
 
         model = prepare_model_for_kbit_training(model, gradient_checkpointing)
     if lora is not None:
-        model = _with_lora(model, lora)
+        model = _with_lora(model, lora, tokenizer.convert_tokens_to_ids(list(added_tokens)))
     return model, tokenizer, is_encoder
 
 
@@ -154,7 +168,8 @@ def _ensure_distinct_pad_token(tokenizer: PreTrainedTokenizerBase, is_encoder: b
     tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
 
 
-def _with_lora(model: PreTrainedModel, lora: LoraSettings) -> PreTrainedModel:
+def _with_lora(model: PreTrainedModel, lora: LoraSettings, token_ids: list[int]) -> PreTrainedModel:
+    """LoRA adapters on the linear layers; the embeddings of `token_ids` train in full."""
     from peft import LoraConfig, TaskType, get_peft_model
 
     config = LoraConfig(
@@ -163,6 +178,7 @@ def _with_lora(model: PreTrainedModel, lora: LoraSettings) -> PreTrainedModel:
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=lora.target_modules or "all-linear",
+        trainable_token_indices=token_ids or None,
     )
     return get_peft_model(model, config)
 

@@ -1,7 +1,7 @@
 """The reward server: FastAPI routes over a `RewardModel`, with micro-batching, auth and limits.
 
 - `POST /v1/score`: `{"items": [{"prompt", "response"} | {"messages"}], "normalize": bool}`
-  -> `{"rewards": [...]}`.
+  -> `{"rewards": [...]}`. Items for a reference-based model also carry `"reference"`.
 - `POST /get_reward`: OpenRLHF's remote reward model protocol: `{"query": [full texts],
   "prompts": [...], "labels": [...]}` -> `{"rewards", "scores", "extra_logs"}`. A query is text
   the policy already formatted; it is scored as it is, not templated again.
@@ -29,7 +29,8 @@ from pydantic import BaseModel
 
 from rewardforge.api.reward_model import RewardModel
 from rewardforge.data.formats import RowError
-from rewardforge.data.scoring_rows import parse_scoring_item
+from rewardforge.data.scoring_rows import parse_reference, parse_scoring_item
+from rewardforge.errors import UserError
 from rewardforge.recipe import EncodedResponse
 from rewardforge.serving.batcher import MicroBatcher
 from rewardforge.serving.gate import RequestGate
@@ -141,7 +142,8 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "recipe": reward_model.recipe.template}
+        recipe = reward_model.recipe
+        return {"status": "ok", "recipe": recipe.template, "reference_mode": recipe.reference_mode}
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
@@ -154,10 +156,12 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
         for index, item in enumerate(body.items):
             try:
                 prompt, response = parse_scoring_item(item)
+                reference = parse_reference(item)
             except RowError as error:
                 raise HTTPException(422, f"item {index}: {error}") from error
-            check_text(index, _prompt_text(prompt), response)
-            encoded.append(_encode(index, reward_model.encoder.encode, prompt, response))
+            check_text(index, _prompt_text(prompt), response, reference or "")
+            encode = reward_model.encoder.encode
+            encoded.append(_encode(index, encode, prompt, response, reference))
         rewards = await batcher.submit(encoded)
         if body.normalize:
             rewards = [reward_model.recipe.normalize(reward) for reward in rewards]
@@ -190,11 +194,13 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
 
 
 def _encode(
-    index: int, encode: Callable[..., EncodedResponse], prompt: Any, response: str
+    index: int, encode: Callable[..., EncodedResponse], prompt: Any, *texts: str | None
 ) -> EncodedResponse:
     """Run the recipe on one item; a chat template that rejects the input is the input's fault."""
     try:
-        return encode(prompt, response)
+        return encode(prompt, *texts)
+    except UserError as error:  # e.g. a reference missing, or one a plain model cannot use
+        raise HTTPException(422, f"item {index}: {error}") from error
     except Exception as error:  # jinja raises TemplateError and others for odd conversations
         raise HTTPException(
             422, f"item {index}: the model's template cannot format it ({error})."

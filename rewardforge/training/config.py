@@ -40,6 +40,12 @@ class TrainConfig:
     min_score_gap: float | None = setting(
         None, "Drop rows whose chosen_score - rejected_score is smaller.", shown="off"
     )
+    reference_mode: bool = setting(
+        False,
+        "Train a reference-based (POLAR-style) model that scores each response against a "
+        "reference answer: rows need a 'reference', or 3+ ranked responses (the best is one).",
+        shown="off, on when --model is a reference-based model",
+    )
     epochs: float = setting(1.0, "Passes over the training data.")
     max_steps: int = setting(-1, "Stop after N optimizer steps; -1 means --epochs decides.")
     batch_pairs: int = setting(16, "Preference examples per optimizer step, all processes.")
