@@ -60,8 +60,12 @@ class ScoringRecipe:
         is_encoder: bool,
         max_length: int,
         reference_mode: bool = False,
+        markers: tuple[str, str] = (DEFAULT_SPLIT_TOKEN, DEFAULT_REWARD_MARKER),
     ) -> ScoringRecipe:
-        """Choose the recipe for a backbone: pair for encoders, chat if a template exists."""
+        """Choose the recipe for a backbone: pair for encoders, chat if a template exists.
+
+        `markers` are the split and reward tokens of a reference-mode decoder recipe.
+        """
         if is_encoder:
             return cls("pair", max_length, reward_token="first", reference_mode=reference_mode)
         template: Template = "chat" if tokenizer.chat_template else "plain"
@@ -72,8 +76,8 @@ class ScoringRecipe:
             max_length,
             reward_token="last",
             reference_mode=True,
-            split_token=DEFAULT_SPLIT_TOKEN,
-            reward_marker=DEFAULT_REWARD_MARKER,
+            split_token=markers[0],
+            reward_marker=markers[1],
         )
 
     @property

@@ -402,3 +402,24 @@ def test_fine_tuning_a_reference_model_keeps_its_recipe_with_lora_in_bf16(
     triple = (["Q?", "问题？"], ["Yes.", "是的。"], ["Sure.", "好的。"])
     from_plain = RewardModel(plain, tuned.encoder).score(*triple)
     assert tuned.score(*triple) == pytest.approx(from_plain, abs=1e-5)
+
+
+def test_reference_markers_are_configurable_and_kept_by_fine_tuning(
+    tiny_llama_dir, concise_files, tmp_path
+):
+    train_file, _ = concise_files
+    markers = {"split_token": "[[REF END]]", "reward_marker": "[[SCORE]]"}
+    config = tiny_config(
+        tiny_llama_dir, train_file, tmp_path / "rm", reference_mode=True, max_steps=1, **markers
+    )
+    model = RewardModel.load(train(config).output_dir)
+    assert model.recipe.added_tokens == ["[[REF END]]", "[[SCORE]]"]
+    encoded = model.encoder.encode("Q?", "Yes.", reference="Sure.")
+    assert model.encoder.tokenizer.decode(encoded.input_ids).endswith("[[SCORE]]")
+    other = {"split_token": "<|split|>", "reward_marker": "<|end|>"}
+    with pytest.raises(UserError, match="fine-tuning keeps them"):
+        train(tiny_config(tmp_path / "rm", train_file, tmp_path / "again", **other))
+    with pytest.raises(UserError, match="must differ"):
+        tiny_config(
+            tiny_llama_dir, train_file, tmp_path / "x", split_token="[[A]]", reward_marker="[[A]]"
+        )

@@ -83,10 +83,10 @@ def train(config: TrainConfig) -> TrainResult:
         gradient_checkpointing=config.gradient_checkpointing,
         disable_dropout=config.disable_dropout,
         allow_pickle_weights=config.allow_pickle_weights,
-        added_tokens=_markers(config.model, base_recipe, reference_mode),
+        added_tokens=_markers(config, base_recipe, reference_mode),
     )
     encoder = RecipeEncoder(
-        _recipe(base_recipe, tokenizer, is_encoder, config.max_length, reference_mode), tokenizer
+        _recipe(config, base_recipe, tokenizer, is_encoder, reference_mode), tokenizer
     )
     reward_forward = RewardForward(model)
     plan = ForwardPlan.for_model(reward_forward, encoder)
@@ -208,28 +208,41 @@ def _recipe_of(model: str) -> ScoringRecipe | None:
     return ScoringRecipe.load(model) if (Path(model) / RECIPE_FILE).is_file() else None
 
 
-def _markers(model: str, base_recipe: ScoringRecipe | None, reference_mode: bool) -> list[str]:
-    """Special tokens the reference-mode recipe needs: the base model's own, else the defaults
-    (encoders need none)."""
+def _markers(
+    config: TrainConfig, base_recipe: ScoringRecipe | None, reference_mode: bool
+) -> list[str]:
+    """Special tokens the reference-mode recipe needs: the base model's own, else the configured
+    ones (encoders need none)."""
     if base_recipe is not None and base_recipe.reference_mode == reference_mode:
         return base_recipe.added_tokens
-    if not reference_mode or is_encoder_backbone(model):
+    if not reference_mode or is_encoder_backbone(config.model):
         return []
-    return [DEFAULT_SPLIT_TOKEN, DEFAULT_REWARD_MARKER]
+    return [config.split_token, config.reward_marker]
 
 
 def _recipe(
+    config: TrainConfig,
     base_recipe: ScoringRecipe | None,
     tokenizer: Any,
     is_encoder: bool,
-    max_length: int,
     reference_mode: bool,
 ) -> ScoringRecipe:
     """The base model's recipe when it is of the same mode (so fine-tuning keeps its layout),
     else the backbone's default."""
-    if base_recipe is not None and base_recipe.reference_mode == reference_mode:
-        return replace(base_recipe, max_length=max_length, reward_mean=0.0, reward_std=1.0)
-    return ScoringRecipe.for_model(tokenizer, is_encoder, max_length, reference_mode)
+    markers = (config.split_token, config.reward_marker)
+    if base_recipe is None or base_recipe.reference_mode != reference_mode:
+        return ScoringRecipe.for_model(
+            tokenizer, is_encoder, config.max_length, reference_mode, markers
+        )
+    chosen = [
+        token for token in markers if token not in (DEFAULT_SPLIT_TOKEN, DEFAULT_REWARD_MARKER)
+    ]
+    if chosen and base_recipe.added_tokens != list(markers):
+        raise UserError(
+            f"{config.model} reads the markers {base_recipe.added_tokens}; fine-tuning keeps "
+            "them, so leave out --split-token and --reward-marker."
+        )
+    return replace(base_recipe, max_length=config.max_length, reward_mean=0.0, reward_std=1.0)
 
 
 def _load(paths: list[str], config: TrainConfig, reference_mode: bool) -> LoadReport:

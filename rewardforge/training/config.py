@@ -46,6 +46,12 @@ class TrainConfig:
         "reference answer: rows need a 'reference', or 3+ ranked responses (the best is one).",
         shown="off, on when --model is a reference-based model",
     )
+    split_token: str = setting(
+        "<|split|>", "Reference mode: the special token between the reference and the response."
+    )
+    reward_marker: str = setting(
+        "<|reward|>", "Reference mode: the special token at which the reward is read."
+    )
     epochs: float = setting(1.0, "Passes over the training data.")
     max_steps: int = setting(-1, "Stop after N optimizer steps; -1 means --epochs decides.")
     batch_pairs: int = setting(16, "Preference examples per optimizer step, all processes.")
@@ -137,6 +143,12 @@ class TrainConfig:
             raise UserError(f"--eval-steps must be at least 1, got {self.eval_steps}.")
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
+        if not self.split_token.strip() or not self.reward_marker.strip():
+            raise UserError("--split-token and --reward-marker must not be empty.")
+        if self.split_token == self.reward_marker:
+            raise UserError(
+                f"--split-token and --reward-marker must differ; both are {self.split_token!r}."
+            )
         if self.mixed_precision not in MIXED_PRECISION:
             raise UserError(
                 f"--mixed-precision must be one of {', '.join(MIXED_PRECISION)}, "
