@@ -88,6 +88,8 @@ def train_command(config: Path | None = None, **flags: Any) -> None:
         settings.eval_data = settings.eval_data or default_eval
         typer.echo("No --data given: training on the bundled HH-RLHF harmless sample.")
     result = _or_exit(lambda: train(settings))
+    if not _is_main_process():
+        return
     if "eval_accuracy" in result.metrics:
         typer.echo(f"eval accuracy: {result.metrics['eval_accuracy']:.4f}")
     typer.echo(
@@ -424,6 +426,8 @@ def rlhf_command(config: Path | None = None, **flags: Any) -> None:
     settings = _settings(RLHFConfig, config, flags)
     result = _or_exit(lambda: rlhf(settings))
     metrics = result.metrics
+    if not _is_main_process():
+        return
     if metrics["heldout_reward_before"] is not None:
         typer.echo(
             f"held-out reward: {metrics['heldout_reward_before']:.4f} before, "
@@ -452,7 +456,16 @@ def dpo_command(config: Path | None = None, **flags: Any) -> None:
     _report_policy_run("dpo", result.metrics, result.output_dir)
 
 
+def _is_main_process() -> bool:
+    """False in the other processes of an `accelerate launch` run, which print nothing."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
 def _report_policy_run(name: str, metrics: dict[str, Any], output: Path) -> None:
+    if not _is_main_process():
+        return
     typer.echo(
         f"{name}: {metrics['steps']} steps on {metrics['train_examples']} examples, "
         f"loss {metrics['train_loss']:.4f}; saved to {output}"

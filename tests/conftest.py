@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,16 @@ CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
     "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+
+def accelerate_launch(launch_flags: str, command: str) -> str:
+    """Run `rewardforge COMMAND` in two CPU processes under `accelerate launch`; its stdout."""
+    accelerate = Path(sys.executable).parent / "accelerate"
+    launch = f"{accelerate} launch --num_processes 2 --num_machines 1 --mixed_precision no"
+    line = f"{launch} {launch_flags} -m rewardforge.cli {command}"
+    done = subprocess.run(line.split(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
 def sample_rows(split: str, count: int) -> list[dict]:

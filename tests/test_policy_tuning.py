@@ -102,3 +102,17 @@ def test_cli_commands(tiny_llama_dir, tmp_path, command):
     result = CliRunner().invoke(app, flags)
     assert result.exit_code == 0, result.output
     assert f"{command}: 1 steps on " in result.output
+
+
+def test_sft_runs_in_two_processes_under_accelerate_launch(tiny_llama_dir, tmp_path):
+    from tests.conftest import accelerate_launch
+
+    data = write_jsonl(tmp_path / "sft.jsonl", DEMONSTRATIONS * 4)
+    output = tmp_path / "ddp"
+    flags = f"--data {data} --model {tiny_llama_dir} --max-steps 2 --batch-size 2"
+    stdout = accelerate_launch(
+        "--multi_gpu --dynamo_backend no", f"sft {flags} --max-length 64 --output {output}"
+    )
+    assert stdout.count("sft: 2 steps on 16 examples") == 1  # the main process reports
+    assert json.loads((output / "metrics.json").read_text())["steps"] == 2
+    assert AutoModelForCausalLM.from_pretrained(output).config.num_hidden_layers == 2

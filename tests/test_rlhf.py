@@ -79,3 +79,99 @@ def test_cli_runs_and_reports_the_held_out_reward(
 def test_bad_settings_are_one_line_errors(settings, message):
     with pytest.raises(UserError, match=message):
         RLHFConfig(**settings)
+
+
+@pytest.fixture
+def live_server(tiny_reward_model_dir, monkeypatch):
+    """`rewardforge serve` of the tiny reward model on a free loopback port, with an API key."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from rewardforge import RewardModel
+    from rewardforge.serving.app import ServerSettings, create_app
+
+    monkeypatch.setenv("RM_KEY", "s3cret")
+    app = create_app(RewardModel.load(tiny_reward_model_dir), ServerSettings(api_key="s3cret"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        assert time.time() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_a_remote_reward_model_gives_the_local_rewards_and_trains(
+    live_server, tiny_reward_model_dir, tiny_llama_dir, prompt_files, tmp_path
+):
+    from rewardforge import RewardModel
+    from rewardforge.api.remote_reward import RemoteRewardModel
+
+    prompts = ["Hi", [{"role": "user", "content": "你好"}]] * 40  # more than one request's worth
+    responses = ["Hello!", "你好！"] * 40
+    remote = RemoteRewardModel(live_server, api_key="s3cret")
+    local = RewardModel.load(tiny_reward_model_dir)
+    assert remote.score(prompts, responses) == pytest.approx(
+        local.score(prompts, responses), abs=1e-5
+    )
+    with pytest.raises(UserError, match="refused the request \\(401\\)"):
+        RemoteRewardModel(live_server).score(["Hi"], ["Hello!"])
+
+    train, held_out = prompt_files
+    config = RLHFConfig(
+        reward_model=live_server,
+        reward_api_key_env="RM_KEY",
+        prompts=str(train),
+        eval_prompts=str(held_out),
+        policy=str(tiny_llama_dir),
+        output=str(tmp_path / "remote"),
+        max_steps=1,
+        max_new_tokens=8,
+    )
+    assert isinstance(rlhf(config).metrics["heldout_reward_after"], float)
+
+
+def test_a_reference_based_reward_model_reads_the_prompts_references(
+    tiny_reference_model_dir, tiny_llama_dir, tmp_path
+):
+    rows = [{"prompt": f"问题{i}？", "reference": "简短的回答。"} for i in range(4)]
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", rows)
+    config = RLHFConfig(
+        reward_model=str(tiny_reference_model_dir),
+        prompts=str(prompts),
+        eval_prompts=str(prompts),
+        policy=str(tiny_llama_dir),
+        output=str(tmp_path / "polar"),
+        max_steps=1,
+        max_new_tokens=8,
+    )
+    assert isinstance(rlhf(config).metrics["heldout_reward_before"], float)
+    write_jsonl(prompts, [*rows, {"prompt": "no reference"}])
+    with pytest.raises(UserError, match="some rows have a 'reference' and some do not"):
+        rlhf(config)
+
+
+def test_grpo_runs_in_two_processes_under_accelerate_launch(
+    tiny_llama_dir, tiny_reward_model_dir, prompt_files, tmp_path
+):
+    from tests.conftest import accelerate_launch
+
+    train, held_out = prompt_files
+    output = tmp_path / "ddp"
+    flags = f"--reward-model {tiny_reward_model_dir} --prompts {train} --eval-prompts {held_out}"
+    flags += f" --policy {tiny_llama_dir} --max-steps 2 --max-new-tokens 8 --output {output}"
+    stdout = accelerate_launch("--multi_gpu --dynamo_backend no", f"rlhf {flags}")
+    assert stdout.count("2 grpo steps; policy saved") == 1  # the main process reports
+    records = [json.loads(line) for line in (output / "log.jsonl").open()]
+    assert [record["step"] for record in records if "reward" in record] == [1, 2]
+    assert json.loads((output / "metrics.json").read_text())["steps"] == 2
+    assert AutoModelForCausalLM.from_pretrained(output).config.num_hidden_layers == 2

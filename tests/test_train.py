@@ -13,6 +13,7 @@ from rewardforge import RewardModel, TrainConfig, train
 from rewardforge.errors import UserError
 from rewardforge.models.adapters import merge_into_plain_backbone
 from rewardforge.recipe import ScoringRecipe
+from tests.conftest import accelerate_launch
 
 
 def tiny_config(model_dir, data, output, **overrides) -> TrainConfig:
@@ -155,16 +156,11 @@ def test_ranked_groups_train_with_other_losses(tiny_bert_dir, tmp_path, loss):
 
 def launch_two_processes(mode_flags: str, data: Path, model: Path, output: Path) -> str:
     """`accelerate launch` a two-process CPU training run; returns its standard output."""
-    accelerate = Path(sys.executable).parent / "accelerate"
-    launch = f"{accelerate} launch --num_processes 2 --num_machines 1 --mixed_precision no"
     train_flags = (
         f"--data {data} --model {model} --output {output} "
         "--batch-pairs 4 --micro-batch-pairs 2 --max-steps 2 --max-length 64"
     )
-    command = f"{launch} {mode_flags} --dynamo_backend no -m rewardforge.cli train {train_flags}"
-    done = subprocess.run(command.split(), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    return accelerate_launch(f"{mode_flags} --dynamo_backend no", f"train {train_flags}")
 
 
 @pytest.fixture(scope="module")

@@ -135,27 +135,38 @@ class RewardModel:
 
         TRL calls it with the policy's prompts and completions, as text or as chat messages.
         They are rendered with this model's own recipe, not the policy's template, so the
-        reward is the one the model was trained to give whatever the policy's tokenizer. A
-        reference-based model reads each prompt's reference answer from the dataset's
-        `reference` column, which TRL passes along.
+        reward is the one the model was trained to give whatever the policy's tokenizer.
         """
-
-        def rewardforge_reward(
-            prompts: Sequence[Prompt],
-            completions: Sequence[str | list[dict]],
-            reference: Sequence[str] | None = None,
-            **_: object,
-        ) -> list[float]:
-            texts = [_completion_text(completion) for completion in completions]
-            references = None if reference is None else list(reference)
-            return self.score(list(prompts), texts, references, normalize=normalize)
-
-        return rewardforge_reward
+        return trl_reward_function(
+            lambda prompts, texts, references: self.score(prompts, texts, references, normalize)
+        )
 
     def _score_rows(self, rows: list[dict], progress: bool) -> list[list[float]]:
         return self.plan.score(
             self.reward_forward, rows, self.max_tokens_per_batch, progress=progress
         )
+
+
+Scorer = Callable[[list[Prompt], list[str], list[str] | None], list[float]]
+
+
+def trl_reward_function(score: Scorer) -> Callable[..., list[float]]:
+    """Wrap `score(prompts, responses, references)` as a TRL reward function.
+
+    A reference-based model reads each prompt's reference answer from the dataset's `reference`
+    column, which TRL passes along with the prompts and completions.
+    """
+
+    def rewardforge_reward(
+        prompts: Sequence[Prompt],
+        completions: Sequence[str | list[dict]],
+        reference: Sequence[str] | None = None,
+        **_: object,
+    ) -> list[float]:
+        texts = [_completion_text(completion) for completion in completions]
+        return score(list(prompts), texts, None if reference is None else list(reference))
+
+    return rewardforge_reward
 
 
 def _completion_text(completion: str | list[dict]) -> str:

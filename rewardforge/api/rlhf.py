@@ -1,8 +1,9 @@
 """`rlhf()`: policy optimisation against a rewardforge reward model, with TRL's trainers.
 
 rewardforge writes no RL trainer: GRPO and RLOO are TRL's. What it adds is the reward: TRL hands
-the policy's prompts and completions to `RewardModel.reward_function()`, which renders them with
-the reward model's own recipe, so the policy's chat template never reaches the reward model.
+the policy's prompts and completions to `RewardModel.reward_function()` (or to a
+`rewardforge serve` server's), which renders them with the reward model's own recipe, so the
+policy's chat template never reaches the reward model.
 The story: prompts, policy and reward model, trainer, held-out reward before, fit, held-out
 reward after, save.
 """
@@ -10,12 +11,14 @@ reward after, save.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import datasets
 
+from rewardforge.api.remote_reward import RemoteRewardModel, is_url
 from rewardforge.api.reward_model import RewardModel
 from rewardforge.api.rlhf_config import RLHFConfig
 from rewardforge.api.trl_runs import (
@@ -26,7 +29,8 @@ from rewardforge.api.trl_runs import (
     start_run,
     trl_arguments,
 )
-from rewardforge.data.prompt_rows import read_prompts
+from rewardforge.data.prompt_rows import read_prompts_with_references
+from rewardforge.errors import UserError
 from rewardforge.evaluation.plots import policy_curves
 
 
@@ -47,7 +51,7 @@ def rlhf(config: RLHFConfig) -> RLHFResult:
     output, policy_path, tokenizer, chat = start_run(config.policy, config.output)
     train_prompts = _prompt_dataset(config.prompts, chat)
     eval_prompts = _prompt_dataset(config.eval_prompts, chat) if config.eval_prompts else None
-    reward_model = RewardModel.load(config.reward_model)
+    reward_model = _reward_model(config)
 
     trainer = _trainer(
         config, output, policy_path, tokenizer, reward_model, train_prompts, eval_prompts
@@ -56,7 +60,6 @@ def rlhf(config: RLHFConfig) -> RLHFResult:
     trainer.train()
     after = trainer.evaluate()["eval_reward"] if eval_prompts else None
 
-    policy_curves(output / LOG_FILE, output / "rlhf.png")
     steps = [record for record in trainer.state.log_history if "reward" in record]
     metrics = {
         "algo": config.algo,
@@ -68,14 +71,34 @@ def rlhf(config: RLHFConfig) -> RLHFResult:
         "heldout_reward_after": after,
     }
     save_run(trainer, tokenizer, output, metrics)
-    (output / "rlhf_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    if trainer.is_world_process_zero():
+        policy_curves(output / LOG_FILE, output / "rlhf.png")
+        (output / "rlhf_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     return RLHFResult(output, metrics)
 
 
+def _reward_model(config: RLHFConfig) -> RewardModel | RemoteRewardModel:
+    """The reward model's folder loaded here, or a client of the server at its URL."""
+    if not is_url(config.reward_model):
+        return RewardModel.load(config.reward_model)
+    key = None
+    if config.reward_api_key_env is not None:
+        key = os.environ.get(config.reward_api_key_env)
+        if not key:
+            raise UserError(f"--reward-api-key-env {config.reward_api_key_env} is not set.")
+    return RemoteRewardModel(config.reward_model, api_key=key)
+
+
 def _prompt_dataset(path: str, chat: bool) -> datasets.Dataset:
-    """TRL's prompt column: chat messages for a policy with a chat template, else text."""
+    """TRL's prompt column: chat messages for a policy with a chat template, else text; and a
+    `reference` column (passed on to the reward function) when the rows have references."""
+    rows = read_prompts_with_references(path)
+    if all(reference is None for _, reference in rows):
+        return datasets.Dataset.from_list([{"prompt": policy_prompt(p, chat)} for p, _ in rows])
+    if any(reference is None for _, reference in rows):
+        raise UserError(f"{path}: some rows have a 'reference' and some do not; give all one.")
     return datasets.Dataset.from_list(
-        [{"prompt": policy_prompt(prompt, chat)} for _, prompt in read_prompts(path)]
+        [{"prompt": policy_prompt(prompt, chat), "reference": ref} for prompt, ref in rows]
     )
 
 
@@ -84,7 +107,7 @@ def _trainer(
     output: Path,
     policy_path: str,
     tokenizer: Any,
-    reward_model: RewardModel,
+    reward_model: RewardModel | RemoteRewardModel,
     train_prompts: datasets.Dataset,
     eval_prompts: datasets.Dataset | None,
 ) -> Any:

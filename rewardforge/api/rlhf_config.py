@@ -16,7 +16,13 @@ class RLHFConfig:
     """Everything `rewardforge rlhf` needs (each field is also its flag)."""
 
     reward_model: str = setting(
-        "", "Reward model folder written by `rewardforge train`.", shown="required"
+        "",
+        "Reward model folder written by `rewardforge train`, or the http(s) URL of a "
+        "`rewardforge serve` server.",
+        shown="required",
+    )
+    reward_api_key_env: str | None = setting(
+        None, "Environment variable that holds the reward server's API key.", shown="none"
     )
     prompts: str = setting(
         "", 'Training prompts: rows of {"prompt"} or {"messages"}.', shown="required"

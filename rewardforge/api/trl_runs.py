@@ -52,10 +52,15 @@ def run_callbacks(output: Path) -> list[Any]:
 
 
 def save_run(trainer: Any, tokenizer: Any, output: Path, metrics: dict[str, Any]) -> None:
-    """The trained policy, its tokenizer and `metrics.json`, in `output`."""
+    """The trained policy, its tokenizer and `metrics.json`, in `output`.
+
+    Every process takes part in saving the model (FSDP and DeepSpeed gather it); the main
+    process writes the rest.
+    """
     trainer.save_model(str(output))
-    tokenizer.save_pretrained(output)
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(output)
+        (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
 
 
 def policy_prompt(prompt: Prompt, chat: bool) -> Prompt:
