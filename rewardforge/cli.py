@@ -13,9 +13,18 @@ from typing import Annotated, Any
 
 import typer
 
+from rewardforge.api.command_settings import (
+    BestOfNSettings,
+    EvalSettings,
+    PolarDataSettings,
+    SamplingFlags,
+    ScoreSettings,
+    VerifySettings,
+)
 from rewardforge.api.policy_tuning_config import DPORunConfig, SFTRunConfig
 from rewardforge.api.rlhf_config import RLHFConfig
 from rewardforge.config_fields import help_text, settings_from_sources
+from rewardforge.serving.settings import ServerSettings
 from rewardforge.training.config import TrainConfig
 
 app = typer.Typer(
@@ -23,8 +32,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-
-ModelDir = Annotated[Path, typer.Option(help="Directory written by `rewardforge train`.")]
 
 
 def _signature(config_class: type, *leading: inspect.Parameter) -> inspect.Signature:
@@ -98,43 +105,35 @@ def train_command(config: Path | None = None, **flags: Any) -> None:
     )
 
 
-@app.command("eval")
-def eval_command(
-    model: ModelDir,
-    data: Annotated[list[str], typer.Option(help="Preference data file (repeatable).")],
-    report: Annotated[
-        Path | None, typer.Option(help="Write metrics.json, plots and report.html here.")
-    ] = None,
-    compare: Annotated[
-        Path | None, typer.Option(help="A second model directory to evaluate side by side.")
-    ] = None,
-    columns: Annotated[str | None, typer.Option(help="Key mapping, e.g. prompt=q.")] = None,
-    skip_invalid: Annotated[bool, typer.Option(help="Skip bad rows, counted.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
+@_config_command("eval", EvalSettings)
+def eval_command(config: Path | None = None, **flags: Any) -> None:
     """Evaluate a reward model: accuracy with a 95% interval, categories, best-of-N, length
     bias, calibration; --report writes plots and report.html, --compare a second model."""
     from rewardforge.api.evaluate import compare as compare_models
     from rewardforge.api.evaluate import evaluate
     from rewardforge.evaluation.report import terminal_table
 
+    flags["columns"] = _parse_columns(flags["columns"])
+    settings = _settings(EvalSettings, config, flags)
+    report = Path(settings.report) if settings.report else None
     options = {
-        "columns": _parse_columns(columns),
-        "skip_invalid": skip_invalid,
-        "progress": not as_json,
+        "columns": settings.columns,
+        "skip_invalid": settings.skip_invalid,
+        "progress": not settings.as_json,
         "report_dir": report,
     }
-    if compare is None:
+    model, data = settings.model, settings.data
+    if settings.compare is None:
         metrics = _or_exit(lambda: evaluate(model, data, **options))
-        reports = {model.name: metrics}
+        reports = {Path(model).name: metrics}
     else:
-        metrics = _or_exit(lambda: compare_models(model, compare, data, **options))
+        metrics = _or_exit(lambda: compare_models(model, settings.compare, data, **options))
         reports = metrics["models"]
-    if as_json:
+    if settings.as_json:
         typer.echo(json.dumps(metrics, ensure_ascii=False))
         return
     typer.echo(terminal_table(reports))
-    if compare is not None:
+    if settings.compare is not None:
         typer.echo(f"disagreements: {len(metrics['disagreements'])} examples")
         _print_rank_changes(metrics["rank_changes"], metrics["preferred_first"])
     if report is not None:
@@ -179,97 +178,61 @@ def _print_rank_changes(changes: list[dict[str, Any]], preferred_first: dict[str
     )
 
 
-@app.command("score")
-def score_command(
-    model: ModelDir,
-    input: Annotated[Path, typer.Option(help="JSONL rows with prompt+response, or messages.")],
-    output: Annotated[Path, typer.Option(help="Where to write the rows with a reward added.")],
-    normalize: Annotated[
-        bool, typer.Option(help="Rewards as (r - mean) / std of the training rewards.")
-    ] = False,
-    skip_invalid: Annotated[
-        bool, typer.Option(help="Write bad rows to a rejects file instead of stopping.")
-    ] = False,
-    rejects: Annotated[
-        Path | None, typer.Option(help="Rejects file (default: OUTPUT.rejects.jsonl).")
-    ] = None,
-) -> None:
+@_config_command("score", ScoreSettings)
+def score_command(config: Path | None = None, **flags: Any) -> None:
     """Add a `reward` field to every row of a JSONL file, in input order."""
     from rewardforge.api.score import score_file
 
+    settings = _settings(ScoreSettings, config, flags)
     report = _or_exit(
         lambda: score_file(
-            model,
-            input,
-            output,
-            normalize=normalize,
-            skip_invalid=skip_invalid,
-            rejects_path=rejects,
+            settings.model,
+            settings.input,
+            settings.output,
+            normalize=settings.normalize,
+            skip_invalid=settings.skip_invalid,
+            rejects_path=settings.rejects,
         )
     )
-    typer.echo(f"scored {report.scored} rows -> {output}")
+    typer.echo(f"scored {report.scored} rows -> {settings.output}")
     if report.rejects_path is not None:
         typer.echo(f"rejected {report.rejected} rows -> {report.rejects_path}")
 
 
-@app.command("serve")
-def serve_command(
-    model: ModelDir,
-    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it.")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[int, typer.Option()] = 8000,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option(help="Environment variable holding the API key; requests then need it."),
-    ] = None,
-    max_batch_items: Annotated[int, typer.Option(help="Responses per model call.")] = 64,
-    max_wait_ms: Annotated[
-        float, typer.Option(help="How long a request waits for others to batch with.")
-    ] = 10.0,
-    max_items_per_request: Annotated[int, typer.Option()] = 256,
-    max_text_chars: Annotated[int, typer.Option(help="Per item: prompt + response.")] = 32_000,
-    max_body_bytes: Annotated[int, typer.Option()] = 8 * 2**20,
-    insecure: Annotated[
-        bool, typer.Option(help="Allow a non-loopback --host without an API key.")
-    ] = False,
-) -> None:
+@_config_command("serve", ServerSettings)
+def serve_command(config: Path | None = None, **flags: Any) -> None:
     """Serve a reward model over HTTP: /v1/score, /get_reward (OpenRLHF), /health, /metrics."""
     import uvicorn
 
     from rewardforge.api.reward_model import RewardModel
-    from rewardforge.serving.app import ServerSettings, create_app
+    from rewardforge.serving.app import create_app
 
+    settings = _settings(ServerSettings, config, flags)
+    if not settings.model:
+        _exit_with("serve needs --model DIR; see `rewardforge serve -h`.")
     api_key = None
-    if api_key_env is not None:
-        api_key = os.environ.get(api_key_env)
+    if settings.api_key_env is not None:
+        api_key = os.environ.get(settings.api_key_env)
         if not api_key:
-            typer.secho(
-                f"error: --api-key-env {api_key_env}: that environment variable is empty or "
-                "unset. Export the key first, e.g. export RM_KEY=$(openssl rand -hex 16).",
-                err=True,
-                fg=typer.colors.RED,
+            _exit_with(
+                f"--api-key-env {settings.api_key_env}: that environment variable is empty or "
+                "unset. Export the key first, e.g. export RM_KEY=$(openssl rand -hex 16)."
             )
-            raise typer.Exit(code=2)
-    if api_key is None and not insecure and not _is_loopback(host):
-        typer.secho(
-            f"error: --host {host} lets other machines call the server, and it has no API key. "
-            "Pass --api-key-env VAR (and export the key in VAR), or --insecure to serve "
-            "without one.",
-            err=True,
-            fg=typer.colors.RED,
+    if api_key is None and not settings.insecure and not _is_loopback(settings.host):
+        _exit_with(
+            f"--host {settings.host} lets other machines call the server, and it has no API "
+            "key. Pass --api-key-env VAR (and export the key in VAR), or --insecure to serve "
+            "without one."
         )
-        raise typer.Exit(code=2)
-    settings = ServerSettings(
-        api_key=api_key,
-        max_batch_items=max_batch_items,
-        max_wait_ms=max_wait_ms,
-        max_items_per_request=max_items_per_request,
-        max_text_chars=max_text_chars,
-        max_body_bytes=max_body_bytes,
-    )
-    reward_model = _or_exit(lambda: RewardModel.load(model))
-    uvicorn.run(create_app(reward_model, settings), host=host, port=port)
+    reward_model = _or_exit(lambda: RewardModel.load(settings.model))
+    app_ = create_app(reward_model, settings, api_key=api_key)
+    uvicorn.run(app_, host=settings.host, port=settings.port)
+
+
+def _exit_with(message: str) -> None:
+    """A user's mistake: one red line and exit code 2."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code=2)
 
 
 def _is_loopback(host: str) -> bool:
@@ -283,129 +246,84 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-PolicyOption = Annotated[
-    str, typer.Option(help="Causal LM that writes answers: alias, hub id, dir or .gguf.")
-]
-MaxNewTokens = Annotated[int, typer.Option(help="Tokens per sampled answer.")]
-Temperature = Annotated[float, typer.Option(help="Sampling temperature.")]
-TopP = Annotated[float, typer.Option(help="Nucleus sampling mass.")]
-Seed = Annotated[int, typer.Option(help="Sampling seed (per prompt: seed + prompt line).")]
-
-
-@app.command("best-of-n")
-def best_of_n_command(
-    reward_model: ModelDir,
-    prompts: Annotated[Path, typer.Option(help="JSONL rows with prompt or messages.")],
-    output: Annotated[Path, typer.Option(help="SFT rows: the top-k answers per prompt.")],
-    policy: PolicyOption = "smollm2-135m",
-    n: Annotated[int, typer.Option(help="Answers sampled per prompt.")] = 8,
-    top_k: Annotated[int, typer.Option(help="Best answers kept per prompt.")] = 1,
-    pairs_output: Annotated[
-        Path | None, typer.Option(help="Also write best-vs-worst preference pairs here.")
-    ] = None,
-    max_new_tokens: MaxNewTokens = 128,
-    temperature: Temperature = 0.8,
-    top_p: TopP = 0.95,
-    seed: Seed = 0,
-) -> None:
+@_config_command("best-of-n", BestOfNSettings)
+def best_of_n_command(config: Path | None = None, **flags: Any) -> None:
     """Rejection sampling: N answers per prompt, the reward model keeps the best (resumable)."""
     from rewardforge.api.best_of_n import best_of_n
-    from rewardforge.models.policy import SamplingSettings
 
-    sampling = SamplingSettings(max_new_tokens, temperature, top_p, seed)
+    settings = _settings(BestOfNSettings, config, flags)
     report = _or_exit(
         lambda: best_of_n(
-            policy,
-            reward_model,
-            prompts,
-            output,
-            n=n,
-            top_k=top_k,
-            pairs_output_path=pairs_output,
-            sampling=sampling,
+            settings.policy,
+            settings.reward_model,
+            settings.prompts,
+            settings.output,
+            n=settings.n,
+            top_k=settings.top_k,
+            pairs_output_path=settings.pairs_output,
+            sampling=_sampling(settings),
         )
     )
     typer.echo(
-        f"{report.prompts_done} prompts done ({report.prompts_skipped} already in {output}); "
-        f"wrote {report.sft_rows} SFT rows"
-        + (f", {report.pair_rows} pairs" if pairs_output else "")
+        f"{report.prompts_done} prompts done ({report.prompts_skipped} already in "
+        f"{settings.output}); wrote {report.sft_rows} SFT rows"
+        + (f", {report.pair_rows} pairs" if settings.pairs_output else "")
     )
 
 
-@app.command("polar-data")
-def polar_data_command(
-    pool: Annotated[
-        Path,
-        typer.Option(help="YAML list of policies: name, model, system, temperature, top_p, ..."),
-    ],
-    prompts: Annotated[Path, typer.Option(help="JSONL prompts: {'prompt'} or {'messages'}.")],
-    output: Annotated[
-        Path, typer.Option(help="Directory for answers.jsonl, train.jsonl and heldout.jsonl.")
-    ],
-    answers_per_policy: Annotated[
-        int, typer.Option(help="Answers per policy and prompt; the first is the reference.")
-    ] = 2,
-    heldout: Annotated[float, typer.Option(help="Share of prompts kept for heldout.jsonl.")] = 0.2,
-    seed: Annotated[
-        int, typer.Option(help="Seed of the held-out split and of sampling (plus prompt line).")
-    ] = 0,
-) -> None:
+@_config_command("polar-data", PolarDataSettings)
+def polar_data_command(config: Path | None = None, **flags: Any) -> None:
     """POLAR stage 1: a pool of policies answers the prompts; write pairs where a policy's own
     answer must beat another policy's, for `train --reference-mode` (resumable)."""
     from rewardforge.api.polar_data import polar_data
 
+    settings = _settings(PolarDataSettings, config, flags)
     report = _or_exit(
         lambda: polar_data(
-            pool,
-            prompts,
-            output,
-            answers_per_policy=answers_per_policy,
-            heldout_fraction=heldout,
-            seed=seed,
+            settings.pool,
+            settings.prompts,
+            settings.output,
+            answers_per_policy=settings.answers_per_policy,
+            heldout_fraction=settings.heldout,
+            seed=settings.seed,
         )
     )
     typer.echo(
         f"{report.prompts} prompts: {report.answers_generated} answer sets generated, "
         f"{report.answers_reused} reused; {report.train_pairs} train pairs, "
-        f"{report.heldout_pairs} held-out pairs -> {output}"
+        f"{report.heldout_pairs} held-out pairs -> {settings.output}"
     )
 
 
-@app.command("verify")
-def verify_command(
-    reward_model: ModelDir,
-    prompt: Annotated[str, typer.Option(help="The question to answer.")],
-    threshold: Annotated[float, typer.Option(help="An answer passes at this reward or above.")],
-    policy: PolicyOption = "smollm2-135m",
-    max_attempts: Annotated[int, typer.Option(help="Answers generated before the fallback.")] = 3,
-    fallback: Annotated[
-        str, typer.Option(help="Answer when none passes.")
-    ] = "I'm sorry, I can't give a good answer to that.",
-    normalized: Annotated[
-        bool, typer.Option(help="Threshold on (r - mean) / std instead of the raw reward.")
-    ] = False,
-    max_new_tokens: MaxNewTokens = 128,
-    temperature: Temperature = 0.8,
-    top_p: TopP = 0.95,
-    seed: Seed = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
+@_config_command("verify", VerifySettings)
+def verify_command(config: Path | None = None, **flags: Any) -> None:
     """Generate, score, and return the first answer over the threshold, else the fallback."""
     from dataclasses import asdict, replace
 
     from rewardforge.api.reward_model import RewardModel
     from rewardforge.api.verifier import Verifier
-    from rewardforge.models.policy import Policy, SamplingSettings
+    from rewardforge.models.policy import Policy
 
-    judge = _or_exit(lambda: RewardModel.load(reward_model))
-    writer = _or_exit(lambda: Policy.load(policy))
-    sampling = SamplingSettings(max_new_tokens, temperature, top_p, seed)
-    verifier = _or_exit(lambda: Verifier(judge, threshold, max_attempts, fallback, normalized))
-    verdict = verifier(
-        prompt,
-        lambda text, number: writer.sample(text, 1, replace(sampling, seed=seed + number))[0],
+    settings = _settings(VerifySettings, config, flags)
+    judge = _or_exit(lambda: RewardModel.load(settings.reward_model))
+    writer = _or_exit(lambda: Policy.load(settings.policy))
+    sampling = _sampling(settings)
+    verifier = _or_exit(
+        lambda: Verifier(
+            judge,
+            settings.threshold,
+            settings.max_attempts,
+            settings.fallback,
+            settings.normalized,
+        )
     )
-    if as_json:
+    verdict = verifier(
+        settings.prompt,
+        lambda text, number: writer.sample(text, 1, replace(sampling, seed=sampling.seed + number))[
+            0
+        ],
+    )
+    if settings.as_json:
         typer.echo(
             json.dumps(
                 {**asdict(verdict), "used_fallback": verdict.used_fallback}, ensure_ascii=False
@@ -416,6 +334,14 @@ def verify_command(
         mark = "pass" if attempt.accepted else "fail"
         typer.echo(f"attempt {number}: reward {attempt.reward:.4f} [{mark}] {attempt.answer!r}")
     typer.echo(("answer: " if verdict.accepted else "fallback: ") + verdict.answer)
+
+
+def _sampling(settings: SamplingFlags) -> Any:
+    from rewardforge.models.policy import SamplingSettings
+
+    return SamplingSettings(
+        settings.max_new_tokens, settings.temperature, settings.top_p, settings.seed
+    )
 
 
 @_config_command("rlhf", RLHFConfig)

@@ -17,7 +17,8 @@ import uvicorn
 
 from rewardforge import RewardModel
 from rewardforge.api.score import score_file
-from rewardforge.serving.app import ServerSettings, create_app
+from rewardforge.serving.app import create_app
+from rewardforge.serving.settings import ServerSettings
 
 KEY = "s3cret"
 
@@ -43,14 +44,13 @@ def rows(count: int) -> list[dict]:
 def server(tiny_reward_model_dir):
     """A live server with an API key and small limits, on a free loopback port."""
     settings = ServerSettings(
-        api_key=KEY,
         max_batch_items=32,
         max_wait_ms=20,
         max_items_per_request=8,
         max_text_chars=2000,
         max_body_bytes=20_000,
     )
-    app = create_app(RewardModel.load(tiny_reward_model_dir), settings)
+    app = create_app(RewardModel.load(tiny_reward_model_dir), settings, api_key=KEY)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

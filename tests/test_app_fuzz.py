@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rewardforge import RewardModel
-from rewardforge.serving.app import ServerSettings, create_app
+from rewardforge.serving.app import create_app
+from rewardforge.serving.settings import ServerSettings
 
 KEY = "fuzz-key"
 json_values = st.recursive(
@@ -48,8 +49,8 @@ reward_bodies = st.one_of(
 
 @pytest.fixture(scope="module")
 def client(tiny_reward_model_dir):
-    settings_ = ServerSettings(api_key=KEY, max_items_per_request=4, max_text_chars=500)
-    app = create_app(RewardModel.load(tiny_reward_model_dir), settings_)
+    settings_ = ServerSettings(max_items_per_request=4, max_text_chars=500)
+    app = create_app(RewardModel.load(tiny_reward_model_dir), settings_, api_key=KEY)
     with TestClient(app, headers={"Authorization": f"Bearer {KEY}"}) as test_client:
         yield test_client
 

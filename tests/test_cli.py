@@ -191,24 +191,59 @@ def test_serve_lets_insecure_through_to_loading(cli_model, tmp_path):
     assert result.exit_code == 2 and "not a model directory" in result.output
 
 
-def test_every_training_setting_is_a_flag_whose_help_states_its_default():
+def config_classes():
+    from rewardforge.api import command_settings
+    from rewardforge.api.policy_tuning_config import DPORunConfig, SFTRunConfig
+    from rewardforge.api.rlhf_config import RLHFConfig
+    from rewardforge.serving.settings import ServerSettings
+    from rewardforge.training.config import TrainConfig
+
+    return {
+        "train": TrainConfig,
+        "rlhf": RLHFConfig,
+        "sft": SFTRunConfig,
+        "dpo": DPORunConfig,
+        "serve": ServerSettings,
+        "eval": command_settings.EvalSettings,
+        "score": command_settings.ScoreSettings,
+        "best-of-n": command_settings.BestOfNSettings,
+        "verify": command_settings.VerifySettings,
+        "polar-data": command_settings.PolarDataSettings,
+    }
+
+
+@pytest.mark.parametrize("name", list(config_classes()))
+def test_every_setting_is_a_flag_whose_help_states_its_default(name):
     import dataclasses
 
     import typer
 
-    from rewardforge.training.config import TrainConfig
-
-    command = typer.main.get_command(app).commands["train"]
+    config_class = config_classes()[name]
+    command = typer.main.get_command(app).commands[name]
     options = {param.name: param for param in command.params}
-    for field in dataclasses.fields(TrainConfig):
-        assert field.name in options, f"TrainConfig.{field.name} has no --flag"
+    assert set(options) == {f.name for f in dataclasses.fields(config_class)} | {"config"}
+    for field in dataclasses.fields(config_class):
         help_text = options[field.name].help
         assert "(default: " in help_text, f"--{field.name}: no default in its help"
         stated = help_text.split("(default: ")[1].split(")")[0].split(",")[0]
-        if isinstance(field.default, str):
-            assert stated == field.default, field.name
+        if isinstance(field.default, str) and field.default:
+            assert help_text.endswith(f"(default: {field.default})"), field.name
         elif isinstance(field.default, (int, float)) and not isinstance(field.default, bool):
             assert float(stated) == field.default, field.name
+
+
+def test_eval_reads_its_settings_from_yaml_and_names_missing_flags(cli_model, tmp_path):
+    root, _ = cli_model
+    settings = tmp_path / "eval.yaml"
+    settings.write_text(f"model: {root / 'rm'}\ndata: {root / 'train.jsonl'}\njson: true\n")
+    result = runner.invoke(app, ["eval", "--config", str(settings)])
+    assert result.exit_code == 2 and "Unknown setting(s) json" in result.output
+    settings.write_text(f"model: {root / 'rm'}\ndata: {root / 'train.jsonl'}\nas_json: true\n")
+    result = runner.invoke(app, ["eval", "--config", str(settings)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n_pairs"] == 8
+    result = runner.invoke(app, ["score", "--model", str(root / "rm")])
+    assert result.exit_code == 2 and "score needs --input and --output" in result.output
 
 
 def test_an_output_directory_that_cannot_be_written_is_one_line(monkeypatch, tmp_path, hh_file):

@@ -91,10 +91,10 @@ def live_server(tiny_reward_model_dir, monkeypatch):
     import uvicorn
 
     from rewardforge import RewardModel
-    from rewardforge.serving.app import ServerSettings, create_app
+    from rewardforge.serving.app import create_app
 
     monkeypatch.setenv("RM_KEY", "s3cret")
-    app = create_app(RewardModel.load(tiny_reward_model_dir), ServerSettings(api_key="s3cret"))
+    app = create_app(RewardModel.load(tiny_reward_model_dir), api_key="s3cret")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -34,20 +33,9 @@ from rewardforge.errors import UserError
 from rewardforge.recipe import EncodedResponse
 from rewardforge.serving.batcher import MicroBatcher
 from rewardforge.serving.gate import RequestGate
+from rewardforge.serving.settings import ServerSettings
 
 PROTECTED_PATHS = ("/v1/score", "/get_reward")  # need the API key when one is set
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """Batching, authentication and input limits of the reward server."""
-
-    api_key: str | None = None
-    max_batch_items: int = 64
-    max_wait_ms: float = 10.0
-    max_items_per_request: int = 256
-    max_text_chars: int = 32_000
-    max_body_bytes: int = 8 * 2**20
 
 
 class ScoreRequest(BaseModel):
@@ -95,8 +83,11 @@ class Metrics:
         self.batch_seconds.observe(seconds)
 
 
-def create_app(reward_model: RewardModel, settings: ServerSettings | None = None) -> FastAPI:
-    """A FastAPI app that serves `reward_model`; run it with uvicorn."""
+def create_app(
+    reward_model: RewardModel, settings: ServerSettings | None = None, api_key: str | None = None
+) -> FastAPI:
+    """A FastAPI app that serves `reward_model`; run it with uvicorn. With `api_key`, scoring
+    requests need `Authorization: Bearer <api_key>`."""
     settings = settings or ServerSettings()
     metrics = Metrics()
     batcher: MicroBatcher[EncodedResponse] = MicroBatcher(
@@ -186,7 +177,7 @@ def create_app(reward_model: RewardModel, settings: ServerSettings | None = None
     # Outermost, so that it runs before anything reads the body (and before the counter).
     app.add_middleware(
         RequestGate,
-        api_key=settings.api_key,
+        api_key=api_key,
         protected_paths=PROTECTED_PATHS,
         max_body_bytes=settings.max_body_bytes,
     )
