@@ -71,3 +71,18 @@ def test_reference_model_scores_rank_and_rewards_for_trl_with_references(
     assert reward(["天气？"] * 3, candidates, reference=["晴天。"] * 3) == pytest.approx(rewards)
     with pytest.raises(ValueError, match="every response needs a 'reference'"):
         reward(["天气？"], ["晴。"])
+
+
+def test_an_encoder_reward_model_takes_trl_chat_prompts(tiny_bert_dir, tmp_path):
+    """Passed to TRL directly, an encoder reward model crashes on chat prompts (it has no chat
+    template); its reward function renders them through the recipe instead."""
+    from tests.conftest import train_tiny_reward_model
+
+    encoder_model = RewardModel.load(train_tiny_reward_model(tiny_bert_dir, tmp_path))
+    prompts = [[{"role": "user", "content": "你好吗？"}], [{"role": "user", "content": "Hi"}]]
+    completions = [
+        [{"role": "assistant", "content": "很好。"}],
+        [{"role": "assistant", "content": "Hello!"}],
+    ]
+    rewards = encoder_model.reward_function()(prompts, completions)
+    assert rewards == pytest.approx(encoder_model.score(prompts, ["很好。", "Hello!"]))
