@@ -6,19 +6,18 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from rewardforge import RewardModel
 from rewardforge.api.score import score_file
 from rewardforge.serving.app import create_app
 from rewardforge.serving.settings import ServerSettings
+from tests.conftest import running_server
 
 KEY = "s3cret"
 
@@ -51,20 +50,8 @@ def server(tiny_reward_model_dir):
         max_body_bytes=20_000,
     )
     app = create_app(RewardModel.load(tiny_reward_model_dir), settings, api_key=KEY)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not running.started:
-        assert time.time() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=10)
+    with running_server(app) as url:
+        yield url
 
 
 def auth() -> dict[str, str]:

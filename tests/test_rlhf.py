@@ -83,31 +83,15 @@ def test_bad_settings_are_one_line_errors(settings, message):
 
 @pytest.fixture
 def live_server(tiny_reward_model_dir, monkeypatch):
-    """`rewardforge serve` of the tiny reward model on a free loopback port, with an API key."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
+    """`rewardforge serve` of the tiny reward model on a loopback port, with an API key."""
     from rewardforge import RewardModel
     from rewardforge.serving.app import create_app
+    from tests.conftest import running_server
 
     monkeypatch.setenv("RM_KEY", "s3cret")
     app = create_app(RewardModel.load(tiny_reward_model_dir), api_key="s3cret")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        assert time.time() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running_server(app) as url:
+        yield url
 
 
 def test_a_remote_reward_model_gives_the_local_rewards_and_trains(
