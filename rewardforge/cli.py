@@ -317,12 +317,11 @@ def verify_command(config: Path | None = None, **flags: Any) -> None:
             settings.normalized,
         )
     )
-    verdict = verifier(
-        settings.prompt,
-        lambda text, number: writer.sample(text, 1, replace(sampling, seed=sampling.seed + number))[
-            0
-        ],
-    )
+
+    def generate(text: Any, number: int) -> str:
+        return writer.sample(text, 1, replace(sampling, seed=sampling.seed + number))[0]
+
+    verdict = _or_exit(lambda: verifier(settings.prompt, generate, settings.reference))
     if settings.as_json:
         typer.echo(
             json.dumps(

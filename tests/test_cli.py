@@ -306,3 +306,28 @@ def test_references_for_a_plain_model_are_one_line_with_exit_2(cli_model, refere
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "only a reference-based reward model reads" in result.output
+
+
+def test_best_of_n_and_verify_with_a_reference_based_model(
+    tiny_llama_dir, tiny_reference_model_dir, tmp_path
+):
+    rows = [{"prompt": "天气？", "reference": "晴。"}, {"prompt": "Egg?", "reference": "9 min."}]
+    prompts = write_jsonl(tmp_path / "p.jsonl", rows)
+    common = ["--policy", str(tiny_llama_dir), "--reward-model", str(tiny_reference_model_dir)]
+    common += ["--max-new-tokens", "6"]
+    args = ["best-of-n", *common, "--prompts", str(prompts), "--n", "3", "--output"]
+    result = runner.invoke(app, [*args, str(tmp_path / "sft.jsonl")])
+    assert result.exit_code == 0, result.output
+    sft = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text("utf-8").splitlines()]
+    from rewardforge import RewardModel
+
+    judge = RewardModel.load(tiny_reference_model_dir)
+    expected = judge.score(["天气？", "Egg?"], [row["response"] for row in sft], ["晴。", "9 min."])
+    assert [row["reward"] for row in sft] == pytest.approx(expected, abs=1e-5)
+
+    args = ["verify", *common, "--prompt", "天气？", "--threshold", "-1e9", "--json"]
+    verdict = runner.invoke(app, [*args, "--reference", "晴。"])
+    assert verdict.exit_code == 0, verdict.output
+    assert json.loads(verdict.stdout.strip().splitlines()[-1])["accepted"]
+    missing = runner.invoke(app, args)
+    assert missing.exit_code == 2 and "needs a 'reference'" in missing.output

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from rewardforge.api.reward_model import RewardModel
 from rewardforge.data.appended_rows import append_rows, read_appended_rows
 from rewardforge.data.example import PreferenceExample, Prompt
-from rewardforge.data.prompt_rows import read_prompts
+from rewardforge.data.prompt_rows import read_prompts_with_references
 from rewardforge.errors import UserError
 from rewardforge.models.policy import Policy, SamplingSettings
 
@@ -46,7 +46,8 @@ def best_of_n(
 ) -> BestOfNReport:
     """Generate `n` answers per prompt, score them, write the `top_k` best as SFT rows.
 
-    Prompt rows hold `prompt` (text or messages) or `messages`. SFT rows are
+    Prompt rows hold `prompt` (text or messages) or `messages`, and for a reference-based
+    reward model the `reference` answer the samples are scored against. SFT rows are
     `{"prompt", "response", "reward", "rank"}`; with `pairs_output_path`, each prompt also gives
     `{"prompt", "chosen", "rejected", "chosen_reward", "rejected_reward"}` (best vs worst), which
     `rewardforge train` and TRL's DPO trainer read as they are.
@@ -54,9 +55,9 @@ def best_of_n(
     if n < 2 or not 1 <= top_k <= n:
         raise UserError(f"--n must be at least 2 and --top-k between 1 and n; got {n}, {top_k}.")
     sampling = sampling or SamplingSettings()
-    prompts = read_prompts(prompts_path)
+    prompts = read_prompts_with_references(prompts_path)
     done = _done_prompts(Path(output_path))
-    todo = [(index, prompt) for index, prompt in prompts if _key(prompt) not in done]
+    todo = [row for row in prompts if _key(row[1]) not in done]
     if not todo:  # everything was done by an earlier run: nothing to load
         return BestOfNReport(0, len(prompts), 0, 0)
     policy = policy if isinstance(policy, Policy) else Policy.load(policy)
@@ -70,10 +71,13 @@ def best_of_n(
         paired = _done_prompts(Path(pairs_output_path)) if pairs_output_path else set()
         if pairs_output_path is not None:
             pairs = files.enter_context(open(pairs_output_path, "a", encoding="utf-8"))
-        for index, prompt in tqdm(todo, desc="Best-of-N", unit="prompt", disable=not progress):
+        for index, prompt, reference in tqdm(
+            todo, desc="Best-of-N", unit="prompt", disable=not progress
+        ):
             answers = policy.sample(prompt, n, replace(sampling, seed=sampling.seed + index))
             # One group: the forward plan encodes the prompt once for all n answers.
-            rewards = scorer.score_examples([PreferenceExample(prompt, tuple(answers))])[0]
+            group = PreferenceExample(prompt, tuple(answers), reference=reference)
+            rewards = scorer.score_examples([group])[0]
             ranked = sorted(zip(rewards, answers), key=lambda item: -item[0])
             (best_reward, best), (worst_reward, worst) = ranked[0], ranked[-1]
             # The pair first, then the SFT rows, which mark the prompt done. A crash between

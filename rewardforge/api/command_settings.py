@@ -99,6 +99,9 @@ class VerifySettings(SamplingFlags):
 
     reward_model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
     prompt: str = setting("", "The question to answer.", shown="required")
+    reference: str | None = setting(
+        None, "Reference answer, for a reference-based (POLAR) reward model.", shown="none"
+    )
     threshold: float | None = setting(
         None, "An answer passes at this reward or above.", shown="required"
     )

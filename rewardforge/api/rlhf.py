@@ -93,12 +93,12 @@ def _prompt_dataset(path: str, chat: bool) -> datasets.Dataset:
     """TRL's prompt column: chat messages for a policy with a chat template, else text; and a
     `reference` column (passed on to the reward function) when the rows have references."""
     rows = read_prompts_with_references(path)
-    if all(reference is None for _, reference in rows):
-        return datasets.Dataset.from_list([{"prompt": policy_prompt(p, chat)} for p, _ in rows])
-    if any(reference is None for _, reference in rows):
+    if all(reference is None for _, _, reference in rows):
+        return datasets.Dataset.from_list([{"prompt": policy_prompt(p, chat)} for _, p, _ in rows])
+    if any(reference is None for _, _, reference in rows):
         raise UserError(f"{path}: some rows have a 'reference' and some do not; give all one.")
     return datasets.Dataset.from_list(
-        [{"prompt": policy_prompt(prompt, chat), "reference": ref} for prompt, ref in rows]
+        [{"prompt": policy_prompt(prompt, chat), "reference": ref} for _, prompt, ref in rows]
     )
 
 

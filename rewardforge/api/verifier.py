@@ -65,12 +65,20 @@ class Verifier:
         self.fallback = fallback
         self.normalized = normalized
 
-    def __call__(self, prompt: Prompt, generate: Generator) -> Verdict:
-        """Ask `generate` for answers until one passes or the attempts run out."""
+    def __call__(
+        self, prompt: Prompt, generate: Generator, reference: str | None = None
+    ) -> Verdict:
+        """Ask `generate` for answers until one passes or the attempts run out.
+
+        A reference-based reward model scores each answer against `reference`.
+        """
         attempts: list[Attempt] = []
+        references = None if reference is None else [reference]
         for number in range(self.max_attempts):
             answer = generate(prompt, number)
-            reward = self.reward_model.score([prompt], [answer], normalize=self.normalized)[0]
+            reward = self.reward_model.score(
+                [prompt], [answer], references, normalize=self.normalized
+            )[0]
             attempts.append(Attempt(answer, reward, reward >= self.threshold))
             if attempts[-1].accepted:
                 return Verdict(answer, True, attempts)

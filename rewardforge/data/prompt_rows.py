@@ -20,14 +20,12 @@ def read_prompts(path: str | Path) -> list[tuple[int, Prompt]]:
     return parse_rows(path, _prompt, "invalid prompt row(s)")
 
 
-def read_prompts_with_references(path: str | Path) -> list[tuple[Prompt, str | None]]:
-    """(prompt, its `reference` answer or None) for every row of a prompt file."""
-    return [
-        pair
-        for _, pair in parse_rows(
-            path, lambda row: (_prompt(row), parse_reference(row)), "invalid prompt row(s)"
-        )
-    ]
+def read_prompts_with_references(path: str | Path) -> list[tuple[int, Prompt, str | None]]:
+    """(line number, prompt, its `reference` answer or None) for every row of a prompt file."""
+    rows = parse_rows(
+        path, lambda row: (_prompt(row), parse_reference(row)), "invalid prompt row(s)"
+    )
+    return [(line, prompt, reference) for line, (prompt, reference) in rows]
 
 
 def _prompt(row: dict[str, Any]) -> Prompt:
