@@ -155,7 +155,13 @@ def _print_rank_changes(changes: list[dict[str, Any]], preferred_first: dict[str
     for example in changes[:SHOWN_RANK_CHANGES]:
         prompt = example["prompt"]
         prompt = prompt if isinstance(prompt, str) else messages_to_transcript(prompt).strip()
-        table = Table(title=f"{example['source']}: {prompt[:80]}", title_justify="left")
+        reference = example["reference"]
+        table = Table(
+            title=f"{example['source']}: {prompt[:80]}",
+            title_justify="left",
+            caption=f"reference: {reference[:80]}" if reference else None,
+            caption_justify="left",
+        )
         for column in ("candidate (labelled best first)", first, second, "rank", "change"):
             table.add_column(column, overflow="fold")
         for candidate in example["candidates"]:

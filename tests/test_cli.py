@@ -288,6 +288,7 @@ def test_reference_mode_end_to_end_in_chinese(tiny_llama_dir, reference_rows_fil
     result = runner.invoke(app, [*args, str(reference_rows_file)])
     assert result.exit_code == 0, result.output
     assert "天气怎么样？" in result.stdout and "今天是晴天，很暖和。" in result.stdout
+    assert "reference: 晴。" in result.stdout  # the best ranked answer became the reference
     assert "preferred answer ranked first: base" in result.stdout
 
     rows = write_jsonl(
