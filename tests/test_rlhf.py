@@ -97,8 +97,7 @@ def live_server(tiny_reward_model_dir, monkeypatch):
 def test_a_remote_reward_model_gives_the_local_rewards_and_trains(
     live_server, tiny_reward_model_dir, tiny_llama_dir, prompt_files, tmp_path
 ):
-    from rewardforge import RewardModel
-    from rewardforge.api.remote_reward import RemoteRewardModel
+    from rewardforge import RemoteRewardModel, RewardModel
 
     prompts = ["Hi", [{"role": "user", "content": "你好"}]] * 40  # more than one request's worth
     responses = ["Hello!", "你好！"] * 40
