@@ -219,12 +219,14 @@ def _write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
 def _write_scores(
     path: Path, examples: Sequence[PreferenceExample], scored: dict[str, list[ScoredExample]]
 ) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        for index, example in enumerate(examples):
-            record = {
-                "source": example.source,
-                "category": example.category,
-                "lengths": list(next(iter(scored.values()))[index].lengths),
-                "rewards": {label: list(s[index].rewards) for label, s in scored.items()},
-            }
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    lengths = next(iter(scored.values()))
+    records = [
+        {
+            "source": example.source,
+            "category": example.category,
+            "lengths": list(lengths[index].lengths),
+            "rewards": {label: list(s[index].rewards) for label, s in scored.items()},
+        }
+        for index, example in enumerate(examples)
+    ]
+    _write_jsonl(path, records)

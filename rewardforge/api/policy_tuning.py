@@ -8,7 +8,6 @@ a chat template, text otherwise), and saves the policy the same way as `rlhf`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import datasets
 
 from rewardforge.api.policy_tuning_config import DPORunConfig, SFTRunConfig
 from rewardforge.api.trl_runs import (
+    PolicyRunResult,
     policy_completion,
     policy_prompt,
     run_callbacks,
@@ -25,14 +25,6 @@ from rewardforge.api.trl_runs import (
 )
 from rewardforge.data.loader import load_preferences
 from rewardforge.data.scoring_rows import read_demonstrations
-
-
-@dataclass
-class PolicyRunResult:
-    """Where the tuned policy was saved and what the run measured."""
-
-    output_dir: Path
-    metrics: dict[str, Any]
 
 
 def sft(config: SFTRunConfig) -> PolicyRunResult:

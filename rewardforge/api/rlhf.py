@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from rewardforge.api.reward_model import RewardModel
 from rewardforge.api.rlhf_config import RLHFConfig
 from rewardforge.api.trl_runs import (
     LOG_FILE,
+    PolicyRunResult,
     policy_prompt,
     run_callbacks,
     save_run,
@@ -34,15 +35,7 @@ from rewardforge.errors import UserError
 from rewardforge.evaluation.plots import policy_curves
 
 
-@dataclass
-class RLHFResult:
-    """Where the policy was saved and what the run measured."""
-
-    output_dir: Path
-    metrics: dict[str, Any]
-
-
-def rlhf(config: RLHFConfig) -> RLHFResult:
+def rlhf(config: RLHFConfig) -> PolicyRunResult:
     """Optimise a policy against a reward model with TRL's GRPO or RLOO; save it to `output`.
 
     `OUTPUT/log.jsonl` gets a record per logged step (reward, KL, completion length, ...),
@@ -74,7 +67,7 @@ def rlhf(config: RLHFConfig) -> RLHFResult:
     if trainer.is_world_process_zero():
         policy_curves(output / LOG_FILE, output / "rlhf.png")
         (output / "rlhf_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-    return RLHFResult(output, metrics)
+    return PolicyRunResult(output, metrics)
 
 
 def _reward_model(config: RLHFConfig) -> RewardModel | RemoteRewardModel:

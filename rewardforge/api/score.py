@@ -79,10 +79,11 @@ def _split_by_reference(
         problem = "the row has no 'reference', which this reference-based reward model needs."
     else:
         problem = "the row has a 'reference', which this reward model cannot use."
-    fits = [row for row in rows if (row.reference is not None) == reference_mode]
-    misfits = [
-        RejectedRow(row.number, row.row, problem)
-        for row in rows
-        if (row.reference is not None) != reference_mode
-    ]
+    fits: list[ScoringRow] = []
+    misfits: list[RejectedRow] = []
+    for row in rows:
+        if (row.reference is not None) == reference_mode:
+            fits.append(row)
+        else:
+            misfits.append(RejectedRow(row.number, row.row, problem))
     return fits, misfits

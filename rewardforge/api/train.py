@@ -72,6 +72,8 @@ def train(config: TrainConfig) -> TrainResult:
 
     base_recipe = _recipe_of(config.model)  # fine-tuning a rewardforge reward model
     reference_mode = config.reference_mode or bool(base_recipe and base_recipe.reference_mode)
+    kept_recipe = _kept_recipe(config, base_recipe, reference_mode)
+    added_tokens = kept_recipe.added_tokens if kept_recipe else _new_markers(config, reference_mode)
     train_report = _load(config.data, config, reference_mode)
     eval_report = _load(config.eval_data, config, reference_mode) if config.eval_data else None
 
@@ -83,11 +85,13 @@ def train(config: TrainConfig) -> TrainResult:
         gradient_checkpointing=config.gradient_checkpointing,
         disable_dropout=config.disable_dropout,
         allow_pickle_weights=config.allow_pickle_weights,
-        added_tokens=_markers(config, base_recipe, reference_mode),
+        added_tokens=added_tokens,
     )
-    encoder = RecipeEncoder(
-        _recipe(config, base_recipe, tokenizer, is_encoder, reference_mode), tokenizer
+    markers = (config.split_token, config.reward_marker)
+    recipe = kept_recipe or ScoringRecipe.for_model(
+        tokenizer, is_encoder, config.max_length, reference_mode, markers
     )
+    encoder = RecipeEncoder(recipe, tokenizer)
     reward_forward = RewardForward(model)
     plan = ForwardPlan.for_model(reward_forward, encoder)
     print(f"forward plan: {_describe(plan)}")
@@ -141,7 +145,6 @@ def train(config: TrainConfig) -> TrainResult:
         if trainer.eval_rewards
         else list(trainer.recent_rewards)
     )
-    recipe = encoder.recipe
     if rewards:  # none when a resumed run had no step left to take
         recipe = recipe.with_reward_stats(statistics.fmean(rewards), statistics.pstdev(rewards))
     metrics.update(
@@ -208,41 +211,30 @@ def _recipe_of(model: str) -> ScoringRecipe | None:
     return ScoringRecipe.load(model) if (Path(model) / RECIPE_FILE).is_file() else None
 
 
-def _markers(
+def _kept_recipe(
     config: TrainConfig, base_recipe: ScoringRecipe | None, reference_mode: bool
-) -> list[str]:
-    """Special tokens the reference-mode recipe needs: the base model's own, else the configured
-    ones (encoders need none)."""
-    if base_recipe is not None and base_recipe.reference_mode == reference_mode:
-        return base_recipe.added_tokens
-    if not reference_mode or is_encoder_backbone(config.model):
-        return []
-    return [config.split_token, config.reward_marker]
-
-
-def _recipe(
-    config: TrainConfig,
-    base_recipe: ScoringRecipe | None,
-    tokenizer: Any,
-    is_encoder: bool,
-    reference_mode: bool,
-) -> ScoringRecipe:
-    """The base model's recipe when it is of the same mode (so fine-tuning keeps its layout),
-    else the backbone's default."""
-    markers = (config.split_token, config.reward_marker)
+) -> ScoringRecipe | None:
+    """The base model's recipe when it is of this run's mode, so that fine-tuning keeps its
+    layout and markers (with this run's max length, and no reward statistics yet); else None."""
     if base_recipe is None or base_recipe.reference_mode != reference_mode:
-        return ScoringRecipe.for_model(
-            tokenizer, is_encoder, config.max_length, reference_mode, markers
-        )
+        return None
+    markers = [config.split_token, config.reward_marker]
     chosen = [
         token for token in markers if token not in (DEFAULT_SPLIT_TOKEN, DEFAULT_REWARD_MARKER)
     ]
-    if chosen and base_recipe.added_tokens != list(markers):
+    if chosen and base_recipe.added_tokens != markers:
         raise UserError(
             f"{config.model} reads the markers {base_recipe.added_tokens}; fine-tuning keeps "
             "them, so leave out --split-token and --reward-marker."
         )
     return replace(base_recipe, max_length=config.max_length, reward_mean=0.0, reward_std=1.0)
+
+
+def _new_markers(config: TrainConfig, reference_mode: bool) -> list[str]:
+    """Special tokens a new reference-mode recipe adds to the tokenizer (encoders need none)."""
+    if not reference_mode or is_encoder_backbone(config.model):
+        return []
+    return [config.split_token, config.reward_marker]
 
 
 def _load(paths: list[str], config: TrainConfig, reference_mode: bool) -> LoadReport:

@@ -8,6 +8,7 @@ and `metrics.json`.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,14 @@ from rewardforge.training.precision import mixed_precision
 from rewardforge.training.trainer import JsonlLogCallback, StopOnNonFinite
 
 LOG_FILE = "log.jsonl"
+
+
+@dataclass
+class PolicyRunResult:
+    """Where a policy run (sft, dpo, rlhf) saved the policy and what it measured."""
+
+    output_dir: Path
+    metrics: dict[str, Any]
 
 
 def start_run(policy: str, output_dir: str) -> tuple[Path, str, Any, bool]:

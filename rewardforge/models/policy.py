@@ -30,6 +30,7 @@ class Policy:
         self.tokenizer = tokenizer
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"  # prompts generated together end where answers begin
 
     @classmethod
     def load(cls, name: str = "smollm2-135m") -> Policy:
@@ -46,7 +47,6 @@ class Policy:
         self, prompts: list[Prompt], n: int, settings: SamplingSettings
     ) -> list[list[str]]:
         """`n` sampled answers to each prompt, generated together (left-padded) in one call."""
-        self.tokenizer.padding_side = "left"
         inputs = self.tokenizer(
             [self._prompt_text(prompt) for prompt in prompts],
             return_tensors="pt",
