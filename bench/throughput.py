@@ -15,7 +15,9 @@ CPU check. `--data long` prefixes every conversation with four earlier ones from
 Each (row, trainer) runs in its own subprocess, so that peak RSS is that run's own. Both
 trainers get the same pairs, tokenized identically by rewardforge's scoring recipe (so TRL drops
 nothing for length), the same pairs per optimizer step, learning rate and max length, fp32, no
-gradient checkpointing, no dropout (both trainers' default), one epoch, the same seed. Tokens
+gradient checkpointing, no dropout (both trainers' default), one epoch, the same seed. TRL
+takes the whole step in one forward pass on CPU and 8 pairs a pass on GPU; rewardforge cuts its
+steps by its default token budget (`--micro-batch-tokens` sets another). Tokens
 fed counts every position given to the model, padding included. Achieved FLOP/s is
 6 x non-embedding parameters x tokens fed / training time, shown as a fraction of a plain fp32
 matmul's FLOP/s measured at the start of the same run.
@@ -39,10 +41,12 @@ TRAIN = ROOT / "rewardforge" / "sample_data" / "train.jsonl"
 DEV = ROOT / "rewardforge" / "sample_data" / "dev.jsonl"
 LIMIT = int(os.environ.get("BENCH_LIMIT", "0")) or None
 DEV_LIMIT = int(os.environ.get("BENCH_DEV_LIMIT", "0")) or None
+MICRO_BATCH_TOKENS = int(os.environ.get("BENCH_MICRO_BATCH_TOKENS", "0")) or None
 ROWS = {
     "smollm2-135m": {"pairs": LIMIT or 48, "max_length": 1024, "batch_pairs": 8, "lr": 1e-5},
     "minilm-l6": {"pairs": LIMIT, "max_length": 512, "batch_pairs": 16, "lr": 5e-5},
-    # GPU rows: 32 pairs a step, 8 a micro-batch, bf16 autocast over float32 weights.
+    # GPU rows: 32 pairs a step (TRL: 8 a micro-batch; rewardforge: its token budget), bf16
+    # autocast over float32 weights.
     "llama-1b": {"pairs": LIMIT, "max_length": 1024, "batch_pairs": 32, "lr": 1e-5, "gpu": True},
     "llama-8b-lora": {
         "pairs": LIMIT,
@@ -98,6 +102,9 @@ def main() -> None:
     parser.add_argument("--data", default="hh", help="comma-separated: hh, long")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
+        "--micro-batch-tokens", type=int, help="rewardforge's --max-tokens-per-micro-batch"
+    )
+    parser.add_argument(
         "--worker", nargs=4, metavar=("ROW", "TRAINER", "SEED", "DATA"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -105,6 +112,8 @@ def main() -> None:
         os.environ["BENCH_LIMIT"] = str(args.limit)
     if args.dev_limit:
         os.environ["BENCH_DEV_LIMIT"] = str(args.dev_limit)
+    if args.micro_batch_tokens:
+        os.environ["BENCH_MICRO_BATCH_TOKENS"] = str(args.micro_batch_tokens)
     if args.worker:
         row, trainer, seed, data = args.worker
         run = run_trl if trainer == "trl" else run_rewardforge
@@ -175,11 +184,11 @@ def peak_gpu_memory_gib() -> float | None:
 
 
 def backbone(row: str) -> str:
-    """The bundled alias, or the random-weight Llama of a shape row (written once)."""
-    if row not in SHAPES:
-        return row
+    """The bundled backbone's folder, or the random-weight Llama of a shape row (written once)."""
     from rewardforge.models.backbones import cache_dir, resolve_backbone
 
+    if row not in SHAPES:
+        return resolve_backbone(row)
     directory = cache_dir() / "bench" / row
     if (directory / "config.json").is_file():
         return str(directory)
@@ -349,6 +358,7 @@ def run_rewardforge(row: str, seed: int, data: str) -> dict:
             seed=seed,
             lora=settings.get("lora", False),
             gradient_checkpointing=settings.get("gradient_checkpointing", False),
+            max_tokens_per_micro_batch=MICRO_BATCH_TOKENS,
         )
         metrics = train(config).metrics
     return summary(

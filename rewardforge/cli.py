@@ -111,7 +111,7 @@ def eval_command(config: Path | None = None, **flags: Any) -> None:
     bias, calibration; --report writes plots and report.html, --compare a second model."""
     from rewardforge.api.evaluate import compare as compare_models
     from rewardforge.api.evaluate import evaluate
-    from rewardforge.evaluation.report import terminal_table
+    from rewardforge.evaluation.report import print_rank_changes, terminal_table
 
     flags["columns"] = _parse_columns(flags["columns"])
     settings = _settings(EvalSettings, config, flags)
@@ -135,53 +135,9 @@ def eval_command(config: Path | None = None, **flags: Any) -> None:
     typer.echo(terminal_table(reports))
     if settings.compare is not None:
         typer.echo(f"disagreements: {len(metrics['disagreements'])} examples")
-        _print_rank_changes(metrics["rank_changes"], metrics["preferred_first"])
+        print_rank_changes(metrics["rank_changes"], metrics["preferred_first"])
     if report is not None:
         typer.echo(f"report: {report / 'report.html'}")
-
-
-SHOWN_RANK_CHANGES = 20
-
-
-def _print_rank_changes(changes: list[dict[str, Any]], preferred_first: dict[str, float]) -> None:
-    """Each example's candidates with both models' rewards and ranks, as terminal tables."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from rewardforge.recipe import messages_to_transcript
-
-    console = Console()
-    first, second = preferred_first
-    for example in changes[:SHOWN_RANK_CHANGES]:
-        prompt = example["prompt"]
-        prompt = prompt if isinstance(prompt, str) else messages_to_transcript(prompt).strip()
-        reference = example["reference"]
-        table = Table(
-            title=f"{example['source']}: {prompt[:80]}",
-            title_justify="left",
-            caption=f"reference: {reference[:80]}" if reference else None,
-            caption_justify="left",
-        )
-        for column in ("candidate (labelled best first)", first, second, "rank", "change"):
-            table.add_column(column, overflow="fold")
-        for candidate in example["candidates"]:
-            ranks, rewards = candidate["ranks"], candidate["rewards"]
-            change = candidate["rank_change"]
-            table.add_row(
-                candidate["response"][:60],
-                f"{rewards[first]:.4f}",
-                f"{rewards[second]:.4f}",
-                f"{ranks[first]} -> {ranks[second]}",
-                f"{change:+d}" if change else "",
-            )
-        console.print(table)
-    if len(changes) > SHOWN_RANK_CHANGES:
-        typer.echo(f"... {len(changes) - SHOWN_RANK_CHANGES} more examples in --report or --json")
-    typer.echo(
-        "preferred answer ranked first: "
-        + ", ".join(f"{label} {share:.2%}" for label, share in preferred_first.items())
-        + f" of {len(changes)} examples"
-    )
 
 
 @_config_command("score", ScoreSettings)

@@ -8,8 +8,12 @@ Two layouts, one interface:
   group instead of once per response. With FlexAttention (CUDA) the segments of a micro-batch
   are packed end to end into one row, so nothing is padded and masked blocks are skipped; with
   SDPA (CPU) each segment is its own row, and rows are length-sorted so that padding stays small.
-- padded (encoders, which read both ways, and architectures that fail the layout check): each
-  response is its own right-padded row, and the model's own head reads the reward.
+- packed encoders (FlexAttention only): every response is its own segment of one packed row,
+  with a block-diagonal mask and position ids restarting per segment, so nothing is padded;
+  the reward is read at each segment's first token through the model's pooler and classifier.
+  Encoders read both ways, so a prompt cannot be shared.
+- padded (encoders elsewhere, and architectures that fail the layout check): each response is
+  its own right-padded row, and the model's own head reads the reward.
 
 Training, evaluation and scoring all use `ForwardPlan.collate` and `ForwardPlan.rewards`, which
 run one `RewardForward` module (backbone and head in one forward).
@@ -20,7 +24,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -58,13 +62,14 @@ class ForwardPlan:
 
     Rows are dicts with `input_ids` (one id list per response, best first), `prompt_length`
     (decoders: leading prompt tokens of each response) or `token_type_ids` (encoders), and an
-    optional `margin`. `share_prompt` selects the segment layout, `pack` puts all of a batch's
-    segments into one row.
+    optional `margin`. `share_prompt` selects the segment layout for decoders, `pack` puts all
+    of a batch's segments into one row, and `encoder` marks the packed encoder layout.
     """
 
     pad_token_id: int
     share_prompt: bool
     pack: bool = False
+    encoder: bool = False
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, encoder: RecipeEncoder) -> ForwardPlan:
@@ -73,22 +78,25 @@ class ForwardPlan:
         Whether an architecture honours the mask and restarted position ids is checked once, in
         float32 so that rounding cannot decide it: on the model itself when its weights are
         float32, else on a small float32 model of the same architecture. Segments are packed
-        into one row when the model attends through FlexAttention.
+        into one row when the model attends through FlexAttention; encoders are packed there
+        too when their head reads a pooled first token (BERT-style), and padded elsewhere.
         """
         pad_token_id = encoder.tokenizer.pad_token_id
         padded = cls(pad_token_id, share_prompt=False)
-        if encoder.recipe.template == "pair":
-            return padded
         forward = model if isinstance(model, RewardForward) else RewardForward(model)
+        is_encoder = encoder.recipe.template == "pair"
+        if is_encoder and not (_packs(forward) and forward.reads_pooled_first_token):
+            return padded
         problem = layout_problem(forward, encoder)
         if problem:
-            logger.warning("Prompt sharing disabled, using padded rows: %s", problem)
+            logger.warning("Using padded rows, not the segment layout: %s", problem)
             return padded
-        return cls(pad_token_id, share_prompt=True, pack=_packs(forward))
+        return _segment_plan(pad_token_id, is_encoder, pack=_packs(forward))
 
     def collate(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
         """Lay a batch of rows out as model inputs plus the indices that map rewards back."""
-        batch = self._collate_segments(rows) if self.share_prompt else self._collate_padded(rows)
+        segments = self.share_prompt or self.pack
+        batch = self._collate_segments(rows) if segments else self._collate_padded(rows)
         batch["margin"] = torch.tensor([_margin(row) for row in rows], dtype=torch.float32)
         return batch
 
@@ -111,6 +119,38 @@ class ForwardPlan:
         """Tokens fed for a batch of sequences of these lengths, padding included."""
         return sum(lengths) if self.pack else len(lengths) * max(lengths)
 
+    def micro_batches(self, rows: Sequence[Row], max_tokens: float) -> list[list[int]]:
+        """Indices of `rows`, longest first, cut into runs whose tokens fed fit `max_tokens`.
+
+        Sorting first keeps padding small where rows are padded; a group that alone exceeds
+        the budget forms a micro-batch of its own.
+        """
+        lengths = [self.sequence_lengths(row) for row in rows]
+        order = sorted(range(len(rows)), key=lambda index: -max(lengths[index]))
+        batches: list[list[int]] = []
+        current: list[int] = []
+        sequences: list[int] = []
+        for index in order:
+            if current and self.batch_tokens(sequences + lengths[index]) > max_tokens:
+                batches.append(current)
+                current, sequences = [], []
+            current.append(index)
+            sequences += lengths[index]
+        if current:
+            batches.append(current)
+        return batches
+
+    def collate_micro_batches(
+        self, rows: Sequence[Row], max_tokens: float
+    ) -> dict[str, list[dict[str, torch.Tensor]]]:
+        """One optimizer step's rows as collated micro-batches of at most `max_tokens` fed."""
+        return {
+            "micro_batches": [
+                self.collate([rows[index] for index in indices])
+                for indices in self.micro_batches(rows, max_tokens)
+            ]
+        }
+
     @torch.no_grad()
     def score(
         self,
@@ -127,10 +167,8 @@ class ForwardPlan:
         """
         model.eval()
         device = next(model.parameters()).device
-        lengths = [self.sequence_lengths(row) for row in rows]
-        order = sorted(range(len(rows)), key=lambda index: -max(lengths[index]))
         results: list[list[float]] = [[] for _ in rows]
-        batches = _token_budget_batches(order, lengths, max_tokens_per_batch, self.batch_tokens)
+        batches = self.micro_batches(rows, max_tokens_per_batch)
         with tqdm(total=len(rows), desc=description, disable=not progress, unit="group") as bar:
             for indices in batches:
                 batch = self.collate([rows[index] for index in indices])
@@ -176,24 +214,32 @@ class ForwardPlan:
         """Segments with position ids restarting after the prompt, block ids and reward spots.
 
         Packed: all segments end to end in one row, told apart by segment id. Otherwise one
-        segment a row, right-padded (segment id -1).
+        segment a row, right-padded (segment id -1). Decoders read each response's reward at
+        its last token, encoders at its first.
         """
         sequences: list[list[int]] = []
         positions: list[list[int]] = []
         blocks: list[list[int]] = []
-        reward_at: list[tuple[int, int]] = []  # (segment, token) of each response's last token
+        types: list[list[int]] = []  # token type ids (encoders)
+        reward_at: list[tuple[int, int]] = []  # (segment, token) where each reward is read
         group_index: list[int] = []
         rank_index: list[int] = []
         for group, row in enumerate(rows):
             rank = 0
             for segment in self._segments(row):
-                prompt, responses = segment[0], segment[1:]
+                prompt, responses = (
+                    (segment[0], segment[1:]) if self.share_prompt else ([], segment)
+                )
                 ids, pos, block = list(prompt), list(range(len(prompt))), [0] * len(prompt)
                 for number, response in enumerate(responses, start=1):
                     ids += response
                     pos += range(len(prompt), len(prompt) + len(response))
                     block += [number] * len(response)
-                    reward_at.append((len(sequences), len(ids) - 1))
+                    reward_at.append(
+                        (len(sequences), len(prompt) if self.encoder else len(ids) - 1)
+                    )
+                    if "token_type_ids" in row:
+                        types.append(row["token_type_ids"][rank])
                     group_index.append(group)
                     rank_index.append(rank)
                     rank += 1
@@ -205,16 +251,16 @@ class ForwardPlan:
             for ids in sequences[:-1]:
                 starts.append(starts[-1] + len(ids))
             segment_ids = [[number] * len(ids) for number, ids in enumerate(sequences)]
-            sequences, positions, blocks, segment_ids = (
-                [[token for part in parts for token in part]]
-                for parts in (sequences, positions, blocks, segment_ids)
+            sequences, positions, blocks, segment_ids, types = (
+                [[token for part in parts for token in part]] if parts else []
+                for parts in (sequences, positions, blocks, segment_ids, types)
             )
             spots = [starts[segment] + token for segment, token in reward_at]
         else:
             segment_ids = [[0] * len(ids) for ids in sequences]
             width = max(len(ids) for ids in sequences)
             spots = [segment * width + token for segment, token in reward_at]
-        return {
+        batch = {
             "input_ids": _pad(sequences, self.pad_token_id)[0],
             "position_ids": _pad(positions, 0)[0],
             "segment_ids": _pad(segment_ids, -1)[0],
@@ -223,6 +269,9 @@ class ForwardPlan:
             "group_index": torch.tensor(group_index),
             "rank_index": torch.tensor(rank_index),
         }
+        if types:
+            batch["token_type_ids"] = _pad(types, 0)[0]
+        return batch
 
 
 def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
@@ -234,6 +283,7 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
     example = (
         replace(_PROBE, reference="Happy to help.") if encoder.recipe.reference_mode else _PROBE
     )
+    is_encoder = encoder.recipe.template == "pair"
     probe = encoder.encode_example(example).as_row()
     if not _is_float32(model):
         try:
@@ -243,16 +293,21 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
         vocab = model.transformers_model.config.vocab_size
         probe = {**probe, "input_ids": [[i % vocab for i in ids] for ids in probe["input_ids"]]}
     device = next(model.parameters()).device
-    plan = ForwardPlan(encoder.tokenizer.pad_token_id, share_prompt=True, pack=_packs(model))
+    plan = _segment_plan(encoder.tokenizer.pad_token_id, is_encoder, pack=_packs(model))
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), torch.autocast(device.type, enabled=False):
             batch = {key: value.to(device) for key, value in plan.collate([probe]).items()}
             keys = ("input_ids", "position_ids", "segment_ids", "block_ids", "reward_index")
-            shared = model.reward_features(*(batch[key] for key in keys))
+            shared = model.reward_features(
+                *(batch[key] for key in keys), token_type_ids=batch.get("token_type_ids")
+            )
             alone = torch.cat(
-                [_last_hidden_state(model, ids, device) for ids in probe["input_ids"]]
+                [
+                    _features_alone(model, probe, rank, device)
+                    for rank in range(len(probe["input_ids"]))
+                ]
             )
     except Exception as error:  # any failure of the custom mask means: do not use it
         return f"the model rejected the plan's attention mask ({type(error).__name__}: {error})"
@@ -261,15 +316,28 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
     difference = ((shared - alone).norm() / alone.norm()).item()
     if not difference < _LAYOUT_TOLERANCE:
         return (
-            f"in float32, the reward token's hidden state with shared prompts differs from "
+            f"in float32, the reward token's hidden state in segments differs from "
             f"separate forwards by {difference:.2g} (relative) on this architecture"
         )
     return None
 
 
-def _last_hidden_state(model: RewardForward, ids: list[int], device: torch.device) -> torch.Tensor:
-    """The backbone's final hidden state at the last token of `ids` run alone."""
-    return model.backbone(input_ids=torch.tensor([ids], device=device)).last_hidden_state[:, -1]
+def _segment_plan(pad_token_id: int, is_encoder: bool, pack: bool) -> ForwardPlan:
+    """Decoders: shared prompts (packed when `pack`). Encoders: one packed segment a response."""
+    if is_encoder:
+        return ForwardPlan(pad_token_id, share_prompt=False, pack=True, encoder=True)
+    return ForwardPlan(pad_token_id, share_prompt=True, pack=pack)
+
+
+def _features_alone(
+    model: RewardForward, row: Row, rank: int, device: torch.device
+) -> torch.Tensor:
+    """The backbone's final hidden state where the reward is read, the response run alone."""
+    inputs = {"input_ids": torch.tensor([row["input_ids"][rank]], device=device)}
+    if "token_type_ids" in row:
+        inputs["token_type_ids"] = torch.tensor([row["token_type_ids"][rank]], device=device)
+    hidden = model.backbone(**inputs).last_hidden_state
+    return hidden[:, 0] if model.is_encoder else hidden[:, -1]
 
 
 def _packs(model: RewardForward) -> bool:
@@ -324,27 +392,6 @@ def _pad(sequences: Sequence[Sequence[int]], value: int) -> tuple[torch.Tensor, 
         padded[index, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         mask[index, : len(ids)] = 1
     return padded, mask
-
-
-def _token_budget_batches(
-    order: list[int],
-    lengths: list[list[int]],
-    max_tokens: int,
-    batch_tokens: Callable[[Sequence[int]], int],
-) -> list[list[int]]:
-    """Consecutive runs of `order` whose tokens fed (`batch_tokens`) fit the budget."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    sequences: list[int] = []
-    for index in order:
-        if current and batch_tokens(sequences + lengths[index]) > max_tokens:
-            batches.append(current)
-            current, sequences = [], []
-        current.append(index)
-        sequences += lengths[index]
-    if current:
-        batches.append(current)
-    return batches
 
 
 def _margin(row: Row) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from rewardforge import attention_masks
+from rewardforge.models.reward_head import has_bert_style_head, is_encoder_config
 
 
 class RewardForward(torch.nn.Module):
@@ -18,14 +19,16 @@ class RewardForward(torch.nn.Module):
 
     Two batch layouts arrive here:
     - segments (`segment_ids`, `block_ids`, `position_ids`, `reward_index`): decoders with
-      shared prompts, packed or one sequence a row. The backbone runs with the plan's mask and
-      the head reads the hidden state at each response's last token.
+      shared prompts, packed or one sequence a row, or packed encoder responses. The backbone
+      runs with the plan's mask (causal for decoders) and the head reads the hidden state at
+      `reward_index`: each response's last token (decoders) or first token (encoders).
     - padded rows (`attention_mask`): the classifier's own forward and head.
     """
 
     def __init__(self, classifier: torch.nn.Module) -> None:
         super().__init__()
         self.classifier = classifier
+        self.is_encoder = is_encoder_config(self.transformers_model.config.model_type)
         self.train(classifier.training)
         # FSDP's default auto-wrap policy reads the layer classes to wrap from here.
         self._no_split_modules = getattr(self.transformers_model, "_no_split_modules", None)
@@ -56,9 +59,21 @@ class RewardForward(torch.nn.Module):
             inputs = {key: value for key, value in inputs.items() if value is not None}
             return _fresh_float(self.classifier(input_ids=input_ids, **inputs).logits[:, 0])
         features = self.reward_features(
-            input_ids, position_ids, segment_ids, block_ids, reward_index
+            input_ids, position_ids, segment_ids, block_ids, reward_index, token_type_ids
         )
-        return _fresh_float(self.transformers_model.score(features)[:, 0])
+        return _fresh_float(self._head(features)[:, 0])
+
+    @property
+    def reads_pooled_first_token(self) -> bool:
+        """Whether this is an encoder with BERT's head, which packed segments can use."""
+        return self.is_encoder and has_bert_style_head(self.transformers_model)
+
+    def _head(self, features: torch.Tensor) -> torch.Tensor:
+        model = self.transformers_model
+        if not self.is_encoder:
+            return model.score(features)
+        # BertPooler reads token 0 of each sequence: give it one-token sequences.
+        return model.classifier(model.dropout(self.backbone.pooler(features[:, None])))
 
     @staticmethod
     def classifier_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -68,7 +83,7 @@ class RewardForward(torch.nn.Module):
 
     @property
     def backbone(self) -> torch.nn.Module:
-        """The decoder without its head (`model.model` for Llama, `transformer` for GPT-2)."""
+        """The model without its head (`model.model` for Llama, `transformer` for GPT-2)."""
         return getattr(self.transformers_model, self.transformers_model.base_model_prefix)
 
     def reward_features(
@@ -78,13 +93,15 @@ class RewardForward(torch.nn.Module):
         segment_ids: torch.Tensor,
         block_ids: torch.Tensor,
         reward_index: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The backbone's final hidden state at each response's last token (the head's input)."""
+        """The backbone's final hidden state at each `reward_index` (the head's input)."""
         mask = attention_masks.attention_mask(
-            segment_ids, block_ids, causal=True, backend=self.attention_backend
+            segment_ids, block_ids, causal=not self.is_encoder, backend=self.attention_backend
         )
+        types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         hidden = self.backbone(
-            input_ids=input_ids, attention_mask=mask, position_ids=position_ids
+            input_ids=input_ids, attention_mask=mask, position_ids=position_ids, **types
         ).last_hidden_state
         return hidden.reshape(-1, hidden.shape[-1])[reward_index]
 

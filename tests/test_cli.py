@@ -17,7 +17,7 @@ def cli_model(tiny_bert_dir, tmp_path_factory):
     data = write_jsonl(root / "train.jsonl", sample_rows("train", 8))
     config = root / "run.yaml"
     config.write_text(
-        f"model: {tiny_bert_dir}\nbatch-pairs: 4\nmicro-batch-pairs: 4\nmax-length: 64\n"
+        f"model: {tiny_bert_dir}\nbatch-pairs: 4\nmax-tokens-per-micro-batch: 512\nmax-length: 64\n"
         "max-steps: 50\nlr: 0.001\n",
         encoding="utf-8",
     )

@@ -78,12 +78,18 @@ def test_shared_prompt_feeds_fewer_tokens(tiny_llama_dir):
     assert packed_ids.numel() == sum(sum(packed.sequence_lengths(row)) for row in rows)
 
 
+def segment_plan(encoder, pack: bool) -> ForwardPlan:
+    """Shared prompts for decoders (packed or not); for encoders packed segments, else padded."""
+    pad = encoder.tokenizer.pad_token_id
+    if encoder.recipe.template == "pair":
+        return ForwardPlan(pad, share_prompt=False, pack=pack, encoder=pack)
+    return ForwardPlan(pad, share_prompt=True, pack=pack)
+
+
 @pytest.mark.parametrize("pack", [False, True])
 def test_plan_rewards_equal_separate_forwards(backbone, pack):
     model, encoder, rows = backbone
-    plan = ForwardPlan.for_model(model, encoder)
-    if plan.share_prompt:
-        plan = ForwardPlan(plan.pad_token_id, share_prompt=True, pack=pack)
+    plan = segment_plan(encoder, pack)
     with torch.no_grad():
         rewards = plan.rewards(model, plan.collate(rows))
     for group, expected in enumerate(separate_rewards(model, rows)):
@@ -101,8 +107,7 @@ def test_every_decoder_family_shares_prompts(backbone):
 @pytest.mark.parametrize("pack", [False, True])
 def test_plan_loss_gradient_equals_padded_rows(backbone, pack):
     model, encoder, rows = backbone
-    plan = ForwardPlan.for_model(model, encoder)
-    plan = ForwardPlan(plan.pad_token_id, share_prompt=plan.share_prompt, pack=pack)
+    plan = segment_plan(encoder, pack)
     padded = ForwardPlan(encoder.tokenizer.pad_token_id, share_prompt=False)
 
     def gradients(layout: ForwardPlan) -> list[torch.Tensor]:
@@ -163,14 +168,16 @@ def ignore_attention_mask(backbone):
 
 
 @pytest.mark.parametrize("breakage", [ignore_position_ids, ignore_attention_mask])
-def test_a_model_that_breaks_the_layout_is_caught(tiny_llama_dir, breakage):
-    model, encoder, rows = build(str(tiny_llama_dir))
-    backbone = model.transformers_model.model
-    backbone.forward = breakage(backbone)
+@pytest.mark.parametrize("model_dir", ["tiny_llama_dir", "tiny_bert_dir"])
+def test_a_model_that_breaks_the_layout_is_caught(request, model_dir, breakage):
+    model, encoder, rows = build(str(request.getfixturevalue(model_dir)))
+    model.backbone.forward = breakage(model.backbone)
     assert "differs from separate forwards" in layout_problem(model, encoder)
     plan = ForwardPlan.for_model(model, encoder)
-    assert not plan.share_prompt
-    # and the padded rows it falls back to are right even for the broken backbone
+    assert plan == ForwardPlan(encoder.tokenizer.pad_token_id, share_prompt=False)
+    if model.is_encoder and breakage is ignore_attention_mask:
+        return  # a bidirectional model that ignores the mask reads the padding of any batch
+    # the padded rows it falls back to are right even for the broken backbone
     scored = plan.score(model, rows, progress=False)
     for got, expected in zip(scored, separate_rewards(model, rows)):
         assert got == pytest.approx(expected, abs=1e-5)
@@ -187,6 +194,32 @@ def test_flex_attention_block_mask_matches_sdpa_forward(tiny_llama_dir):
         flex.transformers_model.config._attn_implementation = "sdpa"
         via_sdpa = packed.rewards(sdpa, batch)
     torch.testing.assert_close(via_flex, via_sdpa, atol=1e-5, rtol=1e-4, equal_nan=True)
+
+
+def test_encoders_pack_under_flex_attention_and_match_sdpa(tiny_bert_dir):
+    sdpa, encoder, rows = build(str(tiny_bert_dir))
+    assert ForwardPlan.for_model(sdpa, encoder) == ForwardPlan(
+        encoder.tokenizer.pad_token_id, share_prompt=False
+    )  # on SDPA a long packed row costs more than padding saves
+    flex = RewardForward(sdpa.classifier)
+    flex.transformers_model.config._attn_implementation = "flex_attention"
+    # FlexAttention's forward runs on CPU (no backward); recompiled for a second length with
+    # dynamic shapes, its CPU kernel fails to build in torch 2.13, so compile each length.
+    static = torch._dynamo.config.patch(automatic_dynamic_shapes=False)
+    try:
+        with torch.no_grad(), static:
+            plan = ForwardPlan.for_model(flex, encoder)
+            assert plan == segment_plan(encoder, pack=True)
+            batch = plan.collate(rows)
+            assert batch["input_ids"].shape[0] == 1  # one row, no padding
+            assert batch["input_ids"].numel() == sum(
+                len(ids) for r in rows for ids in r["input_ids"]
+            )
+            rewards = plan.rewards(flex, batch)
+    finally:
+        flex.transformers_model.config._attn_implementation = "sdpa"
+    for group, expected in enumerate(separate_rewards(sdpa, rows)):
+        assert rewards[group, : len(expected)].tolist() == pytest.approx(expected, abs=1e-5)
 
 
 REFERENCE_EXAMPLES = [
@@ -218,3 +251,21 @@ def test_reference_groups_share_one_prefix_and_match_separate_forwards(
         rewards = plan.rewards(model, plan.collate(rows))
     for group, expected in enumerate(separate_rewards(model, rows)):
         assert rewards[group, : len(expected)].tolist() == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("budget", [1, 100, 200, 10**6])
+def test_micro_batches_fit_the_token_budget_longest_first(backbone, budget):
+    model, encoder, rows = backbone
+    plan = ForwardPlan.for_model(model, encoder)
+    batches = plan.micro_batches(rows * 3, budget)
+    assert sorted(index for batch in batches for index in batch) == list(range(len(rows) * 3))
+    lengths = [plan.sequence_lengths(row) for row in rows * 3]
+    longest = [max(lengths[index]) for batch in batches for index in batch]
+    assert longest == sorted(longest, reverse=True)
+    for batch in batches:
+        fed = plan.batch_tokens([length for index in batch for length in lengths[index]])
+        assert fed <= budget or len(batch) == 1
+    if budget == 1:
+        assert len(batches) == len(rows) * 3  # every group alone
+    if budget == 10**6:
+        assert len(batches) == 1

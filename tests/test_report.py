@@ -1,5 +1,11 @@
 from rewardforge.evaluation.diagnostics import ScoredExample, diagnose
-from rewardforge.evaluation.report import summary_rows, terminal_table, write_html
+from rewardforge.evaluation.report import (
+    SHOWN_RANK_CHANGES,
+    print_rank_changes,
+    summary_rows,
+    terminal_table,
+    write_html,
+)
 
 EXAMPLES = [
     ScoredExample((2.0, 1.0), (10, 5), "数学", "f:1"),
@@ -39,3 +45,36 @@ def test_html_escapes_text_and_lists_disagreements(tmp_path):
     ).read_text(encoding="utf-8")
     assert "<script>x" not in page and "&lt;script&gt;x" in page
     assert "A &amp; B" in page and "Disagreements (1 examples)" in page and "数学" in page
+
+
+def rank_change(prompt: str) -> dict:
+    candidates = [
+        {
+            "response": "简短的回答。",
+            "rewards": {"base": -0.5, "tuned": 1.25},
+            "ranks": {"base": 2, "tuned": 1},
+            "rank_change": 1,
+        },
+        {
+            "response": "A long answer.",
+            "rewards": {"base": 0.5, "tuned": -1.0},
+            "ranks": {"base": 1, "tuned": 2},
+            "rank_change": -1,
+        },
+    ]
+    return {"source": "f:1", "prompt": prompt, "reference": None, "candidates": candidates}
+
+
+def test_rank_changes_print_as_tables_with_both_rewards(capsys):
+    changes = [rank_change("天气怎么样？")] + [
+        rank_change("more") for _ in range(SHOWN_RANK_CHANGES)
+    ]
+    print_rank_changes(changes, {"base": 0.0, "tuned": 1.0})
+    out = capsys.readouterr().out
+    assert "f:1: 天气怎么样？" in out and "简短的回答。" in out
+    assert "-0.5000" in out and "1.2500" in out and "2 -> 1" in out and "+1" in out
+    assert "... 1 more examples in --report or --json" in out
+    assert (
+        f"preferred answer ranked first: base 0.00%, tuned 100.00% of {len(changes)} examples"
+        in out
+    )

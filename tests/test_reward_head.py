@@ -1,9 +1,16 @@
 import pytest
 import torch
+from transformers import AutoModelForSequenceClassification, RobertaConfig
 
 from rewardforge.errors import UserError
 from rewardforge.models import LoraSettings, load_reward_backbone
-from rewardforge.models.reward_head import is_encoder_config, switch_off_dropout
+from rewardforge.models.reward_head import (
+    attention_backend,
+    has_bert_style_head,
+    is_encoder_config,
+    settle_attention_backend,
+    switch_off_dropout,
+)
 
 
 def test_decoder_gets_a_pad_token_distinct_from_eos(tiny_llama_dir):
@@ -108,3 +115,25 @@ def test_code_shipped_with_a_model_never_runs(tiny_llama_dir, tmp_path):
     with pytest.raises(UserError, match="trust_remote_code"):
         load_reward_backbone(str(folder))
     assert not marker.exists()
+
+
+def test_flex_attention_on_cuda_and_sdpa_elsewhere():
+    assert attention_backend("cpu") == "sdpa"
+    assert attention_backend("cuda") == "flex_attention"  # torch 2.13 ships FlexAttention
+
+
+def test_only_encoders_with_a_bert_head_keep_flex_attention(tiny_bert_dir):
+    bert = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert_dir, num_labels=1, attn_implementation="flex_attention"
+    )
+    assert has_bert_style_head(bert)
+    settle_attention_backend(bert, is_encoder=True)
+    assert bert.config._attn_implementation == "flex_attention"
+
+    tiny = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    roberta = AutoModelForSequenceClassification.from_config(
+        RobertaConfig(num_labels=1, **tiny), attn_implementation="flex_attention"
+    )
+    assert not has_bert_style_head(roberta)  # its head reads token 0 itself, no pooler
+    settle_attention_backend(roberta, is_encoder=True)
+    assert roberta.config._attn_implementation == "sdpa"

@@ -22,7 +22,7 @@ def tiny_config(model_dir, data, output, **overrides) -> TrainConfig:
         model=str(model_dir),
         output=str(output),
         batch_pairs=4,
-        micro_batch_pairs=2,
+        max_tokens_per_micro_batch=256,
         max_steps=3,
         lr=1e-3,
         max_length=128,
@@ -158,7 +158,8 @@ def launch_two_processes(mode_flags: str, data: Path, model: Path, output: Path)
     """`accelerate launch` a two-process CPU training run; returns its standard output."""
     train_flags = (
         f"--data {data} --model {model} --output {output} "
-        "--batch-pairs 4 --micro-batch-pairs 2 --max-steps 2 --max-length 64"
+        # budget 1: each process runs its 2 pairs a step as 2 micro-batches (no_sync, then sync)
+        "--batch-pairs 4 --max-tokens-per-micro-batch 1 --max-steps 2 --max-length 64"
     )
     return accelerate_launch(f"{mode_flags} --dynamo_backend no", f"train {train_flags}")
 
@@ -176,6 +177,7 @@ def test_two_process_ddp_on_cpu(ddp_run):
     data, stdout = ddp_run
     output = data.parent / "ddp"
     assert "distributed: MULTI_CPU over 2 processes" in stdout
+    assert "micro-batch token budget 1" in stdout
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["train_pairs"] == 8  # 2 steps x 2 processes x 2 pairs, summed over processes
     assert RewardModel.load(output).score(["q"], ["a"])
@@ -186,16 +188,13 @@ def test_no_data_is_a_clear_error(tiny_bert_dir, tmp_path):
         train(TrainConfig(model=str(tiny_bert_dir), output=str(tmp_path)))
 
 
-@pytest.mark.parametrize(("micro_batch_pairs", "strategy"), [(1, "random"), (4, "group_by_length")])
-def test_steps_are_length_grouped_only_when_that_saves_padding(
-    tmp_path, micro_batch_pairs, strategy
-):
+def test_a_step_is_one_batch_per_process_in_random_order(tmp_path):
     from rewardforge.api.train import _training_arguments
 
-    config = TrainConfig(batch_pairs=8, micro_batch_pairs=micro_batch_pairs)
-    arguments = _training_arguments(config, tmp_path, has_eval=False)
-    assert arguments.train_sampling_strategy == strategy
-    assert arguments.per_device_train_batch_size * arguments.gradient_accumulation_steps == 8
+    arguments = _training_arguments(TrainConfig(batch_pairs=8), tmp_path, has_eval=False)
+    assert arguments.train_sampling_strategy == "random"
+    assert arguments.per_device_train_batch_size == 8
+    assert arguments.gradient_accumulation_steps == 1
 
 
 def log_steps(output: Path) -> list[int]:

@@ -13,22 +13,22 @@ from tests.test_forward_plan import build
 LOSS_OPTIONS = {"loss": "bt", "pairs": "all", "hinge_margin": 1.0, "center_coef": 0.0}
 
 
-def reward_trainer(model, plan, args, **kwargs) -> RewardTrainer:
+def reward_trainer(model, plan, args, micro_batch_tokens=4096, **kwargs) -> RewardTrainer:
     return RewardTrainer(
         model=model,
         args=args,
-        data_collator=plan.collate,
         loss_options=LOSS_OPTIONS,
         plan=plan,
         eval_rows=None,
         max_tokens_per_batch=4096,
+        max_tokens_per_micro_batch=micro_batch_tokens,
         **kwargs,
     )
 
 
 @pytest.fixture(params=["tiny_llama_dir", "tiny_bert_dir"])
 def trainer_and_rows(request, tmp_path):
-    model, encoder, rows = build(str(request.getfixturevalue(request.param)))
+    model, encoder, rows = build(str(request.getfixturevalue(request.param)), disable_dropout=True)
     plan = ForwardPlan.for_model(model, encoder)
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     return reward_trainer(model, plan, args), plan, rows
@@ -40,20 +40,24 @@ def gradient(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat(grads)
 
 
-def test_uneven_micro_batches_weigh_every_pair_the_same(trainer_and_rows):
-    """Micro-batches of 1 and 2 groups, accumulated, give the gradient of one batch of all 3."""
+@pytest.mark.parametrize(("budget", "micro_batches"), [(1, 3), (120, 2), (math.inf, 1)])
+def test_a_step_cut_by_tokens_weighs_every_pair_the_same(trainer_and_rows, budget, micro_batches):
+    """However the token budget cuts a step's groups, its gradient is that of one batch."""
     trainer, plan, rows = trainer_and_rows
-    model = trainer.model.eval()  # no dropout: both passes must see the same network
+    model = trainer.model
     full = plan.collate(rows)
     preference_loss(plan.rewards(model, full), full["margin"]).loss.backward()
     expected = gradient(model)
 
-    micro_batches = [plan.collate(rows[:1]), plan.collate(rows[1:])]
-    pairs = trainer._get_num_items_in_batch(micro_batches, torch.device("cpu"))
+    trainer.max_tokens_per_micro_batch = budget
+    step = trainer._collate_step(rows)
+    assert len(step["micro_batches"]) == micro_batches
+    pairs = trainer._get_num_items_in_batch([step], torch.device("cpu"))
     assert int(pairs) == 1 + 6 + 1  # a pair, a K=4 group, a pair
-    for batch in micro_batches:
-        trainer.compute_loss(model, batch, num_items_in_batch=pairs).backward()
+    step_loss = trainer.training_step(model, step, num_items_in_batch=pairs)
     torch.testing.assert_close(gradient(model), expected, rtol=1e-4, atol=1e-6)
+    expected_loss = preference_loss(plan.rewards(model, full), full["margin"]).loss
+    assert step_loss.item() == pytest.approx(expected_loss.item(), rel=1e-5)
 
 
 def test_bf16_autocast_runs_backbone_and_head_through_the_shared_plan(tiny_llama_dir, tmp_path):

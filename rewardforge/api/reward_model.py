@@ -12,7 +12,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from rewardforge.data.example import PreferenceExample, Prompt
 from rewardforge.errors import UserError
 from rewardforge.forward_plan import ForwardPlan
-from rewardforge.models.reward_head import attention_backend, default_device
+from rewardforge.models.reward_head import (
+    attention_backend,
+    default_device,
+    settle_attention_backend,
+)
 from rewardforge.recipe import EncodedGroup, EncodedResponse, RecipeEncoder, ScoringRecipe
 from rewardforge.reward_forward import RewardForward
 
@@ -55,9 +59,10 @@ class RewardModel:
         device = device or default_device()
         model = AutoModelForSequenceClassification.from_pretrained(
             directory,
-            attn_implementation=attention_backend(recipe.template == "pair", device),
+            attn_implementation=attention_backend(device),
             use_safetensors=True,  # rewardforge saves safetensors; pickle files can run code
         )
+        settle_attention_backend(model, is_encoder=recipe.template == "pair")
         model.to(device)
         return cls(model, RecipeEncoder(recipe, tokenizer))
 

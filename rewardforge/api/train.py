@@ -30,7 +30,11 @@ from rewardforge.recipe import (
     ScoringRecipe,
 )
 from rewardforge.reward_forward import RewardForward
-from rewardforge.training.config import TrainConfig
+from rewardforge.training.config import (
+    CPU_MICRO_BATCH_TOKENS,
+    GPU_MICRO_BATCH_TOKENS,
+    TrainConfig,
+)
 from rewardforge.training.precision import mixed_precision
 from rewardforge.training.run_directory import (
     CHECKPOINTS,
@@ -94,16 +98,16 @@ def train(config: TrainConfig) -> TrainResult:
     encoder = RecipeEncoder(recipe, tokenizer)
     reward_forward = RewardForward(model)
     plan = ForwardPlan.for_model(reward_forward, encoder)
-    print(f"forward plan: {_describe(plan)}")
-    train_rows = _encode(encoder, plan, train_report, "train")
-    eval_rows = _encode(encoder, plan, eval_report, "eval") if eval_report else None
+    micro_batch_tokens = _micro_batch_tokens(config)
+    print(f"forward plan: {_describe(plan)}; micro-batch token budget {micro_batch_tokens}")
+    train_rows = _encode(encoder, train_report, "train")
+    eval_rows = _encode(encoder, eval_report, "eval") if eval_report else None
 
     trainer = RewardTrainer(
         model=reward_forward,
         args=_training_arguments(config, output, has_eval=eval_rows is not None),
         train_dataset=datasets.Dataset.from_list(train_rows),
         eval_dataset=datasets.Dataset.from_list(eval_rows) if eval_rows else None,
-        data_collator=plan.collate,
         processing_class=tokenizer,
         callbacks=[JsonlLogCallback(output / LOG_FILE)],
         loss_options={
@@ -115,6 +119,7 @@ def train(config: TrainConfig) -> TrainResult:
         plan=plan,
         eval_rows=eval_rows,
         max_tokens_per_batch=config.max_tokens_per_batch,
+        max_tokens_per_micro_batch=micro_batch_tokens,
     )
     if trainer.accelerator.num_processes > 1:
         kind = trainer.accelerator.distributed_type.value
@@ -250,17 +255,11 @@ def _load(paths: list[str], config: TrainConfig, reference_mode: bool) -> LoadRe
     return report
 
 
-def _encode(
-    encoder: RecipeEncoder, plan: ForwardPlan, report: LoadReport, split: str
-) -> list[dict[str, Any]]:
-    """Tokenized rows, each with the `length` (tokens the plan feeds) the length sampler reads."""
+def _encode(encoder: RecipeEncoder, report: LoadReport, split: str) -> list[dict[str, Any]]:
     groups = [encoder.encode_example(example) for example in report.examples]
     truncated = sum(group.truncated for group in groups)
     print(f"{split} data: {report.summary(truncated=truncated)}")
-    rows = [group.as_row() for group in groups]
-    for row in rows:
-        row["length"] = sum(plan.sequence_lengths(row))
-    return rows
+    return [group.as_row() for group in groups]
 
 
 def _lora_settings(config: TrainConfig) -> LoraSettings | None:
@@ -274,21 +273,24 @@ def _lora_settings(config: TrainConfig) -> LoraSettings | None:
     )
 
 
+def _micro_batch_tokens(config: TrainConfig) -> int:
+    if config.max_tokens_per_micro_batch is not None:
+        return config.max_tokens_per_micro_batch
+    return GPU_MICRO_BATCH_TOKENS if torch.cuda.is_available() else CPU_MICRO_BATCH_TOKENS
+
+
 def _training_arguments(config: TrainConfig, output: Path, has_eval: bool) -> TrainingArguments:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    # On CPU one example per forward is fastest (measured in BENCHMARKS.md): no padding at all,
-    # and CPU matmuls lose little efficiency at that size. GPUs want bigger micro-batches.
-    default_micro = 8 if torch.cuda.is_available() else 1
-    micro = min(config.micro_batch_pairs or default_micro, config.batch_pairs)
-    accumulation = max(1, config.batch_pairs // (micro * world_size))
     report_to = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(output / "tensorboard"))
     evaluate_during = has_eval and config.eval_steps is not None
     precision = mixed_precision(config.mixed_precision)
     return TrainingArguments(
         output_dir=str(output / CHECKPOINTS),
-        per_device_train_batch_size=micro,
-        gradient_accumulation_steps=accumulation,
+        # A process's share of the step is one batch; RewardTrainer cuts it into micro-batches
+        # by tokens, so the step's size does not depend on the lengths in it.
+        per_device_train_batch_size=max(1, config.batch_pairs // world_size),
+        gradient_accumulation_steps=1,
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         learning_rate=config.lr,
@@ -301,9 +303,9 @@ def _training_arguments(config: TrainConfig, output: Path, has_eval: bool) -> Tr
         eval_strategy="steps" if evaluate_during else "no",
         eval_steps=config.eval_steps if evaluate_during else None,
         seed=config.seed,
-        # Length grouping only saves padding inside a micro-batch; with one example per forward
-        # there is none to save, and random order keeps steps free of length curricula (as TRL).
-        train_sampling_strategy="group_by_length" if micro > 1 else "random",
+        # Random steps, as TRL: sorting inside a step already keeps padding small, and length
+        # grouping across steps would add a length curriculum.
+        train_sampling_strategy="random",
         remove_unused_columns=False,
         report_to=report_to,
         bf16=precision == "bf16",

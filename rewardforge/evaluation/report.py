@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 SHOWN_DISAGREEMENTS = 50
+SHOWN_RANK_CHANGES = 20  # examples drawn in the terminal; the report and --json keep all
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
@@ -60,6 +61,47 @@ def terminal_table(reports: dict[str, dict[str, Any]]) -> str:
         for category, values in metrics.get("categories", {}).items():
             lines.append(f"{label} / category {category}: {_split(values)}")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def print_rank_changes(changes: list[dict[str, Any]], preferred_first: dict[str, float]) -> None:
+    """Each example's candidates with both models' rewards and ranks, as terminal tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rewardforge.recipe import messages_to_transcript
+
+    console = Console()
+    first, second = preferred_first
+    for example in changes[:SHOWN_RANK_CHANGES]:
+        prompt = example["prompt"]
+        prompt = prompt if isinstance(prompt, str) else messages_to_transcript(prompt).strip()
+        reference = example["reference"]
+        table = Table(
+            title=f"{example['source']}: {prompt[:80]}",
+            title_justify="left",
+            caption=f"reference: {reference[:80]}" if reference else None,
+            caption_justify="left",
+        )
+        for column in ("candidate (labelled best first)", first, second, "rank", "change"):
+            table.add_column(column, overflow="fold")
+        for candidate in example["candidates"]:
+            ranks, rewards = candidate["ranks"], candidate["rewards"]
+            change = candidate["rank_change"]
+            table.add_row(
+                candidate["response"][:60],
+                f"{rewards[first]:.4f}",
+                f"{rewards[second]:.4f}",
+                f"{ranks[first]} -> {ranks[second]}",
+                f"{change:+d}" if change else "",
+            )
+        console.print(table)
+    if len(changes) > SHOWN_RANK_CHANGES:
+        print(f"... {len(changes) - SHOWN_RANK_CHANGES} more examples in --report or --json")
+    print(
+        "preferred answer ranked first: "
+        + ", ".join(f"{label} {share:.2%}" for label, share in preferred_first.items())
+        + f" of {len(changes)} examples"
+    )
 
 
 def write_html(

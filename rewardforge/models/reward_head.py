@@ -87,9 +87,10 @@ def load_reward_backbone(
         dtype=_torch_dtype(dtype),
         pad_token_id=tokenizer.pad_token_id if pad_in_table else None,
         quantization_config=_quantization_config(quantization),
-        attn_implementation=attention_backend(is_encoder, default_device()),
+        attn_implementation=attention_backend(default_device()),
         use_safetensors=None if allow_pickle_weights else True,
     )
+    settle_attention_backend(model, is_encoder)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -123,16 +124,36 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def attention_backend(is_encoder: bool, device: str) -> str:
+def attention_backend(device: str) -> str:
     """The attention implementation the forward plan's masks are realised for.
 
-    Decoders on CUDA use FlexAttention: its block masks skip the blocks the shared-prompt mask
-    hides, and packed rows need no padding. Elsewhere SDPA takes the same mask as a dense
-    boolean tensor (FlexAttention has no backward pass on CPU).
+    On CUDA, FlexAttention: its block masks skip the blocks the plan's mask hides, and packed
+    rows need no padding. Elsewhere SDPA takes the same mask as a dense boolean tensor
+    (FlexAttention has no backward pass on CPU).
     """
-    if not is_encoder and device.startswith("cuda") and is_torch_flex_attn_available():
+    if device.startswith("cuda") and is_torch_flex_attn_available():
         return "flex_attention"
     return "sdpa"
+
+
+def settle_attention_backend(model: PreTrainedModel, is_encoder: bool) -> None:
+    """Give SDPA's fused kernels to encoders the plan cannot pack: they run padded rows."""
+    if is_encoder and not has_bert_style_head(model):
+        model.set_attn_implementation("sdpa")
+
+
+def has_bert_style_head(model: PreTrainedModel) -> bool:
+    """Whether a classifier's head is BERT's: a pooler over token 0, dropout, a linear layer.
+
+    The forward plan packs encoders only with such a head, which it can apply to each packed
+    segment's first token.
+    """
+    backbone = getattr(model, model.base_model_prefix, None)
+    return (
+        getattr(backbone, "pooler", None) is not None
+        and hasattr(model, "dropout")
+        and hasattr(model, "classifier")
+    )
 
 
 def switch_off_dropout(model: torch.nn.Module) -> None:

@@ -14,6 +14,11 @@ from rewardforge.errors import UserError
 # Names only: the losses themselves (and torch) live in losses.py, which the CLI does not import.
 LOSSES: tuple[str, ...] = ("bt", "logexp", "hinge", "listwise")
 MIXED_PRECISION = ("auto", "bf16", "fp16", "no")
+# Default token budgets of a training forward pass. CPU: 1, so every example runs alone; the
+# padding that batching brings costs more there than larger matmuls gain (BENCHMARKS.md).
+# GPU: a guess, not yet measured (GPU figures are pending).
+CPU_MICRO_BATCH_TOKENS = 1
+GPU_MICRO_BATCH_TOKENS = 8192
 
 
 @dataclass
@@ -55,8 +60,11 @@ class TrainConfig:
     epochs: float = setting(1.0, "Passes over the training data.")
     max_steps: int = setting(-1, "Stop after N optimizer steps; -1 means --epochs decides.")
     batch_pairs: int = setting(16, "Preference examples per optimizer step, all processes.")
-    micro_batch_pairs: int | None = setting(
-        None, "Preference examples per forward pass and process.", shown="1 on CPU, 8 on GPU"
+    max_tokens_per_micro_batch: int | None = setting(
+        None,
+        "Tokens fed per training forward pass, padding included: a step's examples are sorted "
+        "by length and cut into micro-batches of this size (a longer example runs alone).",
+        shown=f"{CPU_MICRO_BATCH_TOKENS} on CPU (one example a pass), {GPU_MICRO_BATCH_TOKENS} GPU",
     )
     lr: float = setting(5e-5, "Learning rate (linear decay).")
     weight_decay: float = setting(0.0, "AdamW weight decay.")
@@ -105,9 +113,8 @@ class TrainConfig:
             raise UserError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}.")
         if self.pairs not in ("all", "adjacent"):
             raise UserError(f"--pairs must be 'all' or 'adjacent', got {self.pairs!r}.")
-        micro = self.micro_batch_pairs
-        if self.batch_pairs < 1 or (micro is not None and micro < 1):
-            raise UserError("--batch-pairs and --micro-batch-pairs must be at least 1.")
+        if self.batch_pairs < 1:
+            raise UserError(f"--batch-pairs must be at least 1, got {self.batch_pairs}.")
         if self.load_in_8bit and self.load_in_4bit:
             raise UserError("Choose one of --load-in-8bit and --load-in-4bit, not both.")
         if self.quantization and not self.lora:
@@ -126,9 +133,10 @@ class TrainConfig:
             "save_steps": 1,
             "logging_steps": 1,
             "max_tokens_per_batch": 1,
+            "max_tokens_per_micro_batch": 1,
         }
         for name, smallest in minimums.items():
-            if getattr(self, name) < smallest:
+            if getattr(self, name) is not None and getattr(self, name) < smallest:
                 raise UserError(
                     f"--{flag_name(name)} must be at least {smallest}, got {getattr(self, name)}."
                 )

@@ -7,6 +7,7 @@ the pair statistics, and evaluates through the shared forward plan.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections import defaultdict, deque
@@ -39,6 +40,9 @@ class RewardTrainer(Trainer):
         plan: the forward plan that lays out batches (shared prompts or padded rows).
         eval_rows: tokenized evaluation groups, scored through the plan on evaluation.
         max_tokens_per_batch: token budget of an evaluation batch.
+        max_tokens_per_micro_batch: token budget of a training forward pass. Each process's
+            share of an optimizer step is one dataloader batch, cut into micro-batches of at most
+            this many tokens fed (padding included), run and backpropagated one at a time.
     """
 
     def __init__(
@@ -48,9 +52,10 @@ class RewardTrainer(Trainer):
         plan: ForwardPlan,
         eval_rows: list[dict[str, Any]] | None,
         max_tokens_per_batch: int,
+        max_tokens_per_micro_batch: int,
         **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, data_collator=self._collate_step, **kwargs)
         # Micro-batches can hold different numbers of pairs (K-way groups, a short last step),
         # so compute_loss weights each by its share of the step's loss terms itself.
         self.loss_is_scaled_for_ga = True
@@ -58,11 +63,36 @@ class RewardTrainer(Trainer):
         self.plan = plan
         self.eval_rows = eval_rows
         self.max_tokens_per_batch = max_tokens_per_batch
+        self.max_tokens_per_micro_batch = max_tokens_per_micro_batch
         self.eval_rewards: list[list[float]] | None = None  # from the latest evaluation
         self.tokens_fed = 0
         self.pairs_trained = 0
         self._pair_stats: dict[str, list[float]] = defaultdict(list)
         self.recent_rewards: deque[float] = deque(maxlen=RECENT_REWARDS)
+
+    def _collate_step(self, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        # DeepSpeed's engine steps the optimizer at every backward when accumulation is 1, so
+        # under it a process runs its share of a step as one micro-batch.
+        budget = math.inf if self.is_deepspeed_enabled else self.max_tokens_per_micro_batch
+        return self.plan.collate_micro_batches(rows, budget)
+
+    def training_step(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
+        """Forward and backward over the step's micro-batches, gradients accumulating.
+
+        DDP and FSDP synchronise gradients once, after the last micro-batch.
+        """
+        micro_batches = inputs["micro_batches"]
+        losses = []
+        for number, micro_batch in enumerate(micro_batches):
+            last = number == len(micro_batches) - 1
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                losses.append(super().training_step(model, micro_batch, num_items_in_batch))
+        return torch.stack(losses).sum()
 
     def compute_loss(
         self,
@@ -97,7 +127,8 @@ class RewardTrainer(Trainer):
         self, batch_samples: list[dict[str, torch.Tensor]], device: torch.device
     ) -> torch.Tensor:
         """Loss terms (pairs, or groups for listwise) in this optimizer step, over all processes."""
-        terms = torch.tensor(sum(self._loss_terms(batch) for batch in batch_samples), device=device)
+        micro_batches = [batch for step in batch_samples for batch in step["micro_batches"]]
+        terms = torch.tensor(sum(self._loss_terms(batch) for batch in micro_batches), device=device)
         return self.accelerator.gather(terms).sum() if self.accelerator.num_processes > 1 else terms
 
     def _loss_terms(self, batch: dict[str, torch.Tensor]) -> int:
