@@ -1,15 +1,20 @@
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, RobertaConfig
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    DebertaV2Config,
+    LlamaConfig,
+    RobertaConfig,
+)
 
 from rewardforge.errors import UserError
 from rewardforge.models import LoraSettings, load_reward_backbone
 from rewardforge.models.reward_head import (
-    attention_backend,
     has_bert_style_head,
     is_encoder_config,
-    settle_attention_backend,
     switch_off_dropout,
+    use_plan_attention,
 )
 
 
@@ -117,23 +122,27 @@ def test_code_shipped_with_a_model_never_runs(tiny_llama_dir, tmp_path):
     assert not marker.exists()
 
 
-def test_flex_attention_on_cuda_and_sdpa_elsewhere():
-    assert attention_backend("cpu") == "sdpa"
-    assert attention_backend("cuda") == "flex_attention"  # torch 2.13 ships FlexAttention
+TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
 
 
-def test_only_encoders_with_a_bert_head_keep_flex_attention(tiny_bert_dir):
-    bert = AutoModelForSequenceClassification.from_pretrained(
-        tiny_bert_dir, num_labels=1, attn_implementation="flex_attention"
-    )
+@pytest.mark.parametrize(
+    ("config", "device", "backend"),
+    [
+        (LlamaConfig(num_labels=1, **TINY), "cpu", "sdpa"),  # no FlexAttention backward on CPU
+        (LlamaConfig(num_labels=1, **TINY), "cuda", "flex_attention"),
+        (BertConfig(num_labels=1, **TINY), "cuda", "flex_attention"),  # packed: BERT's head
+        (RobertaConfig(num_labels=1, **TINY), "cuda", "sdpa"),  # no pooler: padded rows
+        (DebertaV2Config(num_labels=1, **TINY), "cuda", "eager"),  # neither Flex nor SDPA
+    ],
+)
+def test_flex_attention_only_on_cuda_and_where_the_plan_uses_it(config, device, backend):
+    model = AutoModelForSequenceClassification.from_config(config)  # as loading does
+    use_plan_attention(model, is_encoder_config(config.model_type), device)
+    assert model.config._attn_implementation == backend
+
+
+def test_only_bert_style_encoders_have_a_head_for_packed_segments():
+    bert = AutoModelForSequenceClassification.from_config(BertConfig(num_labels=1, **TINY))
+    roberta = AutoModelForSequenceClassification.from_config(RobertaConfig(num_labels=1, **TINY))
     assert has_bert_style_head(bert)
-    settle_attention_backend(bert, is_encoder=True)
-    assert bert.config._attn_implementation == "flex_attention"
-
-    tiny = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-    roberta = AutoModelForSequenceClassification.from_config(
-        RobertaConfig(num_labels=1, **tiny), attn_implementation="flex_attention"
-    )
     assert not has_bert_style_head(roberta)  # its head reads token 0 itself, no pooler
-    settle_attention_backend(roberta, is_encoder=True)
-    assert roberta.config._attn_implementation == "sdpa"

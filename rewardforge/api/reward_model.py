@@ -12,11 +12,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from rewardforge.data.example import PreferenceExample, Prompt
 from rewardforge.errors import UserError
 from rewardforge.forward_plan import ForwardPlan
-from rewardforge.models.reward_head import (
-    attention_backend,
-    default_device,
-    settle_attention_backend,
-)
+from rewardforge.models.reward_head import default_device, use_plan_attention
 from rewardforge.recipe import EncodedGroup, EncodedResponse, RecipeEncoder, ScoringRecipe
 from rewardforge.reward_forward import RewardForward
 
@@ -59,10 +55,9 @@ class RewardModel:
         device = device or default_device()
         model = AutoModelForSequenceClassification.from_pretrained(
             directory,
-            attn_implementation=attention_backend(device),
             use_safetensors=True,  # rewardforge saves safetensors; pickle files can run code
         )
-        settle_attention_backend(model, is_encoder=recipe.template == "pair")
+        use_plan_attention(model, is_encoder=recipe.template == "pair", device=device)
         model.to(device)
         return cls(model, RecipeEncoder(recipe, tokenizer))
 

@@ -87,10 +87,9 @@ def load_reward_backbone(
         dtype=_torch_dtype(dtype),
         pad_token_id=tokenizer.pad_token_id if pad_in_table else None,
         quantization_config=_quantization_config(quantization),
-        attn_implementation=attention_backend(default_device()),
         use_safetensors=None if allow_pickle_weights else True,
     )
-    settle_attention_backend(model, is_encoder)
+    use_plan_attention(model, is_encoder, default_device())
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -124,22 +123,23 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def attention_backend(device: str) -> str:
-    """The attention implementation the forward plan's masks are realised for.
+def use_plan_attention(model: PreTrainedModel, is_encoder: bool, device: str) -> None:
+    """Switch a model loaded with transformers' default attention (SDPA where the architecture
+    has it, else eager) to FlexAttention where the forward plan gains from it.
 
-    On CUDA, FlexAttention: its block masks skip the blocks the plan's mask hides, and packed
-    rows need no padding. Elsewhere SDPA takes the same mask as a dense boolean tensor
-    (FlexAttention has no backward pass on CPU).
+    On CUDA, FlexAttention's block masks skip the blocks the plan's mask hides, and packed rows
+    need no padding: it is used for architectures that support it, decoders and encoders with
+    BERT's head (the only encoders the plan packs). Elsewhere SDPA takes the same mask as a
+    dense boolean tensor (FlexAttention has no backward pass on CPU), and encoders the plan
+    cannot pack keep SDPA's fused kernels for their padded rows.
     """
-    if device.startswith("cuda") and is_torch_flex_attn_available():
-        return "flex_attention"
-    return "sdpa"
-
-
-def settle_attention_backend(model: PreTrainedModel, is_encoder: bool) -> None:
-    """Give SDPA's fused kernels to encoders the plan cannot pack: they run padded rows."""
-    if is_encoder and not has_bert_style_head(model):
-        model.set_attn_implementation("sdpa")
+    if (
+        device.startswith("cuda")
+        and is_torch_flex_attn_available()
+        and model._supports_flex_attn
+        and (not is_encoder or has_bert_style_head(model))
+    ):
+        model.set_attn_implementation("flex_attention")
 
 
 def has_bert_style_head(model: PreTrainedModel) -> bool:
