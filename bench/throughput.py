@@ -15,7 +15,8 @@ CPU check. `--data long` prefixes every conversation with four earlier ones from
 Each (row, trainer) runs in its own subprocess, so that peak RSS is that run's own. Both
 trainers get the same pairs, tokenized identically by rewardforge's scoring recipe (so TRL drops
 nothing for length), the same pairs per optimizer step, learning rate and max length, fp32, no
-gradient checkpointing, no dropout (both trainers' default), one epoch, the same seed. TRL
+gradient checkpointing, no dropout (both trainers' default), one epoch, the same seed, and the
+same THP_MEM_ALLOC_ENABLE (`--huge-pages`, on by default as in the rewardforge CLI). TRL
 takes the whole step in one forward pass on CPU and 8 pairs a pass on GPU; rewardforge cuts its
 steps by its default token budget (`--micro-batch-tokens` sets another). Tokens
 fed counts every position given to the model, padding included. Achieved FLOP/s is
@@ -105,9 +106,17 @@ def main() -> None:
         "--micro-batch-tokens", type=int, help="rewardforge's --max-tokens-per-micro-batch"
     )
     parser.add_argument(
+        "--huge-pages",
+        choices=("on", "off"),
+        default="on",
+        help="THP_MEM_ALLOC_ENABLE for both trainers' runs (on: what the rewardforge CLI sets)",
+    )
+    parser.add_argument(
         "--worker", nargs=4, metavar=("ROW", "TRAINER", "SEED", "DATA"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
+    if not args.worker:  # before this process imports torch; every worker inherits it
+        os.environ["THP_MEM_ALLOC_ENABLE"] = "1" if args.huge_pages == "on" else "0"
     if args.limit:
         os.environ["BENCH_LIMIT"] = str(args.limit)
     if args.dev_limit:
@@ -123,7 +132,9 @@ def main() -> None:
         print("RESULT " + json.dumps(result))
         return
     matmul = matmul_flops()
-    print(f"plain matmul ({matmul_dtype()}): {matmul / 1e9:.1f} GFLOP/s")
+    print(
+        f"plain matmul ({matmul_dtype()}): {matmul / 1e9:.1f} GFLOP/s, huge pages {args.huge_pages}"
+    )
     results = []
     for row in args.rows.split(","):
         for data in args.data.split(","):
@@ -132,6 +143,7 @@ def main() -> None:
                     print(f"running {trainer} on {row}, {data} data, seed {seed} ...", flush=True)
                     result = run_worker(row, trainer, seed, data)
                     run = {"row": row, "data": data, "trainer": trainer, "seed": int(seed)}
+                    run["huge_pages"] = args.huge_pages
                     results.append({**run, **result})
                 if args.json:  # after every run, so that a long benchmark keeps what it has
                     args.json.write_text(json.dumps({"matmul_flops": matmul, "results": results}))

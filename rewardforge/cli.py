@@ -25,6 +25,7 @@ from rewardforge.api.policy_tuning_config import DPORunConfig, SFTRunConfig
 from rewardforge.api.rlhf_config import RLHFConfig
 from rewardforge.config_fields import help_text, settings_from_sources
 from rewardforge.serving.settings import ServerSettings
+from rewardforge.torch_environment import apply_torch_environment_defaults
 from rewardforge.training.config import TrainConfig
 
 app = typer.Typer(
@@ -422,5 +423,11 @@ def _write_crash_report() -> Path:
     return Path("<stderr>")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The `rewardforge` command: torch's environment defaults first, then the CLI."""
+    apply_torch_environment_defaults()
     app()
+
+
+if __name__ == "__main__":
+    main()

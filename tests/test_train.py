@@ -222,6 +222,18 @@ def test_resume_skips_a_checkpoint_cut_short_and_logs_each_step_once(
     assert metrics["resumed_from_step"] == 2 and metrics["train_pairs"] == 8  # steps 3 and 4
 
 
+@pytest.mark.parametrize("huge_pages", [None, "1"])
+def test_cpu_training_without_huge_pages_prints_how_to_set_them(
+    huge_pages, monkeypatch, tiny_bert_dir, hh_file, tmp_path, capsys
+):
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    if huge_pages:
+        monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", huge_pages)
+    train(tiny_config(tiny_bert_dir, hh_file, tmp_path / "rm", max_steps=1))
+    tip = "tip: CPU training runs faster with THP_MEM_ALLOC_ENABLE=1"
+    assert (tip in capsys.readouterr().out) == (huge_pages is None)
+
+
 KILL_AT_STEP_3 = """
 import os, signal, sys
 from rewardforge import TrainConfig, train

@@ -30,6 +30,7 @@ from rewardforge.recipe import (
     ScoringRecipe,
 )
 from rewardforge.reward_forward import RewardForward
+from rewardforge.torch_environment import unset_torch_environment_defaults
 from rewardforge.training.config import (
     CPU_MICRO_BATCH_TOKENS,
     GPU_MICRO_BATCH_TOKENS,
@@ -100,6 +101,11 @@ def train(config: TrainConfig) -> TrainResult:
     plan = ForwardPlan.for_model(reward_forward, encoder)
     micro_batch_tokens = _micro_batch_tokens(config)
     print(f"forward plan: {_describe(plan)}; micro-batch token budget {micro_batch_tokens}")
+    if not torch.cuda.is_available() and unset_torch_environment_defaults():
+        print(
+            f"tip: CPU training runs faster with {' '.join(unset_torch_environment_defaults())} "
+            "set before torch is imported; the rewardforge command sets it (README: CPU memory)."
+        )
     train_rows = _encode(encoder, train_report, "train")
     eval_rows = _encode(encoder, eval_report, "eval") if eval_report else None
 
