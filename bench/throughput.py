@@ -142,8 +142,13 @@ def main() -> None:
                 for trainer in args.trainers.split(","):
                     print(f"running {trainer} on {row}, {data} data, seed {seed} ...", flush=True)
                     result = run_worker(row, trainer, seed, data)
-                    run = {"row": row, "data": data, "trainer": trainer, "seed": int(seed)}
-                    run["huge_pages"] = args.huge_pages
+                    run = {
+                        "row": row,
+                        "data": data,
+                        "trainer": trainer,
+                        "seed": int(seed),
+                        "huge_pages": args.huge_pages,
+                    }
                     results.append({**run, **result})
                 if args.json:  # after every run, so that a long benchmark keeps what it has
                     args.json.write_text(json.dumps({"matmul_flops": matmul, "results": results}))

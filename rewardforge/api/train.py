@@ -101,9 +101,10 @@ def train(config: TrainConfig) -> TrainResult:
     plan = ForwardPlan.for_model(reward_forward, encoder)
     micro_batch_tokens = _micro_batch_tokens(config)
     print(f"forward plan: {_describe(plan)}; micro-batch token budget {micro_batch_tokens}")
-    if not torch.cuda.is_available() and unset_torch_environment_defaults():
+    unset_defaults = [] if torch.cuda.is_available() else unset_torch_environment_defaults()
+    if unset_defaults:
         print(
-            f"tip: CPU training runs faster with {' '.join(unset_torch_environment_defaults())} "
+            f"tip: CPU training runs faster with {' '.join(unset_defaults)} "
             "set before torch is imported; the rewardforge command sets it (README: CPU memory)."
         )
     train_rows = _encode(encoder, train_report, "train")
