@@ -424,11 +424,12 @@ def print_table(results: list[dict], matmul: float) -> None:
         (r["row"], r["data"], r["seed"]): r["pairs_per_s"] for r in results if r["trainer"] == "trl"
     }
     for r in results:
-        trl = baseline.get((r["row"], r["data"], r["seed"]), float("nan"))
+        trl = baseline.get((r["row"], r["data"], r["seed"]))
+        speedup = f"{r['pairs_per_s'] / trl:>8.2f}x" if trl else f"{'-':>9}"
         gpu = f"{r['peak_gpu_gib']:>8.2f}Gi" if r.get("peak_gpu_gib") is not None else f"{'-':>10}"
         print(
             f"{r['row']:<14}{r['data']:<5}{r['trainer']:<13}{r['seed']:>5}{r['pairs']:>6}"
-            f"{r['pairs_per_s']:>9.3f}{r['pairs_per_s'] / trl:>8.2f}x{r['tokens_fed']:>12,}"
+            f"{r['pairs_per_s']:>9.3f}{speedup}{r['tokens_fed']:>12,}"
             f"{r['real_tokens']:>12,}{r['peak_rss_gib']:>8.2f}Gi{gpu}"
             f"{r['eval_accuracy']:>9.3f}{r['flops'] / matmul:>8.0%}"
         )

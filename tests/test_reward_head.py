@@ -9,6 +9,7 @@ from transformers import (
 )
 
 from rewardforge.errors import UserError
+from rewardforge.forward_plan import ForwardPlan
 from rewardforge.models import LoraSettings, load_reward_backbone
 from rewardforge.models.reward_head import (
     has_bert_style_head,
@@ -16,6 +17,8 @@ from rewardforge.models.reward_head import (
     switch_off_dropout,
     use_plan_attention,
 )
+from rewardforge.training.losses import preference_loss
+from tests.test_forward_plan import build
 
 
 def test_decoder_gets_a_pad_token_distinct_from_eos(tiny_llama_dir):
@@ -146,3 +149,22 @@ def test_only_bert_style_encoders_have_a_head_for_packed_segments():
     roberta = AutoModelForSequenceClassification.from_config(RobertaConfig(num_labels=1, **TINY))
     assert has_bert_style_head(bert)
     assert not has_bert_style_head(roberta)  # its head reads token 0 itself, no pooler
+
+
+@pytest.mark.parametrize("directory", ["tiny_llama_dir", "tiny_bert_dir"])
+def test_gradient_checkpointing_gives_the_same_gradient(request, directory):
+    """`--gradient-checkpointing` recomputes activations in backward; the gradient is unchanged."""
+    model_dir = str(request.getfixturevalue(directory))
+    plain, encoder, rows = build(model_dir, disable_dropout=True)
+    checkpointed, _, _ = build(model_dir, gradient_checkpointing=True, disable_dropout=True)
+    checkpointed.load_state_dict(plain.state_dict())  # the same new reward head in both
+    assert checkpointed.transformers_model.is_activation_checkpointing
+    assert not plain.transformers_model.is_activation_checkpointing
+    plan = ForwardPlan.for_model(plain, encoder)
+    batch = plan.collate(rows)
+    gradients = []
+    for model in (plain, checkpointed):
+        model.train()
+        preference_loss(plan.rewards(model, batch), batch["margin"]).loss.backward()
+        gradients.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    torch.testing.assert_close(gradients[1], gradients[0], rtol=1e-4, atol=1e-6)

@@ -54,7 +54,13 @@ def test_a_step_cut_by_tokens_weighs_every_pair_the_same(trainer_and_rows, budge
     assert len(step["micro_batches"]) == micro_batches
     pairs = trainer._get_num_items_in_batch([step], torch.device("cpu"))
     assert int(pairs) == 1 + 6 + 1  # a pair, a K=4 group, a pair
+    embedding = model.transformers_model.get_input_embeddings()
+    arriving_layouts = []
+    embedding.weight.register_hook(lambda grad: arriving_layouts.append(grad.layout))
     step_loss = trainer.training_step(model, step, num_items_in_batch=pairs)
+    # One CPU process: sparse embedding gradients during the step, dense for the optimizer.
+    assert arriving_layouts == [torch.sparse_coo] * micro_batches
+    assert embedding.weight.grad.layout == torch.strided and not embedding.sparse
     torch.testing.assert_close(gradient(model), expected, rtol=1e-4, atol=1e-6)
     expected_loss = preference_loss(plan.rewards(model, full), full["margin"]).loss
     assert step_loss.item() == pytest.approx(expected_loss.item(), rel=1e-5)

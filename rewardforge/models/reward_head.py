@@ -96,7 +96,7 @@ def load_reward_backbone(
     if disable_dropout:
         switch_off_dropout(model)
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
     if quantization is not None:
         from peft import prepare_model_for_kbit_training
 
