@@ -122,12 +122,17 @@ def policy_curves(log_path: Path, path: Path) -> Path:
 
 def _curve(axes: plt.Axes, records: list[dict[str, Any]], name: str, title: str) -> None:
     """Training values of `name` as a line, `eval_<name>` values as marked points."""
+    logged = False
     for key, style in ((name, {}), (f"eval_{name}", {"marker": "o"})):
         points = [(r["step"], r[key]) for r in records if key in r]
         if points:
             axes.plot(*zip(*points), label=key.replace("_", " "), **style)
+            logged = True
     axes.set(xlabel="step", ylabel=name, title=title)
-    axes.legend()
+    if logged:
+        axes.legend()
+    else:
+        axes.text(0.5, 0.5, f"no {name} logged", ha="center", va="center", transform=axes.transAxes)
 
 
 def _save(figure: plt.Figure, path: Path) -> Path:
