@@ -19,6 +19,7 @@ from rewardforge.models.reward_head import (
 )
 from rewardforge.training.losses import preference_loss
 from tests.test_forward_plan import build
+from tests.test_trainer import gradient
 
 
 def test_decoder_gets_a_pad_token_distinct_from_eos(tiny_llama_dir):
@@ -166,5 +167,5 @@ def test_gradient_checkpointing_gives_the_same_gradient(request, directory):
     for model in (plain, checkpointed):
         model.train()
         preference_loss(plan.rewards(model, batch), batch["margin"]).loss.backward()
-        gradients.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+        gradients.append(gradient(model))
     torch.testing.assert_close(gradients[1], gradients[0], rtol=1e-4, atol=1e-6)
