@@ -4,6 +4,7 @@
     python bench/throughput.py --rows smollm2-135m  # one row
     python bench/throughput.py --limit 8            # a quick check: 8 training pairs per row
     python bench/throughput.py --rows minilm-l6 --seeds 42,43,44   # accuracy over seeds
+    python bench/throughput.py --rows smollm2-135m --cpu-bf16   # bf16 autocast for both, on CPU
     python bench/throughput.py --rows llama-1b,llama-8b-lora --data hh,long   # GPU mode
 
 The `llama-*` rows are random-weight Llama shapes (Llama-3.2-1B; Llama-3-8B with LoRA and
@@ -112,6 +113,11 @@ def main() -> None:
         help="THP_MEM_ALLOC_ENABLE for both trainers' runs (on: what the rewardforge CLI sets)",
     )
     parser.add_argument(
+        "--cpu-bf16",
+        action="store_true",
+        help="CPU rows: bf16 autocast over float32 weights for both trainers (default fp32)",
+    )
+    parser.add_argument(
         "--worker", nargs=4, metavar=("ROW", "TRAINER", "SEED", "DATA"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -123,6 +129,8 @@ def main() -> None:
         os.environ["BENCH_DEV_LIMIT"] = str(args.dev_limit)
     if args.micro_batch_tokens:
         os.environ["BENCH_MICRO_BATCH_TOKENS"] = str(args.micro_batch_tokens)
+    if args.cpu_bf16:
+        os.environ["BENCH_CPU_BF16"] = "1"
     if args.worker:
         row, trainer, seed, data = args.worker
         run = run_trl if trainer == "trl" else run_rewardforge
@@ -134,6 +142,7 @@ def main() -> None:
     matmul = matmul_flops()
     print(
         f"plain matmul ({matmul_dtype()}): {matmul / 1e9:.1f} GFLOP/s, huge pages {args.huge_pages}"
+        f", CPU bf16 autocast {'on' if args.cpu_bf16 else 'off'}"
     )
     results = []
     for row in args.rows.split(","):
@@ -148,6 +157,7 @@ def main() -> None:
                         "trainer": trainer,
                         "seed": int(seed),
                         "huge_pages": args.huge_pages,
+                        "cpu_bf16": args.cpu_bf16,
                     }
                     results.append({**run, **result})
                 if args.json:  # after every run, so that a long benchmark keeps what it has
@@ -167,11 +177,17 @@ def run_worker(row: str, trainer: str, seed: str, data: str) -> dict:
 def matmul_dtype():
     import torch
 
-    return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return torch.bfloat16 if torch.cuda.is_available() or cpu_bf16() else torch.float32
+
+
+def cpu_bf16() -> bool:
+    """Whether --cpu-bf16 was given (read at call time: main sets it after this module loads)."""
+    return os.environ.get("BENCH_CPU_BF16") == "1"
 
 
 def matmul_flops(repeats: int = 10) -> float:
-    """A plain matmul's FLOP/s: fp32 2048^2 on CPU, bf16 8192^2 on a GPU (its dense peak)."""
+    """A plain matmul's FLOP/s: 2048^2 on CPU (fp32, or bf16 with --cpu-bf16), bf16 8192^2 on a
+    GPU (its dense peak)."""
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -323,7 +339,8 @@ def run_trl(row: str, seed: int, data: str) -> dict:
             max_length=max_length(row, data),
             num_train_epochs=1,
             gradient_checkpointing=settings.get("gradient_checkpointing", False),
-            bf16=bool(settings.get("gpu")),
+            bf16=bool(settings.get("gpu")) or cpu_bf16(),
+            use_cpu=cpu_bf16() and not torch.cuda.is_available(),  # transformers' CPU bf16 path
             report_to="none",
             save_strategy="no",
             logging_steps=10,
@@ -376,6 +393,7 @@ def run_rewardforge(row: str, seed: int, data: str) -> dict:
             lora=settings.get("lora", False),
             gradient_checkpointing=settings.get("gradient_checkpointing", False),
             max_tokens_per_micro_batch=MICRO_BATCH_TOKENS,
+            mixed_precision="bf16" if cpu_bf16() else "auto",
         )
         metrics = train(config).metrics
     return summary(
