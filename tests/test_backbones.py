@@ -67,3 +67,21 @@ def test_a_folder_without_a_model_is_a_one_line_error(tmp_path):
     (tmp_path / "notes.txt").write_text("not a model", encoding="utf-8")
     with pytest.raises(UserError, match="is a folder but holds no model"):
         resolve_backbone(str(tmp_path))
+
+
+def test_a_full_disk_while_converting_is_a_one_line_error_and_leaves_nothing(monkeypatch, tmp_path):
+    import errno
+
+    from transformers import PreTrainedModel
+
+    from rewardforge.errors import UserError
+
+    def full_disk(self, directory, **kwargs):
+        (Path(directory) / "model.safetensors").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setenv("REWARDFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", full_disk)
+    with pytest.raises(UserError, match="is full: converting SmolLM2.* set REWARDFORGE_CACHE"):
+        resolve_backbone("smollm2-135m")
+    assert list((tmp_path / "cache").iterdir()) == []  # no half-written copy left behind

@@ -90,3 +90,27 @@ def test_bf16_autocast_runs_backbone_and_head_through_the_shared_plan(tiny_llama
     assert head_output_dtypes and set(head_output_dtypes) == {torch.bfloat16}
     assert math.isfinite(result.training_loss)
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_pure_bfloat16_step_keeps_the_sparse_embedding_gradient_in_bfloat16(
+    tiny_llama_dir, tmp_path
+):
+    """`--dtype bfloat16` on CPU: the sparse embedding gradient comes back dense, finite, bf16."""
+    model, encoder, rows = build(str(tiny_llama_dir), dtype="bfloat16", disable_dropout=True)
+    plan = ForwardPlan.for_model(model, encoder)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    trainer = reward_trainer(model, plan, args, micro_batch_tokens=1)
+    step = trainer._collate_step(rows)
+    assert len(step["micro_batches"]) == 3
+    pairs = trainer._get_num_items_in_batch([step], torch.device("cpu"))
+    embedding = model.transformers_model.get_input_embeddings()
+    arriving_layouts = []
+    embedding.weight.register_hook(lambda grad: arriving_layouts.append(grad.layout))
+    loss = trainer.training_step(model, step, num_items_in_batch=pairs)
+    assert math.isfinite(loss.item())
+    assert arriving_layouts == [torch.sparse_coo] * 3
+    embedding_gradient = embedding.weight.grad
+    assert embedding_gradient.layout == torch.strided
+    assert embedding_gradient.dtype == torch.bfloat16
+    assert embedding_gradient.abs().sum() > 0
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 import shutil
@@ -61,8 +62,18 @@ def convert_gguf(gguf_file: Path, target: Path) -> Path:
     plain.load_state_dict(quantized.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-    plain.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
+    try:
+        plain.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+    except BaseException as error:  # a half-written copy would only take up the disk
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise UserError(
+                f"The disk holding {target.parent} is full: converting {gguf_file.name} needs "
+                "about 4 bytes a parameter. Free some space, or set REWARDFORGE_CACHE to a "
+                "folder on a disk with room."
+            ) from error
+        raise
     try:
         staging.rename(target)
     except OSError:  # another process finished the same conversion first
