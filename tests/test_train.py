@@ -248,11 +248,27 @@ train(TrainConfig(**eval(sys.argv[1])))
 """
 
 
-def test_kill_9_then_resume_reaches_the_uninterrupted_weights(tiny_llama_dir, hh_file, tmp_path):
+@pytest.mark.parametrize("lora", [False, True])
+def test_kill_9_then_resume_reaches_the_uninterrupted_weights(
+    tiny_llama_dir, hh_file, tmp_path, lora
+):
     straight = tiny_config(
-        tiny_llama_dir, hh_file, tmp_path / "straight", max_steps=4, save_steps=2
+        tiny_llama_dir, hh_file, tmp_path / "straight", max_steps=4, save_steps=2, lora=lora
     )
     train(straight)
+    with safe_open(
+        str(tmp_path / "straight" / "checkpoints" / "checkpoint-4" / "model.safetensors"), "pt"
+    ) as checkpoint:
+        saved = set(checkpoint.keys())
+    # LoRA checkpoints leave the frozen backbone out; resume reloads it from --model
+    assert any("lora_" in key for key in saved) == lora
+    assert (
+        any(
+            key.endswith("q_proj.base_layer.weight") or key.endswith("q_proj.weight")
+            for key in saved
+        )
+        != lora
+    )
     killed = dataclasses.asdict(dataclasses.replace(straight, output=str(tmp_path / "killed")))
     done = subprocess.run(
         [sys.executable, "-c", KILL_AT_STEP_3, repr(killed)], capture_output=True, text=True
