@@ -7,14 +7,18 @@ other does not come later. Padding sees only itself, so that no row of the mask 
 
 `visible` states that rule once. `dense_mask` evaluates it on index grids for SDPA and eager
 attention (any device); `block_mask` hands the same function to FlexAttention, which skips the
-blocks it masks out (CUDA).
+blocks it masks out (CUDA); `segment_blocks` evaluates it on each packed segment's own grid, for
+`SEGMENT_SDPA`, which runs attention one segment at a time (CPU).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
+
+from rewardforge.models.segment_attention import SEGMENT_SDPA
 
 MaskMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -55,10 +59,39 @@ def block_mask(segment_ids: torch.Tensor, block_ids: torch.Tensor, causal: bool)
     return create_block_mask(mask_mod, rows, None, length, length, device=segment_ids.device)
 
 
-def attention_mask(
-    segment_ids: torch.Tensor, block_ids: torch.Tensor, causal: bool, backend: str
+def segment_spans(segment_ids: torch.Tensor) -> list[tuple[int, int]]:
+    """`(start, end)` of each segment of one packed row, in order."""
+    counts = torch.unique_consecutive(segment_ids[0], return_counts=True)[1].tolist()
+    ends = torch.tensor(counts).cumsum(0).tolist()
+    return [(end - count, end) for count, end in zip(counts, ends)]
+
+
+def segment_blocks(
+    segment_ids: torch.Tensor, block_ids: torch.Tensor, causal: bool
 ) -> torch.Tensor:
-    """The mask in the form the model's attention implementation (`backend`) takes."""
+    """`(1, 1, L, longest segment)` boolean mask of one packed row: row `q` holds the rule for
+    the keys of q's own segment, from that segment's first token on (False past its end)."""
+    spans = segment_spans(segment_ids)
+    longest = max(end - start for start, end in spans)
+    blocks = torch.zeros(
+        (1, 1, segment_ids.shape[1], longest), dtype=torch.bool, device=segment_ids.device
+    )
+    for start, end in spans:
+        piece = dense_mask(segment_ids[:, start:end], block_ids[:, start:end], causal)
+        blocks[:, :, start:end, : end - start] = piece
+    return blocks
+
+
+def attention_inputs(
+    segment_ids: torch.Tensor, block_ids: torch.Tensor, causal: bool, backend: str
+) -> dict[str, Any]:
+    """The mask (and, for `SEGMENT_SDPA` on one packed row, the segment spans) in the form the
+    model's attention implementation (`backend`) takes, as keyword arguments of its forward."""
     if backend == "flex_attention":
-        return block_mask(segment_ids, block_ids, causal)
-    return dense_mask(segment_ids, block_ids, causal)
+        return {"attention_mask": block_mask(segment_ids, block_ids, causal)}
+    if backend == SEGMENT_SDPA and segment_ids.shape[0] == 1:
+        return {
+            "attention_mask": segment_blocks(segment_ids, block_ids, causal),
+            "segment_spans": segment_spans(segment_ids),
+        }
+    return {"attention_mask": dense_mask(segment_ids, block_ids, causal)}

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, PretrainedConfig
 
 from rewardforge.data.example import PreferenceExample
+from rewardforge.models.segment_attention import SEGMENT_SDPA
 from rewardforge.recipe import RecipeEncoder
 from rewardforge.reward_forward import RewardForward
 
@@ -47,9 +48,13 @@ MODEL_INPUTS = (
     "block_ids",
     "reward_index",
 )
-_PROBE = PreferenceExample(
-    [{"role": "user", "content": "Hello! Can you help me, please?"}],
-    ("Of course. What do you need?", "No.", "Sure: tell me more about it."),
+# Two groups, so that a packed probe row holds more than one segment.
+_PROBES = (
+    PreferenceExample(
+        [{"role": "user", "content": "Hello! Can you help me, please?"}],
+        ("Of course. What do you need?", "No.", "Sure: tell me more about it."),
+    ),
+    PreferenceExample("What is two plus two?", ("Four.", "Five, I think.")),
 )
 # In float32 the two layouts' hidden states agree to about 1e-7 (relative); a layout that is wrong
 # (ignored position ids or mask) moves them by far more than this.
@@ -278,27 +283,33 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
     """Why the segment layout would give wrong rewards on this architecture, or None.
 
     Compares, in float32 and without autocast, the hidden state the reward head reads for each
-    response of a probe group under the segment layout with that of the response run alone.
+    response of two probe groups under the segment layout with that of the response run alone.
     """
-    example = (
-        replace(_PROBE, reference="Happy to help.") if encoder.recipe.reference_mode else _PROBE
-    )
+    examples = [
+        replace(probe, reference="Happy to help.") if encoder.recipe.reference_mode else probe
+        for probe in _PROBES
+    ]
     is_encoder = encoder.recipe.template == "pair"
-    probe = encoder.encode_example(example).as_row()
+    probes = [encoder.encode_example(example).as_row() for example in examples]
     if not _is_float32(model):
         try:
-            model = RewardForward(_float32_miniature(model.transformers_model.config))
+            # It runs on the CPU: through the plan's CPU attention when that is the model's own.
+            backend = SEGMENT_SDPA if model.attention_backend == SEGMENT_SDPA else "sdpa"
+            model = RewardForward(_float32_miniature(model.transformers_model.config, backend))
         except Exception as error:  # an architecture we cannot shrink: test nothing, pad
             return f"no float32 model of this architecture could be built to check it ({error})"
         vocab = model.transformers_model.config.vocab_size
-        probe = {**probe, "input_ids": [[i % vocab for i in ids] for ids in probe["input_ids"]]}
+        probes = [
+            {**probe, "input_ids": [[i % vocab for i in ids] for ids in probe["input_ids"]]}
+            for probe in probes
+        ]
     device = next(model.parameters()).device
     plan = _segment_plan(encoder.tokenizer.pad_token_id, is_encoder, pack=_packs(model))
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), torch.autocast(device.type, enabled=False):
-            batch = {key: value.to(device) for key, value in plan.collate([probe]).items()}
+            batch = {key: value.to(device) for key, value in plan.collate(probes).items()}
             keys = ("input_ids", "position_ids", "segment_ids", "block_ids", "reward_index")
             shared = model.reward_features(
                 *(batch[key] for key in keys), token_type_ids=batch.get("token_type_ids")
@@ -306,6 +317,7 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
             alone = torch.cat(
                 [
                     _features_alone(model, probe, rank, device)
+                    for probe in probes
                     for rank in range(len(probe["input_ids"]))
                 ]
             )
@@ -341,7 +353,7 @@ def _features_alone(
 
 
 def _packs(model: RewardForward) -> bool:
-    return model.attention_backend == "flex_attention"
+    return model.attention_backend in ("flex_attention", SEGMENT_SDPA)
 
 
 def _is_float32(model: torch.nn.Module) -> bool:
@@ -352,7 +364,7 @@ def _is_float32(model: torch.nn.Module) -> bool:
     ) and not getattr(model.transformers_model, "is_quantized", False)
 
 
-def _float32_miniature(config: PretrainedConfig) -> torch.nn.Module:
+def _float32_miniature(config: PretrainedConfig, attention: str) -> torch.nn.Module:
     """A two-layer, narrow, randomly initialised float32 classifier of the same architecture."""
     small = copy.deepcopy(config)
     sizes = {
@@ -380,7 +392,7 @@ def _float32_miniature(config: PretrainedConfig) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):  # leave the caller's random stream as it was
         torch.manual_seed(0)
         return AutoModelForSequenceClassification.from_config(
-            small, dtype=torch.float32, attn_implementation="sdpa"
+            small, dtype=torch.float32, attn_implementation=attention
         )
 
 

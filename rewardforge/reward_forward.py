@@ -96,12 +96,12 @@ class RewardForward(torch.nn.Module):
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The backbone's final hidden state at each `reward_index` (the head's input)."""
-        mask = attention_masks.attention_mask(
+        attention = attention_masks.attention_inputs(
             segment_ids, block_ids, causal=not self.is_encoder, backend=self.attention_backend
         )
         types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         hidden = self.backbone(
-            input_ids=input_ids, attention_mask=mask, position_ids=position_ids, **types
+            input_ids=input_ids, position_ids=position_ids, **attention, **types
         ).last_hidden_state
         return hidden.reshape(-1, hidden.shape[-1])[reward_index]
 

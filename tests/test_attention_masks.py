@@ -1,6 +1,6 @@
 import torch
 
-from rewardforge.attention_masks import block_mask, dense_mask
+from rewardforge.attention_masks import block_mask, dense_mask, segment_blocks, segment_spans
 
 # Row 0, packed: segment 0 = prompt (2 tokens), response 1 (2), response 2 (1); segment 1 =
 # prompt (1), response 1 (1); then one pad.
@@ -54,3 +54,15 @@ def test_flex_block_mask_realises_the_same_rule():
                     kv_block * size : (kv_block + 1) * size,
                 ]
                 assert bool(dense[row, 0, q_block, kv_block]) == bool(tile.any())
+
+
+def test_segment_blocks_hold_each_packed_segment_on_its_own_grid():
+    segments = torch.tensor([[0, 0, 0, 0, 0, 1, 1]])  # row 0 above, without the pad
+    blocks = torch.tensor([[0, 0, 1, 1, 2, 0, 1]])
+    assert segment_spans(segments) == [(0, 5), (5, 7)]
+    mask = segment_blocks(segments, blocks, causal=True)
+    assert mask.shape == (1, 1, 7, 5)  # 7 tokens, the longest segment has 5
+    full = dense_mask(segments, blocks, causal=True)
+    for start, end in segment_spans(segments):
+        assert torch.equal(mask[..., start:end, : end - start], full[..., start:end, start:end])
+        assert not mask[..., start:end, end - start :].any()  # nothing past the segment's end

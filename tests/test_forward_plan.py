@@ -6,6 +6,7 @@ import torch
 from rewardforge.data import PreferenceExample
 from rewardforge.forward_plan import ForwardPlan, layout_problem
 from rewardforge.models import load_reward_backbone
+from rewardforge.models.segment_attention import SEGMENT_SDPA
 from rewardforge.recipe import RecipeEncoder, ScoringRecipe
 from rewardforge.reward_forward import RewardForward
 from rewardforge.training.losses import preference_loss
@@ -57,13 +58,18 @@ def separate_rewards(model, rows) -> list[list[float]]:
         ]
 
 
-def test_decoders_share_prompts_and_encoders_pad(tiny_llama_dir, tiny_bert_dir):
+def test_on_cpu_decoders_share_prompts_and_both_pack_through_segment_sdpa(
+    tiny_llama_dir, tiny_bert_dir
+):
     llama, llama_encoder, _ = build(str(tiny_llama_dir))
     bert, bert_encoder, _ = build(str(tiny_bert_dir))
+    assert llama.attention_backend == bert.attention_backend == SEGMENT_SDPA
     assert ForwardPlan.for_model(llama, llama_encoder) == ForwardPlan(
-        llama_encoder.tokenizer.pad_token_id, share_prompt=True, pack=False
+        llama_encoder.tokenizer.pad_token_id, share_prompt=True, pack=True
     )
-    assert not ForwardPlan.for_model(bert, bert_encoder).share_prompt
+    assert ForwardPlan.for_model(bert, bert_encoder) == ForwardPlan(
+        bert_encoder.tokenizer.pad_token_id, share_prompt=False, pack=True, encoder=True
+    )
 
 
 def test_shared_prompt_feeds_fewer_tokens(tiny_llama_dir):
@@ -167,12 +173,32 @@ def ignore_attention_mask(backbone):
     return forward
 
 
-@pytest.mark.parametrize("breakage", [ignore_position_ids, ignore_attention_mask])
+def drop_extra_arguments(backbone):
+    """A backbone that does not hand its extra keyword arguments on to attention."""
+    original = backbone.forward
+
+    def forward(input_ids, attention_mask=None, position_ids=None, token_type_ids=None, **extra):
+        types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        return original(
+            input_ids, attention_mask=attention_mask, position_ids=position_ids, **types
+        )
+
+    return forward
+
+
+@pytest.mark.parametrize(
+    ("breakage", "caught_as"),
+    [
+        (ignore_position_ids, "differs from separate forwards"),
+        (ignore_attention_mask, "rejected the plan's attention mask"),
+        (drop_extra_arguments, "rejected the plan's attention mask"),
+    ],
+)
 @pytest.mark.parametrize("model_dir", ["tiny_llama_dir", "tiny_bert_dir"])
-def test_a_model_that_breaks_the_layout_is_caught(request, model_dir, breakage):
+def test_a_model_that_breaks_the_layout_is_caught(request, model_dir, breakage, caught_as):
     model, encoder, rows = build(str(request.getfixturevalue(model_dir)))
     model.backbone.forward = breakage(model.backbone)
-    assert "differs from separate forwards" in layout_problem(model, encoder)
+    assert caught_as in layout_problem(model, encoder)
     plan = ForwardPlan.for_model(model, encoder)
     assert plan == ForwardPlan(encoder.tokenizer.pad_token_id, share_prompt=False)
     if model.is_encoder and breakage is ignore_attention_mask:
@@ -198,9 +224,6 @@ def test_flex_attention_block_mask_matches_sdpa_forward(tiny_llama_dir):
 
 def test_encoders_pack_under_flex_attention_and_match_sdpa(tiny_bert_dir):
     sdpa, encoder, rows = build(str(tiny_bert_dir))
-    assert ForwardPlan.for_model(sdpa, encoder) == ForwardPlan(
-        encoder.tokenizer.pad_token_id, share_prompt=False
-    )  # on SDPA a long packed row costs more than padding saves
     flex = RewardForward(sdpa.classifier)
     flex.transformers_model.config._attn_implementation = "flex_attention"
     # FlexAttention's forward runs on CPU (no backward); recompiled for a second length with

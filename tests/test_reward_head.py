@@ -17,6 +17,7 @@ from rewardforge.models.reward_head import (
     switch_off_dropout,
     use_plan_attention,
 )
+from rewardforge.models.segment_attention import SEGMENT_SDPA
 from rewardforge.training.losses import preference_loss
 from tests.test_forward_plan import build
 from tests.test_trainer import gradient
@@ -132,14 +133,17 @@ TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermed
 @pytest.mark.parametrize(
     ("config", "device", "backend"),
     [
-        (LlamaConfig(num_labels=1, **TINY), "cpu", "sdpa"),  # no FlexAttention backward on CPU
+        (LlamaConfig(num_labels=1, **TINY), "cpu", SEGMENT_SDPA),  # no Flex backward on CPU
+        (BertConfig(num_labels=1, **TINY), "cpu", SEGMENT_SDPA),  # packed: BERT's head
+        (RobertaConfig(num_labels=1, **TINY), "cpu", "sdpa"),  # no pooler: padded rows
+        (DebertaV2Config(num_labels=1, **TINY), "cpu", "eager"),  # no SDPA at all
         (LlamaConfig(num_labels=1, **TINY), "cuda", "flex_attention"),
-        (BertConfig(num_labels=1, **TINY), "cuda", "flex_attention"),  # packed: BERT's head
-        (RobertaConfig(num_labels=1, **TINY), "cuda", "sdpa"),  # no pooler: padded rows
+        (BertConfig(num_labels=1, **TINY), "cuda", "flex_attention"),
+        (RobertaConfig(num_labels=1, **TINY), "cuda", "sdpa"),
         (DebertaV2Config(num_labels=1, **TINY), "cuda", "eager"),  # neither Flex nor SDPA
     ],
 )
-def test_flex_attention_only_on_cuda_and_where_the_plan_uses_it(config, device, backend):
+def test_packed_row_attention_where_the_plan_packs(config, device, backend):
     model = AutoModelForSequenceClassification.from_config(config)  # as loading does
     use_plan_attention(model, is_encoder_config(config.model_type), device)
     assert model.config._attn_implementation == backend

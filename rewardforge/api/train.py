@@ -32,7 +32,8 @@ from rewardforge.recipe import (
 from rewardforge.reward_forward import RewardForward
 from rewardforge.torch_environment import unset_torch_environment_defaults
 from rewardforge.training.config import (
-    CPU_MICRO_BATCH_TOKENS,
+    CPU_PACKED_MICRO_BATCH_TOKENS,
+    CPU_PADDED_MICRO_BATCH_TOKENS,
     GPU_MICRO_BATCH_TOKENS,
     TrainConfig,
 )
@@ -99,7 +100,7 @@ def train(config: TrainConfig) -> TrainResult:
     encoder = RecipeEncoder(recipe, tokenizer)
     reward_forward = RewardForward(model)
     plan = ForwardPlan.for_model(reward_forward, encoder)
-    micro_batch_tokens = _micro_batch_tokens(config)
+    micro_batch_tokens = _micro_batch_tokens(config, plan)
     print(f"forward plan: {_describe(plan)}; micro-batch token budget {micro_batch_tokens}")
     unset_defaults = [] if torch.cuda.is_available() else unset_torch_environment_defaults()
     if unset_defaults:
@@ -280,10 +281,12 @@ def _lora_settings(config: TrainConfig) -> LoraSettings | None:
     )
 
 
-def _micro_batch_tokens(config: TrainConfig) -> int:
+def _micro_batch_tokens(config: TrainConfig, plan: ForwardPlan) -> int:
     if config.max_tokens_per_micro_batch is not None:
         return config.max_tokens_per_micro_batch
-    return GPU_MICRO_BATCH_TOKENS if torch.cuda.is_available() else CPU_MICRO_BATCH_TOKENS
+    if torch.cuda.is_available():
+        return GPU_MICRO_BATCH_TOKENS
+    return CPU_PACKED_MICRO_BATCH_TOKENS if plan.pack else CPU_PADDED_MICRO_BATCH_TOKENS
 
 
 def _training_arguments(config: TrainConfig, output: Path, has_eval: bool) -> TrainingArguments:

@@ -23,6 +23,7 @@ from transformers.utils import is_torch_flex_attn_available
 
 from rewardforge.errors import UserError
 from rewardforge.models.backbones import resolve_backbone
+from rewardforge.models.segment_attention import SEGMENT_SDPA
 
 PAD_TOKEN = "<|pad|>"
 
@@ -125,21 +126,20 @@ def default_device() -> str:
 
 def use_plan_attention(model: PreTrainedModel, is_encoder: bool, device: str) -> None:
     """Switch a model loaded with transformers' default attention (SDPA where the architecture
-    has it, else eager) to FlexAttention where the forward plan gains from it.
+    has it, else eager) to the implementation that runs the forward plan's packed rows.
 
-    On CUDA, FlexAttention's block masks skip the blocks the plan's mask hides, and packed rows
-    need no padding: it is used for architectures that support it, decoders and encoders with
-    BERT's head (the only encoders the plan packs). Elsewhere SDPA takes the same mask as a
-    dense boolean tensor (FlexAttention has no backward pass on CPU), and encoders the plan
-    cannot pack keep SDPA's fused kernels for their padded rows.
+    The plan packs decoders, and encoders with BERT's head (which it can apply to each packed
+    segment's first token), end to end into one row. On CUDA, FlexAttention runs such a row:
+    its block masks skip the blocks the plan's mask hides. Elsewhere `SEGMENT_SDPA` does (SDPA
+    one segment at a time; FlexAttention has no backward pass on CPU). Other encoders keep
+    SDPA's fused kernels for their padded rows, and architectures without SDPA their own.
     """
-    if (
-        device.startswith("cuda")
-        and is_torch_flex_attn_available()
-        and model._supports_flex_attn
-        and (not is_encoder or has_bert_style_head(model))
-    ):
+    if is_encoder and not has_bert_style_head(model):
+        return
+    if device.startswith("cuda") and is_torch_flex_attn_available() and model._supports_flex_attn:
         model.set_attn_implementation("flex_attention")
+    elif not device.startswith("cuda") and model._supports_sdpa:
+        model.set_attn_implementation(SEGMENT_SDPA)
 
 
 def has_bert_style_head(model: PreTrainedModel) -> bool:
