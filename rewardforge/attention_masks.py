@@ -13,7 +13,8 @@ blocks it masks out (CUDA); `segment_blocks` evaluates it on each packed segment
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -62,16 +63,18 @@ def block_mask(segment_ids: torch.Tensor, block_ids: torch.Tensor, causal: bool)
 def segment_spans(segment_ids: torch.Tensor) -> list[tuple[int, int]]:
     """`(start, end)` of each segment of one packed row, in order."""
     counts = torch.unique_consecutive(segment_ids[0], return_counts=True)[1].tolist()
-    ends = torch.tensor(counts).cumsum(0).tolist()
-    return [(end - count, end) for count, end in zip(counts, ends)]
+    return [(end - count, end) for count, end in zip(counts, itertools.accumulate(counts))]
 
 
 def segment_blocks(
-    segment_ids: torch.Tensor, block_ids: torch.Tensor, causal: bool
+    segment_ids: torch.Tensor,
+    block_ids: torch.Tensor,
+    causal: bool,
+    spans: Sequence[tuple[int, int]],
 ) -> torch.Tensor:
-    """`(1, 1, L, longest segment)` boolean mask of one packed row: row `q` holds the rule for
-    the keys of q's own segment, from that segment's first token on (False past its end)."""
-    spans = segment_spans(segment_ids)
+    """`(1, 1, L, longest segment)` boolean mask of one packed row whose segments are `spans`
+    (`segment_spans`): row `q` holds the rule for the keys of q's own segment, from that
+    segment's first token on (False past its end)."""
     longest = max(end - start for start, end in spans)
     blocks = torch.zeros(
         (1, 1, segment_ids.shape[1], longest), dtype=torch.bool, device=segment_ids.device
@@ -90,8 +93,9 @@ def attention_inputs(
     if backend == "flex_attention":
         return {"attention_mask": block_mask(segment_ids, block_ids, causal)}
     if backend == SEGMENT_SDPA and segment_ids.shape[0] == 1:
+        spans = segment_spans(segment_ids)
         return {
-            "attention_mask": segment_blocks(segment_ids, block_ids, causal),
-            "segment_spans": segment_spans(segment_ids),
+            "attention_mask": segment_blocks(segment_ids, block_ids, causal, spans),
+            "segment_spans": spans,
         }
     return {"attention_mask": dense_mask(segment_ids, block_ids, causal)}

@@ -59,10 +59,11 @@ def test_flex_block_mask_realises_the_same_rule():
 def test_segment_blocks_hold_each_packed_segment_on_its_own_grid():
     segments = torch.tensor([[0, 0, 0, 0, 0, 1, 1]])  # row 0 above, without the pad
     blocks = torch.tensor([[0, 0, 1, 1, 2, 0, 1]])
-    assert segment_spans(segments) == [(0, 5), (5, 7)]
-    mask = segment_blocks(segments, blocks, causal=True)
+    spans = segment_spans(segments)
+    assert spans == [(0, 5), (5, 7)]
+    mask = segment_blocks(segments, blocks, causal=True, spans=spans)
     assert mask.shape == (1, 1, 7, 5)  # 7 tokens, the longest segment has 5
     full = dense_mask(segments, blocks, causal=True)
-    for start, end in segment_spans(segments):
+    for start, end in spans:
         assert torch.equal(mask[..., start:end, : end - start], full[..., start:end, start:end])
         assert not mask[..., start:end, end - start :].any()  # nothing past the segment's end
