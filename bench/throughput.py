@@ -1,6 +1,6 @@
 """Training throughput: TRL's RewardTrainer against rewardforge on the same backbone and pairs.
 
-    python bench/throughput.py                      # both rows, both trainers (~45 min, 2 cores)
+    python bench/throughput.py                      # the CPU rows, both trainers (2 cores: ~45 min)
     python bench/throughput.py --rows smollm2-135m  # one row
     python bench/throughput.py --limit 8            # a quick check: 8 training pairs per row
     python bench/throughput.py --rows minilm-l6 --seeds 42,43,44   # accuracy over seeds
@@ -96,7 +96,11 @@ LONG_MAX_LENGTH = 4096
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated backbones")
+    parser.add_argument(
+        "--rows",
+        default="smollm2-135m,minilm-l6",
+        help=f"comma-separated backbones, of: {', '.join(ROWS)} (default: the two CPU rows)",
+    )
     parser.add_argument("--trainers", default="trl,rewardforge")
     parser.add_argument("--limit", type=int, help="train on at most this many pairs per row")
     parser.add_argument("--dev-limit", type=int, help="evaluate on the first N dev pairs only")
@@ -121,6 +125,9 @@ def main() -> None:
         "--worker", nargs=4, metavar=("ROW", "TRAINER", "SEED", "DATA"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
+    unknown = set(args.rows.split(",")) - set(ROWS)
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}; choose from {', '.join(ROWS)}")
     if not args.worker:  # before this process imports torch; every worker inherits it
         os.environ["THP_MEM_ALLOC_ENABLE"] = "1" if args.huge_pages == "on" else "0"
     if args.limit:
@@ -355,10 +362,29 @@ def run_trl(row: str, seed: int, data: str) -> dict:
             peft_config=lora_config() if settings.get("lora") else None,
         )
         fit = trainer.train()
-        accuracy = trainer.evaluate()["eval_accuracy"]
+        accuracy = pairwise_accuracy(trainer.model, dev_rows, bf16=config.bf16)
     runtime = fit.metrics["train_runtime"]
     parameters = non_embedding_parameters(model)
     return summary(len(train_rows), tokens["fed"], runtime, accuracy, parameters, train_rows)
+
+
+def pairwise_accuracy(model, rows: list[dict], bf16: bool) -> float:
+    """Share of pairs whose chosen response gets the strictly higher reward (ties count as
+    wrong), each response run alone: how rewardforge's evaluation counts. TRL's own
+    `eval_accuracy` is a mean of per-batch accuracies, which weighs a short last batch more."""
+    import torch
+
+    model.eval()
+    device = next(model.parameters()).device
+    right = 0
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        for row in rows:
+            chosen, rejected = (
+                model(input_ids=torch.tensor([ids], device=device)).logits.float().item()
+                for ids in row["input_ids"]
+            )
+            right += chosen > rejected
+    return right / len(rows)
 
 
 def lora_config():

@@ -5,10 +5,11 @@ Two layouts, one interface:
 - segments (decoders): a group is one segment `[prompt][response 1]...[response K]`. Each
   response attends causally to the prompt and to itself only, its position ids restart where the
   prompt ends, and its reward is read at its own last token. The prompt is encoded once per
-  group instead of once per response. With FlexAttention (CUDA) the segments of a micro-batch
-  are packed end to end into one row, so nothing is padded and masked blocks are skipped; with
-  SDPA (CPU) each segment is its own row, and rows are length-sorted so that padding stays small.
-- packed encoders (FlexAttention only): every response is its own segment of one packed row,
+  group instead of once per response. The segments of a micro-batch are packed end to end into
+  one row, so nothing is padded: FlexAttention (CUDA) skips the masked blocks, and
+  `rewardforge_segment_sdpa` (CPU) runs attention one segment at a time. Under plain SDPA or
+  eager attention each segment is its own row, length-sorted so that padding stays small.
+- packed encoders (FlexAttention or segment SDPA): every response is its own segment of one row,
   with a block-diagonal mask and position ids restarting per segment, so nothing is padded;
   the reward is read at each segment's first token through the model's pooler and classifier.
   Encoders read both ways, so a prompt cannot be shared.
@@ -83,8 +84,8 @@ class ForwardPlan:
         Whether an architecture honours the mask and restarted position ids is checked once, in
         float32 so that rounding cannot decide it: on the model itself when its weights are
         float32, else on a small float32 model of the same architecture. Segments are packed
-        into one row when the model attends through FlexAttention; encoders are packed there
-        too when their head reads a pooled first token (BERT-style), and padded elsewhere.
+        into one row when the model attends through FlexAttention or segment SDPA; encoders are
+        packed there too when their head reads a pooled first token (BERT-style), else padded.
         """
         pad_token_id = encoder.tokenizer.pad_token_id
         padded = cls(pad_token_id, share_prompt=False)

@@ -84,6 +84,7 @@ def test_200_concurrent_requests_match_rewardforge_score(server, tiny_reward_mod
     batches = float(metrics.split("rewardforge_batch_size_count ")[1].split()[0])
     assert batches < 200  # concurrent requests were scored together
     assert 'rewardforge_requests_total{route="/v1/score",status="200"} 200.0' in metrics
+    assert "rewardforge_requests_in_progress 0.0" in metrics  # all answered
 
 
 def test_normalized_rewards(server, tiny_reward_model_dir):
@@ -232,7 +233,7 @@ def test_sigterm_finishes_the_requests_in_flight(tiny_reward_model_dir):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "rewardforge.cli", "serve", "--model"]
-    command += [str(tiny_reward_model_dir), "--port", str(port), "--max-wait-ms", "1500"]
+    command += [str(tiny_reward_model_dir), "--port", str(port), "--max-wait-ms", "5000"]
     server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -251,7 +252,9 @@ def test_sigterm_finishes_the_requests_in_flight(tiny_reward_model_dir):
 
         with ThreadPoolExecutor(4) as pool:
             in_flight = [pool.submit(post, index) for index in range(4)]
-            time.sleep(0.5)  # the requests now wait in the batcher (1.5 s window)
+            while "rewardforge_requests_in_progress 4.0" not in httpx.get(f"{url}/metrics").text:
+                assert time.time() < deadline, "the requests did not reach the server"
+                time.sleep(0.05)  # all four now wait in the batcher (5 s window)
             server.send_signal(signal.SIGTERM)
             replies = [future.result() for future in in_flight]
         assert [reply.status_code for reply in replies] == [200] * 4

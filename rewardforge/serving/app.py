@@ -21,6 +21,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -58,6 +59,11 @@ class Metrics:
             "rewardforge_requests",
             "HTTP requests by route and status code.",
             ["route", "status"],
+            registry=self.registry,
+        )
+        self.in_progress = Gauge(
+            "rewardforge_requests_in_progress",
+            "Scoring requests received and not yet answered.",
             registry=self.registry,
         )
         self.items = Counter("rewardforge_items", "Responses scored.", registry=self.registry)
@@ -107,7 +113,11 @@ def create_app(
     @app.middleware("http")
     async def count_requests(request: Request, call_next):  # noqa: ANN202
         started = time.perf_counter()
-        response = await call_next(request)
+        if request.url.path in PROTECTED_PATHS:
+            with metrics.in_progress.track_inprogress():
+                response = await call_next(request)
+        else:
+            response = await call_next(request)
         # Known routes by name, anything else as one label: arbitrary URLs make no new series.
         route = request.url.path if request.url.path in known_paths else "other"
         metrics.requests.labels(route, str(response.status_code)).inc()
