@@ -93,6 +93,20 @@ def test_normalisation_stats_are_stored(trained):
     assert trained.metrics["reward_mean"] == pytest.approx(recipe.reward_mean)
 
 
+@pytest.mark.parametrize(
+    ("variable", "name"),
+    [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")],
+)
+def test_lora_under_a_sharded_launch_is_refused_before_loading(
+    tiny_llama_dir, hh_file, tmp_path, monkeypatch, variable, name
+):
+    monkeypatch.setenv(variable, "true")  # what `accelerate launch --use_fsdp/--use_deepspeed` sets
+    config = tiny_config(tiny_llama_dir, hh_file, tmp_path / "out", lora=True, max_steps=1)
+    with pytest.raises(UserError, match=f"--lora under {name} is not supported yet.*--multi_gpu"):
+        train(config)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
 def test_lora_run_saves_merged_model_and_adapter(tiny_llama_dir, hh_file, tmp_path):
     from peft import PeftModel
 

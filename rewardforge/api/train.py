@@ -13,6 +13,7 @@ from typing import Any
 
 import datasets
 import torch
+from accelerate.utils import parse_flag_from_env
 from transformers import TrainingArguments, set_seed
 
 from rewardforge.data import LoadReport, load_preferences
@@ -71,6 +72,7 @@ def train(config: TrainConfig) -> TrainResult:
     """
     if not config.data:
         raise UserError("No training data given; pass --data FILE (repeatable).")
+    _refuse_sharded_lora(config)
     set_seed(config.seed)
     output = Path(config.output)
     refuse_a_different_run(output, config)
@@ -211,6 +213,26 @@ def _save_model(
         else:
             classifier = classifier.merge_and_unload()
     classifier.save_pretrained(output, safe_serialization=True)
+
+
+def _refuse_sharded_lora(config: TrainConfig) -> None:
+    """LoRA under FSDP or DeepSpeed is refused before anything loads: its sharded save path
+    (every rank gathering the state dict) is untested with adapters, and a run of hours should
+    not end in a save that does not reload."""
+    sharded = [
+        name
+        for name, variable in (
+            ("FSDP", "ACCELERATE_USE_FSDP"),
+            ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED"),
+        )
+        if parse_flag_from_env(variable)
+    ]
+    if config.lora and sharded:
+        raise UserError(
+            f"--lora under {sharded[0]} is not supported yet. Launch LoRA runs with DDP instead "
+            "(accelerate launch --multi_gpu --num_processes N ...): the frozen base is not "
+            "trained, so every process holding a copy of it costs no optimizer memory."
+        )
 
 
 def _describe(plan: ForwardPlan) -> str:
