@@ -233,9 +233,9 @@ def backbone(row: str) -> str:
     if (directory / "config.json").is_file():
         return str(directory)
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone("smollm2-135m"))
+    tokenizer = shape_tokenizer()
     config = LlamaConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **SHAPES[row]
     )
@@ -245,6 +245,19 @@ def backbone(row: str) -> str:
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return str(directory)
+
+
+def shape_tokenizer():
+    """SmolLM2's tokenizer and chat template, kept in the cache's `bench/tokenizer` (3.5 MB) so
+    that a GPU machine without SmolLM2 can be handed this folder alone (bench/gpu_prepare.sh)."""
+    from transformers import AutoTokenizer
+
+    from rewardforge.models.backbones import cache_dir, resolve_backbone
+
+    directory = cache_dir() / "bench" / "tokenizer"
+    if not (directory / "tokenizer_config.json").is_file():
+        AutoTokenizer.from_pretrained(resolve_backbone("smollm2-135m")).save_pretrained(directory)
+    return AutoTokenizer.from_pretrained(directory)
 
 
 def data_file(data: str, split: Path, work_dir: Path) -> Path:
