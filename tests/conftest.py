@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,10 +23,21 @@ CHATML = (
 )
 
 
+def free_port() -> int:
+    """A loopback port no one listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def accelerate_launch(launch_flags: str, command: str) -> str:
-    """Run `rewardforge COMMAND` in two CPU processes under `accelerate launch`; its stdout."""
+    """Run `rewardforge COMMAND` in two CPU processes under `accelerate launch`; its stdout.
+
+    The processes meet on a free port, not accelerate's fixed default (29500), so that a
+    second test run on the same machine cannot collide with this one."""
     accelerate = Path(sys.executable).parent / "accelerate"
     launch = f"{accelerate} launch --num_processes 2 --num_machines 1 --mixed_precision no"
+    launch += f" --main_process_port {free_port()}"
     line = f"{launch} {launch_flags} -m rewardforge.cli {command}"
     done = subprocess.run(line.split(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -35,15 +47,12 @@ def accelerate_launch(launch_flags: str, command: str) -> str:
 @contextlib.contextmanager
 def running_server(app) -> Iterator[str]:
     """Serve an ASGI app with uvicorn in a thread on a free loopback port; yields its URL."""
-    import socket
     import threading
     import time
 
     import uvicorn
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

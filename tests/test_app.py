@@ -17,7 +17,7 @@ from rewardforge import RewardModel
 from rewardforge.api.score import score_file
 from rewardforge.serving.app import create_app
 from rewardforge.serving.settings import ServerSettings
-from tests.conftest import running_server
+from tests.conftest import free_port, running_server
 
 KEY = "s3cret"
 
@@ -229,9 +229,7 @@ def test_load_from_concurrent_clients_has_no_errors(tiny_reward_model_dir, tmp_p
 
 
 def test_sigterm_finishes_the_requests_in_flight(tiny_reward_model_dir):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [sys.executable, "-m", "rewardforge.cli", "serve", "--model"]
     command += [str(tiny_reward_model_dir), "--port", str(port), "--max-wait-ms", "5000"]
     server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
