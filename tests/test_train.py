@@ -236,6 +236,20 @@ def test_resume_skips_a_checkpoint_cut_short_and_logs_each_step_once(
     assert metrics["resumed_from_step"] == 2 and metrics["train_pairs"] == 8  # steps 3 and 4
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the tip is for CPU runs")
+@pytest.mark.parametrize(("native", "requested"), [(True, "auto"), (False, "auto"), (True, "no")])
+def test_an_fp32_run_on_a_cpu_with_native_bf16_prints_how_to_use_it(
+    native, requested, monkeypatch, tiny_bert_dir, hh_file, tmp_path, capsys
+):
+    import rewardforge.api.train
+
+    monkeypatch.setattr(rewardforge.api.train, "cpu_has_native_bf16", lambda: native)
+    output = tmp_path / "rm"
+    train(tiny_config(tiny_bert_dir, hh_file, output, max_steps=1, mixed_precision=requested))
+    tip = "tip: this CPU multiplies bf16 in hardware; --mixed-precision bf16"
+    assert (tip in capsys.readouterr().out) == (native and requested == "auto")
+
+
 @pytest.mark.parametrize("huge_pages", [None, "1"])
 def test_cpu_training_without_huge_pages_prints_how_to_set_them(
     huge_pages, monkeypatch, tiny_bert_dir, hh_file, tmp_path, capsys

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from rewardforge.errors import UserError
@@ -25,3 +27,14 @@ def mixed_precision(requested: str) -> str:
     if not cuda:
         return "no"
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), as Linux's cpuinfo
+    lists its flags; False where there is no such file."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
