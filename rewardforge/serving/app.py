@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -113,10 +114,8 @@ def create_app(
     @app.middleware("http")
     async def count_requests(request: Request, call_next):  # noqa: ANN202
         started = time.perf_counter()
-        if request.url.path in PROTECTED_PATHS:
-            with metrics.in_progress.track_inprogress():
-                response = await call_next(request)
-        else:
+        scoring = request.url.path in PROTECTED_PATHS
+        with metrics.in_progress.track_inprogress() if scoring else contextlib.nullcontext():
             response = await call_next(request)
         # Known routes by name, anything else as one label: arbitrary URLs make no new series.
         route = request.url.path if request.url.path in known_paths else "other"
