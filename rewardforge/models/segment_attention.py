@@ -41,16 +41,21 @@ def segment_sdpa_forward(
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     if attention_mask is None:
         raise ValueError("Packed segments reached attention without their mask.")
+    # The spans cover the row end to end, so one split per tensor gives every segment's slice:
+    # a split's backward is one concatenation, where each basic slice's backward would zero-fill
+    # a whole-row gradient and add into it.
+    lengths = [end - start for start, end in segment_spans]
+    pieces = zip(
+        query.split(lengths, dim=2),
+        key.split(lengths, dim=2),
+        value.split(lengths, dim=2),
+        segment_spans,
+    )
     outputs = [
         sdpa_attention_forward(
-            module,
-            query[:, :, start:end],
-            key[:, :, start:end],
-            value[:, :, start:end],
-            attention_mask[:, :, start:end, : end - start],
-            **kwargs,
+            module, q, k, v, attention_mask[:, :, start:end, : end - start], **kwargs
         )[0]
-        for start, end in segment_spans
+        for q, k, v, (start, end) in pieces
     ]
     return torch.cat(outputs, dim=1), None
 
