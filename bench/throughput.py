@@ -325,9 +325,13 @@ def micro_batch(row: str) -> int:
 def run_trl(row: str, seed: int, data: str) -> dict:
     import datasets
     import torch
+    from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
 
     settings = ROWS[row]
+    # rewardforge's train() seeds before it loads the backbone, so its new reward head depends on
+    # the seed; seeding here too gives TRL the very same head at each seed
+    set_seed(seed)
     with tempfile.TemporaryDirectory() as work_dir:
         train_file = data_file(data, TRAIN, Path(work_dir))
         dev_file = data_file(data, DEV, Path(work_dir))
