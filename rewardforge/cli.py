@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import json
 import os
+import sys
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -424,9 +425,26 @@ def _write_crash_report() -> Path:
 
 
 def main() -> None:
-    """The `rewardforge` command: torch's environment defaults first, then the CLI."""
+    """The `rewardforge` command: torch's environment defaults first, then the CLI, then (under
+    `accelerate launch`) leaving the process group."""
     apply_torch_environment_defaults()
-    app()
+    try:
+        app()
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Destroy torch's default process group, if the command joined one. Left to the
+    interpreter's exit, gloo's threads sometimes abort a rank whose work is done ("terminate
+    called without an active exception"), and the launcher then fails the whole run."""
+    torch = sys.modules.get("torch")  # a command that never imported torch joined no group
+    if (
+        torch is not None
+        and torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+    ):
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

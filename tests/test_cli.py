@@ -332,3 +332,22 @@ def test_best_of_n_and_verify_with_a_reference_based_model(
     assert json.loads(verdict.stdout.strip().splitlines()[-1])["accepted"]
     missing = runner.invoke(app, args)
     assert missing.exit_code == 2 and "needs a 'reference'" in missing.output
+
+
+def test_the_command_leaves_the_process_group_it_ran_in(monkeypatch, tmp_path):
+    # under `accelerate launch`, a group left to the interpreter's exit can abort a finished rank
+    import torch.distributed as dist
+
+    from rewardforge.cli import main
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    monkeypatch.setattr("sys.argv", ["rewardforge", "--help"])
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code == 0
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
