@@ -21,7 +21,8 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rewardforge.models.segment_attention import segment_sdpa_forward  # noqa: E402
+from rewardforge.attention_masks import attention_inputs  # noqa: E402
+from rewardforge.models.segment_attention import SEGMENT_SDPA, segment_sdpa_forward  # noqa: E402
 
 SEGMENT_LENGTHS = [260, 180, 310, 240]
 QUERY_HEADS, KEY_VALUE_HEADS, HEAD_DIM = 9, 3, 64
@@ -35,26 +36,23 @@ class Attention(torch.nn.Module):
     is_causal = True
 
 
-def spans() -> list[tuple[int, int]]:
-    ends = torch.tensor(SEGMENT_LENGTHS).cumsum(0).tolist()
-    return [(end - length, end) for length, end in zip(SEGMENT_LENGTHS, ends)]
+def packed_row_attention() -> dict:
+    """The mask and spans the forward plan hands `SEGMENT_SDPA` for one row of causal segments."""
+    segment_ids = torch.cat(
+        [torch.full((length,), index) for index, length in enumerate(SEGMENT_LENGTHS)]
+    )[None]
+    block_ids = torch.zeros_like(segment_ids)  # no shared prompt: each segment one block
+    return attention_inputs(segment_ids, block_ids, causal=True, backend=SEGMENT_SDPA)
 
 
-def segment_blocks() -> torch.Tensor:
-    blocks = torch.zeros((1, 1, sum(SEGMENT_LENGTHS), max(SEGMENT_LENGTHS)), dtype=torch.bool)
-    for start, end in spans():
-        blocks[:, :, start:end, : end - start] = torch.ones(end - start, end - start).tril().bool()
-    return blocks
-
-
-def sliced(module, query, key, value, mask, segment_spans):
+def sliced(module, query, key, value, attention_mask, segment_spans):
     outputs = [
         sdpa_attention_forward(
             module,
             query[:, :, start:end],
             key[:, :, start:end],
             value[:, :, start:end],
-            mask[:, :, start:end, : end - start],
+            attention_mask[:, :, start:end, : end - start],
         )[0]
         for start, end in segment_spans
     ]
@@ -62,40 +60,41 @@ def sliced(module, query, key, value, mask, segment_spans):
 
 
 def inputs() -> tuple[torch.Tensor, ...]:
-    """The same queries, keys and values each call (leaves that collect gradients), and the mask."""
+    """The same queries, keys and values each call, as leaves that collect gradients."""
     torch.manual_seed(0)
     length = sum(SEGMENT_LENGTHS)
     query = torch.randn(1, QUERY_HEADS, length, HEAD_DIM, requires_grad=True)
     key = torch.randn(1, KEY_VALUE_HEADS, length, HEAD_DIM, requires_grad=True)
     value = torch.randn(1, KEY_VALUE_HEADS, length, HEAD_DIM, requires_grad=True)
-    return query, key, value, segment_blocks()
+    return query, key, value
 
 
-def forward_backward(attention, query, key, value, mask) -> float:
-    """Seconds for one forward and backward of `attention`."""
+def forward_backward(attention, query, key, value, row: dict) -> float:
+    """Seconds for one forward and backward of `attention` over the packed `row`."""
     start = time.perf_counter()
-    output = attention(Attention(), query, key, value, mask, segment_spans=spans())[0]
+    output = attention(Attention(), query, key, value, **row)[0]
     output.sum().backward()
     return time.perf_counter() - start
 
 
 def main() -> None:
     ways = {"slice per segment": sliced, "split (current)": segment_sdpa_forward}
+    row = packed_row_attention()
     gradients = []
     for attention in ways.values():  # also warms up
-        query, *rest = inputs()
-        forward_backward(attention, query, *rest)
+        query, key, value = inputs()
+        forward_backward(attention, query, key, value, row)
         gradients.append(query.grad)
     assert torch.allclose(*gradients), "the two ways disagree"
     seconds = dict.fromkeys(ways, 0.0)
     for repeat in range(REPEATS):
         for name in list(ways)[:: 1 if repeat % 2 else -1]:
-            seconds[name] += forward_backward(ways[name], *inputs())
+            seconds[name] += forward_backward(ways[name], *inputs(), row)
     print(f"segments {SEGMENT_LENGTHS}, {REPEATS} alternating repeats, torch {torch.__version__}")
     for name, attention in ways.items():
         tensors = inputs()
         with profile() as profiler:
-            forward_backward(attention, *tensors)
+            forward_backward(attention, *tensors, row)
         calls = {event.key: event.count for event in profiler.key_averages()}
         print(
             f"{name:<18} {seconds[name] / REPEATS * 1000:6.2f} ms forward+backward, "
