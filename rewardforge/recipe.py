@@ -165,6 +165,8 @@ class RecipeEncoder:
         self.tokenizer = tokenizer
         self._pair_builder = _pair_builder(tokenizer) if recipe.template == "pair" else None
         self._marker_ids = [_special_token_id(tokenizer, token) for token in recipe.added_tokens]
+        plain = recipe.template == "plain"
+        self._added_specials = _added_specials(tokenizer) if plain else ([], [])
         self._turn_end = self._assistant_turn_end()
         self._tail = self._reward_tail()
 
@@ -192,17 +194,18 @@ class RecipeEncoder:
                 "this reward model is reference-based: score (prompt, response, reference) "
                 "triples, not rendered sequences."
             )
-        prompt_ids = self._tokenize(prompt_text, with_specials=self.recipe.template == "plain")
+        head, prompt_ids, tail = self._prompt_parts(prompt_text)
         response_ids = self._tokenize(response_text, with_specials=False)
         if self.recipe.template == "plain":
             response_ids.append(self.tokenizer.eos_token_id)
-        budget = self.recipe.max_length - self._special_count()
+        budget = self.recipe.max_length - self._special_count() - len(head) - len(tail)
         prompt_ids, response_ids, truncated = _truncate(
             prompt_ids, response_ids, budget, keep_tail=self._tail
         )
         if not prompt_ids and not response_ids:
             raise UserError("nothing to score: the prompt and the response are both empty.")
         if self._pair_builder is None:
+            prompt_ids = head + prompt_ids + tail
             return EncodedResponse(prompt_ids + response_ids, None, truncated, len(prompt_ids))
         input_ids, type_ids = self._pair_builder(prompt_ids, response_ids)
         return EncodedResponse(input_ids, type_ids, truncated)
@@ -240,14 +243,18 @@ class RecipeEncoder:
         Truncation cuts the prompt copies from the left and the answers from the right, keeping
         the end-of-turn tokens; the markers are added afterwards, so they are never cut.
         """
-        opening = self._tokenize(prompt_text, with_specials=self.recipe.template == "plain")
-        prompt_ids = self._tokenize(prompt_text, with_specials=False)
+        opening = self._added_specials[0] if self.recipe.template == "plain" else []
+        head, prompt_ids, _ = self._prompt_parts(prompt_text)
+        copy_head = head[len(opening) :]  # a BOS the chat template writes in each prompt copy
         reference_ids = self._tokenize(reference_text, with_specials=False)
         response_ids = self._tokenize(response_text, with_specials=False)
-        self._refuse_markers(opening + reference_ids + response_ids)
-        leading = opening[: len(opening) - len(prompt_ids)]  # a BOS the tokenizer adds
+        self._refuse_markers(prompt_ids + reference_ids + response_ids)
         budget = (
-            self.recipe.max_length - self._special_count() - len(self._marker_ids) - len(leading)
+            self.recipe.max_length
+            - self._special_count()
+            - len(self._marker_ids)
+            - len(opening)
+            - 2 * len(copy_head)
         )
         tail = self._tail if self.recipe.template == "chat" else 0
         prompt_ids, reference_ids, response_ids, truncated = _truncate_with_reference(
@@ -259,7 +266,8 @@ class RecipeEncoder:
             )
             return EncodedResponse(input_ids, type_ids, truncated)
         split_id, reward_id = self._marker_ids
-        prefix = leading + prompt_ids + reference_ids + [split_id] + prompt_ids
+        prompt_ids = copy_head + prompt_ids
+        prefix = opening + prompt_ids + reference_ids + [split_id] + prompt_ids
         return EncodedResponse(prefix + response_ids + [reward_id], None, truncated, len(prefix))
 
     def _refuse_markers(self, ids: list[int]) -> None:
@@ -286,6 +294,21 @@ class RecipeEncoder:
         if self.recipe.template == "plain":
             return prompt_text, " " + response
         return prompt_text, response
+
+    def _prompt_parts(self, prompt_text: str) -> tuple[list[int], list[int], list[int]]:
+        """The prompt's tokens as (leading special tokens, text tokens, trailing special tokens).
+
+        Leading are the tokens the tokenizer adds itself (plain text: a BOS) and any BOS a chat
+        template writes as text. Truncation cuts only the text tokens, so a long prompt keeps
+        the BOS that a short one has and training and scoring read one format.
+        """
+        ids = self._tokenize(prompt_text, with_specials=False)
+        head, tail = self._added_specials if self.recipe.template == "plain" else ([], [])
+        bos = self.tokenizer.bos_token_id
+        leading = 0
+        while bos is not None and leading < len(ids) and ids[leading] == bos:
+            leading += 1
+        return head + ids[:leading], ids[leading:], list(tail)
 
     def _tokenize(self, text: str, with_specials: bool) -> list[int]:
         # verbose=False: the "longer than model_max_length" warning is moot, we truncate next.
@@ -386,6 +409,15 @@ def _common_prefix_length(a: str, b: str) -> int:
             break
         length += 1
     return length
+
+
+def _added_specials(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """The special tokens the tokenizer adds before and after one text (a BOS, an EOS), from a
+    probe."""
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a")["input_ids"]
+    start = _find(full, bare, 0)
+    return full[:start], full[start + len(bare) :]
 
 
 def _pair_builder(tokenizer: PreTrainedTokenizerBase) -> PairBuilder:

@@ -77,7 +77,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def _tiny_tokenizer(chat_template: bool):
+def _tiny_tokenizer(chat_template: bool, adds_bos: bool = False):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -95,9 +95,24 @@ def _tiny_tokenizer(chat_template: bool):
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
     )
+    if adds_bos:  # as Llama-3: the tokenizer puts a BOS first, and the template writes one
+        from tokenizers import processors
+
+        backend.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 1)]
+        )
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+        )
     if chat_template:
-        tokenizer.chat_template = CHATML
+        tokenizer.chat_template = ("{{ bos_token }}" if adds_bos else "") + CHATML
     return tokenizer
+
+
+@pytest.fixture
+def bos_tokenizers():
+    """Tokenizers that start every text with a BOS, as Llama-3's: (plain, chat template)."""
+    return _tiny_tokenizer(False, adds_bos=True), _tiny_tokenizer(True, adds_bos=True)
 
 
 @pytest.fixture(scope="session")

@@ -80,7 +80,7 @@ def test_200_concurrent_requests_match_rewardforge_score(server, tiny_reward_mod
     scored = [json.loads(line)["reward"] for line in (tmp_path / "out.jsonl").open()]
     assert served == pytest.approx(scored, abs=1e-5)
 
-    metrics = httpx.get(f"{server}/metrics").text
+    metrics = httpx.get(f"{server}/metrics", headers=auth()).text
     batches = float(metrics.split("rewardforge_batch_size_count ")[1].split()[0])
     assert batches < 200  # concurrent requests were scored together
     assert 'rewardforge_requests_total{route="/v1/score",status="200"} 200.0' in metrics
@@ -128,13 +128,16 @@ def test_get_reward_does_not_depend_on_how_the_client_ends_the_turn(server, tiny
     assert rewards == pytest.approx([expected] * 3, abs=1e-5)
 
 
-def test_health_needs_no_key_but_scoring_does(server):
+def test_health_needs_no_key_but_every_other_path_does(server):
     assert httpx.get(f"{server}/health").json()["status"] == "ok"
     body = {"items": rows(1)}
     assert httpx.post(f"{server}/v1/score", json=body).status_code == 401
     wrong = {"Authorization": "Bearer nope"}
     assert httpx.post(f"{server}/v1/score", json=body, headers=wrong).status_code == 401
     assert httpx.post(f"{server}/get_reward", json={"query": ["x"]}).status_code == 401
+    assert httpx.get(f"{server}/metrics").status_code == 401
+    assert httpx.get(f"{server}/docs").status_code == 401  # default deny: any route
+    assert httpx.get(f"{server}/no/such/page").status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -210,8 +213,8 @@ def test_a_chunked_body_within_the_limit_is_scored(server):
 
 def test_unknown_paths_share_one_metrics_label(server):
     for index in range(5):
-        assert httpx.get(f"{server}/no/such/page/{index}").status_code == 404
-    metrics = httpx.get(f"{server}/metrics").text
+        assert httpx.get(f"{server}/no/such/page/{index}", headers=auth()).status_code == 404
+    metrics = httpx.get(f"{server}/metrics", headers=auth()).text
     assert 'route="other",status="404"' in metrics
     assert "/no/such/page" not in metrics
 

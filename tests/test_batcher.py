@@ -105,3 +105,35 @@ def test_a_client_that_goes_away_does_not_break_the_batcher():
     gone, stays, later = run(main())
     assert gone.cancelled() and stays == [1.0] and later == [1.0]
     assert "gone" not in scored
+
+
+def test_close_answers_every_request_still_waiting():
+    import threading
+
+    from rewardforge.serving.batcher import BatcherClosed
+
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_score(items):
+        started.set()
+        release.wait(5)
+        return [0.0] * len(items)
+
+    async def main():
+        batcher = MicroBatcher(slow_score, max_batch_items=1, max_wait_s=0.001)
+        in_model = asyncio.ensure_future(batcher.submit(["scoring now"]))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        queued = [asyncio.ensure_future(batcher.submit([f"queued {i}"])) for i in range(3)]
+        await asyncio.sleep(0.05)  # the first queued one waits as the next batch's opener
+        await batcher.close()
+        release.set()
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(in_model, *queued, return_exceptions=True), timeout=5
+        )
+        return outcomes
+
+    outcomes = run(main())
+    assert len(outcomes) == 4
+    assert all(isinstance(outcome, BatcherClosed) for outcome in outcomes), outcomes

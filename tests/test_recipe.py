@@ -157,3 +157,35 @@ def test_encoders_read_a_reference_as_a_sentence_pair(tiny_bert_dir):
     expected = tokenizer("Bread? Knead.", "Bread? Bake it.")
     assert tokenizer.decode(encoded.input_ids) == tokenizer.decode(expected["input_ids"])
     assert encoded.token_type_ids == expected["token_type_ids"]
+
+
+def test_a_bos_adding_tokenizer_keeps_its_bos_whatever_truncation_cuts(bos_tokenizers):
+    plain_tokenizer, chat_tokenizer = bos_tokenizers
+    bos = plain_tokenizer.bos_token_id
+    assert plain_tokenizer("hi")["input_ids"][0] == bos  # the probe tokenizer adds one
+    for tokenizer in (plain_tokenizer, chat_tokenizer):
+        encoder = RecipeEncoder(ScoringRecipe.for_model(tokenizer, False, 48), tokenizer)
+        short = encoder.encode("Hi?", "Hello.")
+        long = encoder.encode("old words " * 80 + "LATEST", "an answer " * 10)
+        assert long.truncated and len(long.input_ids) == 48
+        for encoded in (short, long):
+            assert encoded.input_ids[0] == bos and encoded.input_ids.count(bos) == 1
+            assert encoded.input_ids[: encoded.prompt_length][0] == bos
+        assert "LATEST" in tokenizer.decode(long.input_ids)
+
+
+def test_reference_mode_keeps_the_bos_of_each_prompt_copy(bos_tokenizers):
+    plain_tokenizer, chat_tokenizer = bos_tokenizers
+    bos = plain_tokenizer.bos_token_id
+    # Plain text: the tokenizer's BOS opens the sequence once; a chat template writes one per
+    # prompt copy. Both survive truncation.
+    for tokenizer, copies in ((plain_tokenizer, 1), (chat_tokenizer, 2)):
+        recipe = ScoringRecipe.for_model(tokenizer, False, 96, reference_mode=True)
+        tokenizer.add_special_tokens({"additional_special_tokens": recipe.added_tokens})
+        encoder = RecipeEncoder(recipe, tokenizer)
+        for prompt in ("Bread?", "old words " * 80 + "Bread?"):
+            encoded = encoder.encode(prompt, "Bake it. " * 20, reference="Knead. " * 20)
+            assert encoded.input_ids[0] == bos and encoded.input_ids.count(bos) == copies
+            split = tokenizer.convert_tokens_to_ids("<|split|>")
+            after_split = encoded.input_ids[encoded.input_ids.index(split) + 1]
+            assert (after_split == bos) == (copies == 2)

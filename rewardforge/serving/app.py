@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -33,11 +33,12 @@ from rewardforge.data.formats import RowError
 from rewardforge.data.scoring_rows import parse_reference, parse_scoring_item
 from rewardforge.errors import UserError
 from rewardforge.recipe import EncodedResponse
-from rewardforge.serving.batcher import MicroBatcher
+from rewardforge.serving.batcher import BatcherClosed, MicroBatcher
 from rewardforge.serving.gate import RequestGate
 from rewardforge.serving.settings import ServerSettings
 
-PROTECTED_PATHS = ("/v1/score", "/get_reward")  # need the API key when one is set
+OPEN_PATHS = ("/health",)  # with an API key set, every other path needs it
+SCORING_PATHS = ("/v1/score", "/get_reward")
 
 
 class ScoreRequest(BaseModel):
@@ -93,8 +94,9 @@ class Metrics:
 def create_app(
     reward_model: RewardModel, settings: ServerSettings | None = None, api_key: str | None = None
 ) -> FastAPI:
-    """A FastAPI app that serves `reward_model`; run it with uvicorn. With `api_key`, scoring
-    requests need `Authorization: Bearer <api_key>`."""
+    """A FastAPI app that serves `reward_model`; run it with uvicorn. With `api_key`, every
+    request except `GET /health` needs `Authorization: Bearer <api_key>`, wherever the app is
+    mounted."""
     settings = settings or ServerSettings()
     metrics = Metrics()
     batcher: MicroBatcher[EncodedResponse] = MicroBatcher(
@@ -111,10 +113,14 @@ def create_app(
 
     app = FastAPI(title="rewardforge reward server", lifespan=lifespan)
 
+    @app.exception_handler(BatcherClosed)
+    async def shutting_down(request: Request, error: BatcherClosed) -> JSONResponse:
+        return JSONResponse({"detail": f"{error}; send it again."}, status_code=503)
+
     @app.middleware("http")
     async def count_requests(request: Request, call_next):  # noqa: ANN202
         started = time.perf_counter()
-        scoring = request.url.path in PROTECTED_PATHS
+        scoring = request.url.path in SCORING_PATHS
         with metrics.in_progress.track_inprogress() if scoring else contextlib.nullcontext():
             response = await call_next(request)
         # Known routes by name, anything else as one label: arbitrary URLs make no new series.
@@ -187,7 +193,7 @@ def create_app(
     app.add_middleware(
         RequestGate,
         api_key=api_key,
-        protected_paths=PROTECTED_PATHS,
+        open_paths=OPEN_PATHS,
         max_body_bytes=settings.max_body_bytes,
     )
     return app

@@ -12,6 +12,10 @@ from typing import Generic, TypeVar
 Item = TypeVar("Item")
 
 
+class BatcherClosed(RuntimeError):
+    """The server shut down before this request was scored."""
+
+
 @dataclass
 class _Pending(Generic[Item]):
     items: Sequence[Item]
@@ -42,6 +46,7 @@ class MicroBatcher(Generic[Item]):
         self.on_batch = on_batch
         self._queue: asyncio.Queue[_Pending[Item]] | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._taken: list[_Pending[Item]] = []  # out of the queue, not yet answered
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reward-model")
 
     async def submit(self, items: Sequence[Item]) -> list[float]:
@@ -56,10 +61,19 @@ class MicroBatcher(Generic[Item]):
         return await future
 
     async def close(self) -> None:
-        """Stop the worker; requests still waiting are cancelled."""
+        """Stop the worker; every request still waiting gets `BatcherClosed`."""
         if self._worker is not None:
             self._worker.cancel()
             self._worker = None
+        waiting = list(self._taken)
+        while self._queue is not None and not self._queue.empty():
+            waiting.append(self._queue.get_nowait())
+        for pending in waiting:
+            if not pending.future.done():
+                pending.future.set_exception(
+                    BatcherClosed("the server shut down before this request was scored")
+                )
+        self._taken = []
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self) -> None:
@@ -67,6 +81,7 @@ class MicroBatcher(Generic[Item]):
         carried: _Pending[Item] | None = None  # arrived when the last batch was full
         while True:
             batch = [carried or await self._queue.get()]
+            self._taken = batch
             carried = None
             size = len(batch[0].items)
             deadline = loop.time() + self.max_wait_s
@@ -80,6 +95,7 @@ class MicroBatcher(Generic[Item]):
                     break
                 if size + len(pending.items) > self.max_batch_items:
                     carried = pending  # it opens the next batch instead
+                    self._taken = [*batch, carried]
                     break
                 batch.append(pending)
                 size += len(pending.items)
@@ -87,6 +103,7 @@ class MicroBatcher(Generic[Item]):
             batch = [pending for pending in batch if not pending.future.cancelled()]
             if batch:
                 await self._score(loop, batch)
+            self._taken = [carried] if carried else []
 
     async def _score(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending[Item]]) -> None:
         items = [item for pending in batch for item in pending.items]

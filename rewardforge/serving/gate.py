@@ -1,6 +1,8 @@
 """The server's front gate, an ASGI middleware that runs before any request body is read.
 
-It checks the API key first (a client without the key never gets its body read), then reads
+It checks the API key first (a client without the key never gets its body read): every path
+needs it except the open ones (`/health`), wherever the app is mounted, so a route added later
+or a prefix in front of the app cannot serve without the key. Then it reads
 the body itself, counting bytes as they arrive: a chunked upload without Content-Length is cut
 off at the limit with 413 just like one that declares its size, and the application behind the
 gate gets the body only once it is known to fit.
@@ -25,8 +27,8 @@ class RequestGate:
 
     Args:
         app: the application behind the gate.
-        api_key: the Bearer token required on `protected_paths`, or None for no key.
-        protected_paths: paths that need the key (health and metrics stay open).
+        api_key: the Bearer token every request needs, or None for no key.
+        open_paths: paths, relative to where the app is mounted, that need no key.
         max_body_bytes: the largest request body accepted, counted as it arrives.
     """
 
@@ -34,12 +36,12 @@ class RequestGate:
         self,
         app: ASGIApp,
         api_key: str | None,
-        protected_paths: Collection[str],
+        open_paths: Collection[str],
         max_body_bytes: int,
     ) -> None:
         self.app = app
         self.api_key = api_key
-        self.protected_paths = set(protected_paths)
+        self.open_paths = set(open_paths)
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,7 +51,7 @@ class RequestGate:
         headers = {
             key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]
         }
-        if self.api_key is not None and scope["path"] in self.protected_paths:
+        if self.api_key is not None and _route_path(scope) not in self.open_paths:
             scheme, _, token = headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not secrets.compare_digest(
                 token.encode(), self.api_key.encode()
@@ -86,6 +88,14 @@ class RequestGate:
 
     def _too_large(self, what: str) -> str:
         return f"{what}; the limit is {self.max_body_bytes} (--max-body-bytes)."
+
+
+def _route_path(scope: Scope) -> str:
+    """The request's path below the app's mount point (`root_path`), as its routes see it."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path
 
 
 async def _reply(send: Send, status: int, detail: str, headers: dict[str, str] | None = None):
