@@ -62,6 +62,24 @@ _PROBES = (
 _LAYOUT_TOLERANCE = 1e-5
 
 
+@dataclass
+class GroupRewards:
+    """The rewards of a batch of groups, one row a group, best response first.
+
+    `values[g, r]` is the reward of response r of group g; `present[g, r]` is False where group
+    g has fewer responses than the widest group (`values` holds 0 there). Padding is marked by
+    the mask, never by a value, so a real NaN reward stays visible to the loss and stops a run.
+    """
+
+    values: torch.Tensor
+    present: torch.Tensor
+
+    def as_lists(self) -> list[list[float]]:
+        """Each group's rewards, without the padding."""
+        counts = self.present.sum(dim=1).tolist()
+        return [row[:count] for row, count in zip(self.values.tolist(), counts)]
+
+
 @dataclass(frozen=True)
 class ForwardPlan:
     """How rows of tokenized groups are laid out for the model.
@@ -106,16 +124,16 @@ class ForwardPlan:
         batch["margin"] = torch.tensor([_margin(row) for row in rows], dtype=torch.float32)
         return batch
 
-    def rewards(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Run a `RewardForward` (possibly wrapped) on a collated batch.
-
-        Returns `(groups, max responses)` rewards, NaN where a group has fewer responses.
-        """
+    def rewards(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> GroupRewards:
+        """Run a `RewardForward` (possibly wrapped) on a collated batch: `(groups, max
+        responses)` rewards and the mask of the responses that exist."""
         flat = model(**{key: batch[key] for key in MODEL_INPUTS if key in batch})
         groups = int(batch["group_index"].max()) + 1
         width = int(batch["rank_index"].max()) + 1
-        rewards = flat.new_full((groups, width), math.nan)
-        return rewards.index_put((batch["group_index"], batch["rank_index"]), flat)
+        where = (batch["group_index"], batch["rank_index"])
+        values = flat.new_zeros((groups, width)).index_put(where, flat)
+        present = torch.zeros((groups, width), dtype=torch.bool, device=flat.device)
+        return GroupRewards(values, present.index_put(where, torch.ones_like(present[where])))
 
     def sequence_lengths(self, row: Row) -> list[int]:
         """Lengths of the sequences (segments) this row becomes under the plan."""
@@ -179,9 +197,9 @@ class ForwardPlan:
             for indices in batches:
                 batch = self.collate([rows[index] for index in indices])
                 batch = {key: value.to(device) for key, value in batch.items()}
-                rewards = self.rewards(model, batch).cpu()
+                rewards = self.rewards(model, batch).as_lists()
                 for position, index in enumerate(indices):
-                    results[index] = rewards[position, : len(rows[index]["input_ids"])].tolist()
+                    results[index] = rewards[position]
                 bar.update(len(indices))
         return results
 

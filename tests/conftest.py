@@ -31,17 +31,25 @@ def free_port() -> int:
 
 
 def accelerate_launch(launch_flags: str, command: str) -> str:
-    """Run `rewardforge COMMAND` in two CPU processes under `accelerate launch`; its stdout.
+    """Run `rewardforge COMMAND` in two CPU processes under `accelerate launch`; its stdout."""
+    done = launch_processes(launch_flags, f"-m rewardforge.cli {command}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def launch_processes(
+    launch_flags: str, program: str, processes: int = 2, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """`accelerate launch` PROGRAM (a script and its arguments, or `-m module ...`) in CPU
+    processes; the finished run, whatever its exit code.
 
     The processes meet on a free port, not accelerate's fixed default (29500), so that a
     second test run on the same machine cannot collide with this one."""
     accelerate = Path(sys.executable).parent / "accelerate"
-    launch = f"{accelerate} launch --num_processes 2 --num_machines 1 --mixed_precision no"
-    launch += f" --main_process_port {free_port()}"
-    line = f"{launch} {launch_flags} -m rewardforge.cli {command}"
-    done = subprocess.run(line.split(), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    launch = f"{accelerate} launch --num_processes {processes} --num_machines 1"
+    launch += f" --mixed_precision no --main_process_port {free_port()}"
+    line = f"{launch} {launch_flags} {program}"
+    return subprocess.run(line.split(), capture_output=True, text=True, timeout=timeout)
 
 
 @contextlib.contextmanager

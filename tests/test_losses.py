@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from rewardforge.forward_plan import GroupRewards
 from rewardforge.training.losses import (
     loss_terms,
     plackett_luce_loss,
@@ -11,6 +12,14 @@ from rewardforge.training.losses import (
 )
 
 NAN = math.nan
+
+
+def padded(groups: list[list[float]], requires_grad: bool = False) -> GroupRewards:
+    """Groups of different sizes as GroupRewards: padding masked out, its value 0."""
+    width = max(len(group) for group in groups)
+    values = torch.tensor([group + [0.0] * (width - len(group)) for group in groups])
+    present = torch.tensor([[i < len(group) for i in range(width)] for group in groups])
+    return GroupRewards(values.requires_grad_(requires_grad), present)
 
 
 def softplus(x: float) -> float:
@@ -50,17 +59,18 @@ def test_listwise_is_plackett_luce():
 
 
 def test_listwise_ignores_padding_and_keeps_finite_gradients():
-    rewards = torch.tensor([[3.0, 1.0, NAN], [0.5, 1.0, 2.0]], requires_grad=True)
+    rewards = padded([[3.0, 1.0], [0.5, 1.0, 2.0]], requires_grad=True)
     loss = plackett_luce_loss(rewards)
     lse = math.log(math.exp(0.5) + math.exp(1) + math.exp(2))
     second = -((0.5 - lse) + (1 - math.log(math.exp(1) + math.exp(2))))
     assert loss.item() == pytest.approx((softplus(-2.0) + second) / 2)
     loss.backward()
-    assert torch.isfinite(rewards.grad[:, :2]).all()
+    assert torch.isfinite(rewards.values.grad).all()
+    assert rewards.values.grad[0, 2].item() == 0.0  # padding gets no gradient
 
 
 def test_all_pairs_and_adjacent_pairs_from_groups():
-    rewards = torch.tensor([[3.0, 2.0, 1.0], [5.0, 4.0, NAN]])
+    rewards = padded([[3.0, 2.0, 1.0], [5.0, 4.0]])
     margins = torch.tensor([NAN, 0.5])
     every = preference_pairs(rewards, margins, "all")
     assert every.better.tolist() == [3.0, 3.0, 2.0, 5.0]
@@ -68,6 +78,17 @@ def test_all_pairs_and_adjacent_pairs_from_groups():
     adjacent = preference_pairs(rewards, margins, "adjacent")
     assert adjacent.better.tolist() == [3.0, 2.0, 5.0]
     assert adjacent.margin[-1].item() == 0.5
+
+
+@pytest.mark.parametrize("loss", ["bt", "logexp", "hinge", "listwise"])
+def test_a_nan_reward_is_never_taken_for_padding(loss):
+    # A real NaN among present rewards makes the loss NaN (the trainer then stops); it must
+    # not silently drop the pairs it is in.
+    rewards = padded([[3.0, NAN, 1.0], [5.0, 4.0]])
+    output = preference_loss(rewards, torch.tensor([NAN, NAN]), loss=loss)
+    assert math.isnan(output.loss.item())
+    finite = preference_loss(padded([[3.0, 2.0, 1.0], [5.0, 4.0]]), torch.tensor([NAN, NAN]))
+    assert math.isfinite(finite.loss.item())
 
 
 def test_centering_adds_squared_sum():

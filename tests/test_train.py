@@ -150,8 +150,17 @@ def test_resume_continues_from_the_last_checkpoint(tiny_bert_dir, hh_file, tmp_p
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("loss", ["hinge", "listwise"])
-def test_ranked_groups_train_with_other_losses(tiny_bert_dir, tmp_path, loss):
+@pytest.mark.parametrize(
+    ("loss", "pairs", "trained", "counted"),
+    [
+        ("bt", "all", 24, "all pairs"),  # 2 steps x 4 groups x 3 pairs of 3 responses
+        ("hinge", "adjacent", 16, "adjacent pairs"),  # 2 steps x 4 groups x 2 adjacent pairs
+        ("listwise", "all", 16, "adjacent pairs"),  # Plackett-Luce: K-1 choices a group
+    ],
+)
+def test_ranked_groups_count_the_pairs_they_train(
+    tiny_bert_dir, tmp_path, loss, pairs, trained, counted
+):
     from tests.conftest import write_jsonl
 
     rows = [
@@ -164,8 +173,12 @@ def test_ranked_groups_train_with_other_losses(tiny_bert_dir, tmp_path, loss):
         for i in range(8)
     ]
     data = write_jsonl(tmp_path / "ranked.jsonl", rows)
-    result = train(tiny_config(tiny_bert_dir, data, tmp_path / loss, loss=loss, max_steps=2))
-    assert result.metrics["train_pairs"] == 16  # 2 steps x 4 groups x 2 adjacent pairs
+    config = tiny_config(tiny_bert_dir, data, tmp_path / loss, loss=loss, pairs=pairs, max_steps=2)
+    result = train(config)
+    assert result.metrics["train_pairs"] == trained
+    assert result.metrics["train_pairs_counted"].startswith(counted)
+    runtime = result.metrics["train_runtime_s"]
+    assert result.metrics["pairs_per_s"] == pytest.approx(trained / runtime)
 
 
 def launch_two_processes(mode_flags: str, data: Path, model: Path, output: Path) -> str:
@@ -200,6 +213,44 @@ def test_two_process_ddp_on_cpu(ddp_run):
 def test_no_data_is_a_clear_error(tiny_bert_dir, tmp_path):
     with pytest.raises(ValueError, match="--data"):
         train(TrainConfig(model=str(tiny_bert_dir), output=str(tmp_path)))
+
+
+def test_a_batch_that_does_not_divide_among_the_processes_is_refused():
+    from rewardforge.api.train import per_process_batch
+
+    with pytest.raises(UserError) as refused:
+        per_process_batch(16, 3)
+    assert str(refused.value) == (
+        "--batch-pairs 16 does not divide among 3 processes; give a multiple of 3 (such as 15 "
+        "or 18), so that every step trains exactly that many examples."
+    )
+    assert per_process_batch(18, 3) == 6 and per_process_batch(16, 2) == 8
+
+
+def test_a_nan_reward_stops_the_run_before_the_weights_change(
+    tiny_bert_dir, hh_file, tmp_path, monkeypatch
+):
+    from rewardforge.forward_plan import ForwardPlan, GroupRewards
+    from rewardforge.training.trainer import TrainingDiverged
+
+    real = ForwardPlan.rewards
+    calls = []
+
+    def one_nan(self, model, batch):  # the third forward pass has one NaN reward
+        rewards = real(self, model, batch)
+        calls.append(1)
+        if len(calls) == 3:
+            values = rewards.values.clone()
+            values[0, 0] = float("nan")
+            return GroupRewards(values, rewards.present)
+        return rewards
+
+    monkeypatch.setattr(ForwardPlan, "rewards", one_nan)
+    config = tiny_config(tiny_bert_dir, hh_file, tmp_path / "rm", max_steps=4)
+    config.max_tokens_per_micro_batch = 1  # one group a forward pass: 4 a step
+    with pytest.raises(TrainingDiverged, match="At step 1 the reward became non-finite"):
+        train(config)
+    assert not (tmp_path / "rm" / "model.safetensors").exists()
 
 
 def test_a_step_is_one_batch_per_process_in_random_order(tmp_path):
@@ -314,7 +365,7 @@ def test_a_loss_that_turns_nan_stops_the_run_and_keeps_checkpoints(
     from rewardforge.training.trainer import TrainingDiverged
 
     config = tiny_config(tiny_llama_dir, hh_file, tmp_path / "rm", lr=1e30, save_steps=1)
-    with pytest.raises(TrainingDiverged, match="loss became nan at step 3"):
+    with pytest.raises(TrainingDiverged, match="At step 3 the reward became non-finite"):
         train(config)
     assert (tmp_path / "rm" / "checkpoints" / "checkpoint-2").is_dir()  # the last good step
     assert not (tmp_path / "rm" / "rewardforge_recipe.json").exists()

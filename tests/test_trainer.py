@@ -52,7 +52,7 @@ def test_a_step_cut_by_tokens_weighs_every_pair_the_same(trainer_and_rows, budge
     trainer.max_tokens_per_micro_batch = budget
     step = trainer._collate_step(rows)
     assert len(step["micro_batches"]) == micro_batches
-    pairs = trainer._get_num_items_in_batch([step], torch.device("cpu"))
+    pairs = trainer.loss_terms_in_step([step], torch.device("cpu"))
     assert int(pairs) == 1 + 6 + 1  # a pair, a K=4 group, a pair
     embedding = model.transformers_model.get_input_embeddings()
     arriving_layouts = []
@@ -102,7 +102,7 @@ def test_pure_bfloat16_step_keeps_the_sparse_embedding_gradient_in_bfloat16(
     trainer = reward_trainer(model, plan, args, micro_batch_tokens=1)
     step = trainer._collate_step(rows)
     assert len(step["micro_batches"]) == 3
-    pairs = trainer._get_num_items_in_batch([step], torch.device("cpu"))
+    pairs = trainer.loss_terms_in_step([step], torch.device("cpu"))
     embedding = model.transformers_model.get_input_embeddings()
     arriving_layouts = []
     embedding.weight.register_hook(lambda grad: arriving_layouts.append(grad.layout))

@@ -38,6 +38,7 @@ from rewardforge.training.config import (
     GPU_MICRO_BATCH_TOKENS,
     TrainConfig,
 )
+from rewardforge.training.losses import pairs_counted
 from rewardforge.training.precision import cpu_has_native_bf16, mixed_precision
 from rewardforge.training.run_directory import (
     CHECKPOINTS,
@@ -148,6 +149,7 @@ def train(config: TrainConfig) -> TrainResult:
     metrics: dict[str, Any] = {
         "train_runtime_s": runtime,
         "train_pairs": pairs,
+        "train_pairs_counted": pairs_counted(trainer.loss_options),
         "train_tokens": tokens,
         "pairs_per_s": pairs / runtime if runtime else 0.0,
         "tokens_per_s": tokens / runtime if runtime else 0.0,
@@ -316,8 +318,21 @@ def _micro_batch_tokens(config: TrainConfig, plan: ForwardPlan) -> int:
     return CPU_PACKED_MICRO_BATCH_TOKENS if plan.pack else CPU_PADDED_MICRO_BATCH_TOKENS
 
 
+def per_process_batch(batch_pairs: int, processes: int) -> int:
+    """Each process's share of a step's `batch_pairs` examples; a count that does not divide is
+    refused rather than rounded, so a step trains exactly the global batch asked for."""
+    if batch_pairs % processes:
+        below = batch_pairs - batch_pairs % processes
+        raise UserError(
+            f"--batch-pairs {batch_pairs} does not divide among {processes} processes; give a "
+            f"multiple of {processes} (such as {below or processes} or {below + processes}), so "
+            "that every step trains exactly that many examples."
+        )
+    return batch_pairs // processes
+
+
 def _training_arguments(config: TrainConfig, output: Path, has_eval: bool) -> TrainingArguments:
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    per_process = per_process_batch(config.batch_pairs, int(os.environ.get("WORLD_SIZE", "1")))
     report_to = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(output / "tensorboard"))
     evaluate_during = has_eval and config.eval_steps is not None
@@ -326,7 +341,7 @@ def _training_arguments(config: TrainConfig, output: Path, has_eval: bool) -> Tr
         output_dir=str(output / CHECKPOINTS),
         # A process's share of the step is one batch; RewardTrainer cuts it into micro-batches
         # by tokens, so the step's size does not depend on the lengths in it.
-        per_device_train_batch_size=max(1, config.batch_pairs // world_size),
+        per_device_train_batch_size=per_process,
         gradient_accumulation_steps=1,
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,

@@ -1,8 +1,10 @@
 """Preference losses over grouped rewards.
 
-Rewards arrive as a `(groups, max responses)` tensor, best response first, NaN where a group is
-shorter. Pairwise losses compare `better` and `worse` rewards of the pairs drawn from each group
-(all pairs, or adjacent ones); the listwise loss is Plackett-Luce over the whole ranking.
+Rewards arrive as `GroupRewards`: a `(groups, max responses)` tensor, best response first, and
+the mask of the responses that exist (a plain tensor means every entry exists). A NaN reward is
+never taken for padding: it makes the loss NaN, and the trainer stops. Pairwise losses compare
+`better` and `worse` rewards of the pairs drawn from each group (all pairs, or adjacent ones);
+the listwise loss is Plackett-Luce over the whole ranking.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from rewardforge.forward_plan import GroupRewards
 from rewardforge.training.config import LOSSES
 
 LossName = Literal["bt", "logexp", "hinge", "listwise"]
@@ -39,10 +42,19 @@ class LossOutput:
     rejected_reward: torch.Tensor
 
 
+def as_group_rewards(rewards: GroupRewards | torch.Tensor) -> GroupRewards:
+    """`rewards` as `GroupRewards`; a plain tensor has every response present."""
+    if isinstance(rewards, GroupRewards):
+        return rewards
+    return GroupRewards(rewards, torch.ones_like(rewards, dtype=torch.bool))
+
+
 def preference_pairs(
-    rewards: torch.Tensor, margins: torch.Tensor, mode: PairMode = "all"
+    rewards: GroupRewards | torch.Tensor, margins: torch.Tensor, mode: PairMode = "all"
 ) -> PreferencePairs:
     """Draw (better, worse) pairs from each group: every i < j, or only j = i + 1."""
+    grouped = as_group_rewards(rewards)
+    rewards = grouped.values
     width = rewards.shape[1]
     if mode == "all":
         first, second = torch.triu_indices(width, width, offset=1, device=rewards.device)
@@ -50,13 +62,13 @@ def preference_pairs(
         first = torch.arange(width - 1, device=rewards.device)
         second = first + 1
     better, worse = rewards[:, first], rewards[:, second]
-    present = ~(better.isnan() | worse.isnan())
+    present = grouped.present[:, first] & grouped.present[:, second]
     pair_margins = margins[:, None].expand_as(better)
     return PreferencePairs(better[present], worse[present], pair_margins[present])
 
 
 def preference_loss(
-    rewards: torch.Tensor,
+    rewards: GroupRewards | torch.Tensor,
     margins: torch.Tensor,
     loss: LossName = "bt",
     pairs: PairMode = "all",
@@ -73,7 +85,7 @@ def preference_loss(
     `center_coef > 0` adds `center_coef * mean((r_better + r_worse) ** 2)`, which keeps rewards
     centred on zero.
     """
-    pair_mode: PairMode = "adjacent" if loss == "listwise" else pairs
+    pair_mode = pairs_mode({"loss": loss, "pairs": pairs})
     drawn = preference_pairs(rewards, margins, pair_mode)
     difference = drawn.better - drawn.worse
     data_margin = torch.nan_to_num(drawn.margin, nan=0.0)
@@ -112,10 +124,23 @@ def loss_terms(group_sizes: torch.Tensor, loss: LossName = "bt", pairs: PairMode
     return int((group_sizes * (group_sizes - 1) // 2).sum())
 
 
-def plackett_luce_loss(rewards: torch.Tensor) -> torch.Tensor:
-    """Mean over groups of `-sum_i [r_i - logsumexp(r_i, ..., r_K)]`, NaN entries ignored."""
-    present = ~rewards.isnan()
-    filled = rewards.masked_fill(~present, float("-inf"))
+def pairs_mode(loss_options: dict) -> PairMode:
+    """The pairs a loss compares: adjacent ones for `listwise`, else its `pairs` setting."""
+    return "adjacent" if loss_options["loss"] == "listwise" else loss_options["pairs"]
+
+
+def pairs_counted(loss_options: dict) -> str:
+    """What `train_pairs` counts under these loss options, in words for metrics.json."""
+    if pairs_mode(loss_options) == "adjacent":
+        return "adjacent pairs: K-1 for a group of K responses"
+    return "all pairs: K(K-1)/2 for a group of K responses"
+
+
+def plackett_luce_loss(rewards: GroupRewards | torch.Tensor) -> torch.Tensor:
+    """Mean over groups of `-sum_i [r_i - logsumexp(r_i, ..., r_K)]` over present entries."""
+    grouped = as_group_rewards(rewards)
+    present = grouped.present
+    filled = grouped.values.masked_fill(~present, float("-inf"))
     tail_logsumexp = torch.logcumsumexp(filled.flip(1), dim=1).flip(1)
     terms = torch.where(present, filled - tail_logsumexp, torch.zeros_like(filled))
     return -terms.sum(dim=1).mean()

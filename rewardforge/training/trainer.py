@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate.utils import DistributedType
+from accelerate.utils import DistributedType, gather_object
 from transformers import Trainer, TrainerCallback
 
 from rewardforge.errors import UserError
 from rewardforge.forward_plan import ForwardPlan
-from rewardforge.training.losses import loss_terms, preference_loss
+from rewardforge.training.losses import loss_terms, pairs_mode, preference_loss
 from rewardforge.training.metrics import pairwise_metrics
 
 # Rewards of the last training forward passes kept for the stored mean/std when there is no
@@ -71,6 +71,7 @@ class RewardTrainer(Trainer):
         self.pairs_trained = 0
         self._pair_stats: dict[str, list[float]] = defaultdict(list)
         self.recent_rewards: deque[float] = deque(maxlen=RECENT_REWARDS)
+        self._non_finite: str | None = None  # what turned NaN or infinite in this step
 
     def _collate_step(self, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         # DeepSpeed's engine steps the optimizer at every backward when accumulation is 1, so
@@ -90,12 +91,38 @@ class RewardTrainer(Trainer):
         """
         micro_batches = inputs["micro_batches"]
         losses = []
+        self._non_finite = None
         with self._sparse_embedding_gradient():
             for number, micro_batch in enumerate(micro_batches):
                 last = number == len(micro_batches) - 1
                 with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
                     losses.append(super().training_step(model, micro_batch, num_items_in_batch))
+        self._stop_if_any_process_diverged()
         return torch.stack(losses).sum()
+
+    def _stop_if_any_process_diverged(self) -> None:
+        """Raise `TrainingDiverged` on every process when any of them saw a non-finite reward
+        or loss in this step, before the optimizer can apply its gradients.
+
+        The processes agree through one reduction a step, taken after the step's backward
+        passes (which every process runs, NaN or not), so none is left waiting in a collective.
+        """
+        flag = torch.tensor([0.0 if self._non_finite is None else 1.0], device=self.args.device)
+        if self.accelerator.num_processes > 1:
+            flag = self.accelerator.reduce(flag, reduction="sum")
+        if flag.item() == 0:
+            return
+        step = self.state.global_step + 1
+        seen = (
+            f"the {self._non_finite} became non-finite"
+            if self._non_finite
+            else "another process's reward or loss became non-finite"
+        )
+        raise TrainingDiverged(
+            f"At step {step} {seen}. Checkpoints saved before it are kept in "
+            f"{self.args.output_dir}; lower --lr (or use bf16 rather than fp16) and run again, "
+            "with --resume to continue from the last of them."
+        )
 
     @contextlib.contextmanager
     def _sparse_embedding_gradient(self) -> Iterator[None]:
@@ -139,23 +166,28 @@ class RewardTrainer(Trainer):
             share = self._loss_terms(inputs) / num_items_in_batch
             loss = loss * share * self.accelerator.num_processes  # DDP averages over processes
         if model.training:
-            if not math.isfinite(output.loss.item()):
-                raise TrainingDiverged(
-                    f"The training loss became {output.loss.item()} at step "
-                    f"{self.state.global_step + 1}. Checkpoints saved before it are kept in "
-                    f"{self.args.output_dir}; lower --lr (or use bf16 rather than fp16) and run "
-                    "again, with --resume to continue from the last of them."
-                )
+            seen = rewards.values.detach()[rewards.present]
+            if not bool(seen.isfinite().all()):
+                self._non_finite = "reward"
+            elif not math.isfinite(output.loss.item()):
+                self._non_finite = "loss"
             self.tokens_fed += inputs["input_ids"].numel()
-            self.pairs_trained += int((~rewards.isnan()).sum() - rewards.shape[0])
+            self.pairs_trained += self._pairs_compared(inputs)
             for name in ("accuracy", "margin", "chosen_reward", "rejected_reward"):
                 self._pair_stats[name].append(getattr(output, name).item())
-            seen = rewards.detach()
-            self.recent_rewards.extend(seen[~seen.isnan()].tolist())
+            self.recent_rewards.extend(seen.tolist())
         return (loss, {"rewards": rewards}) if return_outputs else loss
 
-    def _get_num_items_in_batch(
-        self, batch_samples: list[dict[str, torch.Tensor]], device: torch.device
+    def get_batch_samples(
+        self, epoch_iterator: Iterator, num_batches: int, device: torch.device
+    ) -> tuple[list, torch.Tensor]:
+        """transformers' hook for the batches of one optimizer step, with the count that each
+        micro-batch's loss is weighed by: the step's loss terms over all processes."""
+        batch_samples, _ = super().get_batch_samples(epoch_iterator, num_batches, device)
+        return batch_samples, self.loss_terms_in_step(batch_samples, device)
+
+    def loss_terms_in_step(
+        self, batch_samples: list[dict[str, Any]], device: torch.device
     ) -> torch.Tensor:
         """Loss terms (pairs, or groups for listwise) in this optimizer step, over all processes."""
         micro_batches = [batch for step in batch_samples for batch in step["micro_batches"]]
@@ -165,6 +197,11 @@ class RewardTrainer(Trainer):
     def _loss_terms(self, batch: dict[str, torch.Tensor]) -> int:
         group_sizes = torch.bincount(batch["group_index"])
         return loss_terms(group_sizes, self.loss_options["loss"], self.loss_options["pairs"])
+
+    def _pairs_compared(self, batch: dict[str, torch.Tensor]) -> int:
+        """Pairs the loss compares in this micro-batch (see `pairs_counted`)."""
+        group_sizes = torch.bincount(batch["group_index"])
+        return loss_terms(group_sizes, "bt", pairs_mode(self.loss_options))
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._pair_stats:
@@ -181,9 +218,7 @@ class RewardTrainer(Trainer):
         """Score the evaluation groups through the forward plan and log pairwise metrics."""
         if not self.eval_rows:
             return {}
-        self.eval_rewards = self.plan.score(
-            self.model, self.eval_rows, self.max_tokens_per_batch, progress=False
-        )
+        self.eval_rewards = self._score_eval_rows()
         metrics = pairwise_metrics(self.eval_rewards)
         metrics = {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
         self.log(dict(metrics))  # Trainer.log adds 'epoch' to the dict it is given
@@ -192,6 +227,28 @@ class RewardTrainer(Trainer):
         )
         self.model.train()
         return metrics
+
+    def _score_eval_rows(self) -> list[list[float]]:
+        """Every evaluation group's rewards, in order.
+
+        Under DDP each process scores every N-th group and the parts are gathered. Under FSDP
+        and DeepSpeed every forward is a collective that all processes must join with the same
+        inputs, so there each process scores every group.
+        """
+        processes = self.accelerator.num_processes
+        if processes == 1 or self.is_fsdp_enabled or self.is_deepspeed_enabled:
+            return self.plan.score(
+                self.model, self.eval_rows, self.max_tokens_per_batch, progress=False
+            )
+        rank = self.accelerator.process_index
+        mine = self.plan.score(
+            self.model, self.eval_rows[rank::processes], self.max_tokens_per_batch, progress=False
+        )
+        parts = gather_object([mine])  # one list per process, in process order
+        rewards: list[list[float]] = [[] for _ in self.eval_rows]
+        for process, part in enumerate(parts):
+            rewards[process::processes] = part
+        return rewards
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """A checkpoint of a run with frozen weights (LoRA) holds only what training changes.
