@@ -65,6 +65,15 @@ def test_polar_data_writes_split_pairs_and_resumes(pool, tmp_path):
     changed = [pool[0], PoolPolicy("warm", pool[1].model, temperature=0.5, max_new_tokens=6)]
     third = polar_data(changed, prompts, tmp_path / "out", progress=False)
     assert (third.answers_generated, third.answers_reused) == (10, 10)
+    # So do other answers per policy, and another seed: nothing is reused, nothing mixed.
+    more = polar_data(pool, prompts, tmp_path / "out", answers_per_policy=3, progress=False)
+    assert (more.answers_generated, more.answers_reused) == (20, 0)
+    reseeded = polar_data(pool, prompts, tmp_path / "out", seed=7, progress=False)
+    assert (reseeded.answers_generated, reseeded.answers_reused) == (20, 0)
+    again = polar_data(pool, prompts, tmp_path / "out", answers_per_policy=3, progress=False)
+    assert (again.answers_generated, again.answers_reused) == (0, 20)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "answers.jsonl").open("rb")]
+    assert {len(row["answers"]) for row in rows if row["answers_per_policy"] == 3} == {3}
 
 
 def test_pool_file_errors_name_the_problem(tmp_path):

@@ -1,8 +1,10 @@
 """`rewardforge rlhf`: TRL's GRPO and RLOO against a rewardforge reward model, a few steps."""
 
 import json
+import math
 
 import pytest
+import torch
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
@@ -50,10 +52,15 @@ def test_two_steps_log_reward_and_kl_and_save_a_policy(
     assert all("kl" in record and "completions/mean_length" in record for record in steps)
     metrics = result.metrics
     assert metrics["steps"] == 2 and metrics["last_reward"] == steps[-1]["reward"]
-    assert isinstance(metrics["heldout_reward_before"], float)
-    assert isinstance(metrics["heldout_reward_after"], float)
+    assert math.isfinite(metrics["heldout_reward_before"])
+    assert math.isfinite(metrics["heldout_reward_after"])
     assert (result.output_dir / "rlhf.png").stat().st_size > 0
-    assert AutoModelForCausalLM.from_pretrained(result.output_dir).config.num_hidden_layers == 2
+    # The saved policy reloads, and training moved its weights.
+    trained = AutoModelForCausalLM.from_pretrained(result.output_dir).state_dict()
+    start = AutoModelForCausalLM.from_pretrained(tiny_plain_llama_dir).state_dict()
+    assert trained.keys() == start.keys()
+    moved = [name for name in start if not torch.equal(trained[name], start[name])]
+    assert len(moved) > len(start) // 2, moved
 
 
 def test_cli_runs_and_reports_the_held_out_reward(
@@ -120,7 +127,7 @@ def test_a_remote_reward_model_gives_the_local_rewards_and_trains(
         max_steps=1,
         max_new_tokens=8,
     )
-    assert isinstance(rlhf(config).metrics["heldout_reward_after"], float)
+    assert math.isfinite(rlhf(config).metrics["heldout_reward_after"])
 
 
 def test_a_reference_based_reward_model_reads_the_prompts_references(
@@ -137,7 +144,7 @@ def test_a_reference_based_reward_model_reads_the_prompts_references(
         max_steps=1,
         max_new_tokens=8,
     )
-    assert isinstance(rlhf(config).metrics["heldout_reward_before"], float)
+    assert math.isfinite(rlhf(config).metrics["heldout_reward_before"])
     write_jsonl(prompts, [*rows, {"prompt": "no reference"}])
     with pytest.raises(UserError, match="some rows have a 'reference' and some do not"):
         rlhf(config)
@@ -158,3 +165,45 @@ def test_grpo_runs_in_two_processes_under_accelerate_launch(
     assert [record["step"] for record in records if "reward" in record] == [1, 2]
     assert json.loads((output / "metrics.json").read_text())["steps"] == 2
     assert AutoModelForCausalLM.from_pretrained(output).config.num_hidden_layers == 2
+
+
+def test_chat_prompts_reach_the_reward_model_as_messages_under_a_plain_policy(
+    tiny_plain_llama_dir, tiny_reward_model_dir, tmp_path, monkeypatch
+):
+    """The policy has no chat template, so it reads a transcript; the reward model still reads
+    the conversation as messages, in its own (ChatML) format, as `RewardModel.score` does."""
+    from rewardforge import RewardModel
+
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "你好吗？"},
+    ]
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"messages": messages}] * 4)
+    scored: list[tuple[list, list[str], list[float]]] = []
+    real_score = RewardModel.score
+
+    def recorded(self, prompts, responses, references=None, normalize=False, progress=False):
+        rewards = real_score(self, prompts, responses, references, normalize, progress)
+        scored.append((list(prompts), list(responses), rewards))
+        return rewards
+
+    monkeypatch.setattr(RewardModel, "score", recorded)
+    config = RLHFConfig(
+        reward_model=str(tiny_reward_model_dir),
+        prompts=str(prompts),
+        policy=str(tiny_plain_llama_dir),
+        output=str(tmp_path / "policy"),
+        max_steps=1,
+        max_new_tokens=8,
+    )
+    rlhf(config)
+    assert scored, "the reward model was never called"
+    model = RewardModel.load(tiny_reward_model_dir)
+    for prompts_seen, responses, rewards in scored:
+        assert prompts_seen == [messages] * len(responses)
+        expected = real_score(model, prompts_seen, responses)
+        assert rewards == pytest.approx(expected, abs=1e-5)
+        transcript = real_score(
+            model, ["\n\nSystem: Be brief.\n\nHuman: 你好吗？\n\nAssistant:"], responses[:1]
+        )
+        assert abs(transcript[0] - rewards[0]) > 1e-4  # the format that was scored before

@@ -7,7 +7,8 @@ Each prompt gives rows `{"prompt", "reference", "chosen", "rejected", "category"
 that `rewardforge train --reference-mode` reads as they are.
 
 Answers are appended to `answers.jsonl` as each (policy, prompt) is done, so an interrupted run
-resumes where it stopped; answers made under other settings of a policy are not reused.
+resumes where it stopped; answers made under other settings (of a policy, the answers per
+policy, the seed) are not reused.
 """
 
 from __future__ import annotations
@@ -102,14 +103,15 @@ def polar_data(
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     answers = _read_answers(output / ANSWERS_FILE)
+    run = {"answers_per_policy": answers_per_policy, "seed": seed}  # they change the answers
+
+    def key(policy: PoolPolicy, prompt: Prompt) -> str:
+        return _answer_key(asdict(policy), prompt, run)
+
     todo = [
         (
             policy,
-            [
-                (line, prompt)
-                for line, prompt in numbered
-                if _answer_key(policy, prompt) not in answers
-            ],
+            [(line, prompt) for line, prompt in numbered if key(policy, prompt) not in answers],
         )
         for policy in policies
     ]
@@ -137,19 +139,19 @@ def polar_data(
                 sampling,
             )
             rows = [
-                {"prompt": prompt, "policy": asdict(policy), "answers": answer_set}
+                {"prompt": prompt, "policy": asdict(policy), **run, "answers": answer_set}
                 for (_, prompt), answer_set in zip(batch, texts)
             ]
             append_rows(out, rows)
             for row in rows:
-                answers[_answer_key(policy, row["prompt"])] = row["answers"]
+                answers[key(policy, row["prompt"])] = row["answers"]
             bar.update(len(batch))
 
     heldout_count = round(len(prompts) * heldout_fraction)
     heldout = set(random.Random(seed).sample(range(len(prompts)), heldout_count))
     splits: dict[str, list[dict[str, Any]]] = {TRAIN_FILE: [], HELDOUT_FILE: []}
     for index, prompt in enumerate(prompts):
-        by_policy = {policy.name: answers[_answer_key(policy, prompt)] for policy in policies}
+        by_policy = {policy.name: answers[key(policy, prompt)] for policy in policies}
         split = HELDOUT_FILE if index in heldout else TRAIN_FILE
         splits[split] += discrimination_pairs(prompt, by_policy)
     for name, rows in splits.items():
@@ -216,13 +218,20 @@ def _with_system(prompt: Prompt, system: str | None) -> Prompt:
     return [{"role": "system", "content": system}, *messages]
 
 
-def _answer_key(policy: PoolPolicy, prompt: Prompt) -> str:
-    return json.dumps([asdict(policy), prompt], ensure_ascii=False, sort_keys=True)
+def _answer_key(policy: dict[str, Any], prompt: Prompt, run: dict[str, Any]) -> str:
+    """What decides an answer set: the policy's settings, the prompt, the answers per policy and
+    the seed."""
+    return json.dumps([policy, prompt, run], ensure_ascii=False, sort_keys=True)
 
 
 def _read_answers(path: Path) -> dict[str, list[str]]:
-    """Answers of earlier runs by (policy settings, prompt)."""
+    """Answers of earlier runs by what decided them (rows without the run's settings, from an
+    older rewardforge, match nothing and are made again)."""
     return {
-        _answer_key(PoolPolicy(**row["policy"]), row["prompt"]): row["answers"]
+        _answer_key(
+            row["policy"],
+            row["prompt"],
+            {"answers_per_policy": row.get("answers_per_policy"), "seed": row.get("seed")},
+        ): row["answers"]
         for row in read_appended_rows(path)
     }

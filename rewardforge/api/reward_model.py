@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -148,22 +149,35 @@ class RewardModel:
 
 
 Scorer = Callable[[list[Prompt], list[str], list[str] | None], list[float]]
+# The dataset column that carries each prompt as its file wrote it (text or messages, as JSON)
+# to the reward function; TRL hands the policy's own form of the prompt in `prompts`.
+REWARD_PROMPT_COLUMN = "reward_prompt"
+
+
+def encode_reward_prompt(prompt: Prompt) -> str:
+    """A prompt as one text value of `REWARD_PROMPT_COLUMN` (a column holds one type)."""
+    return json.dumps(prompt, ensure_ascii=False)
 
 
 def trl_reward_function(score: Scorer) -> Callable[..., list[float]]:
     """Wrap `score(prompts, responses, references)` as a TRL reward function.
 
-    A reference-based model reads each prompt's reference answer from the dataset's `reference`
-    column, which TRL passes along with the prompts and completions.
+    TRL passes the dataset's other columns along with the prompts and completions. Where the
+    dataset has `REWARD_PROMPT_COLUMN`, the reward model reads those prompts, as the prompt file
+    wrote them, rather than the policy's rendering; a reference-based model reads each prompt's
+    reference answer from the `reference` column.
     """
 
     def rewardforge_reward(
         prompts: Sequence[Prompt],
         completions: Sequence[str | list[dict]],
         reference: Sequence[str] | None = None,
+        reward_prompt: Sequence[str] | None = None,
         **_: object,
     ) -> list[float]:
         texts = [_completion_text(completion) for completion in completions]
+        if reward_prompt is not None:
+            prompts = [json.loads(prompt) for prompt in reward_prompt]
         return score(list(prompts), texts, None if reference is None else list(reference))
 
     return rewardforge_reward

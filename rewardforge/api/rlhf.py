@@ -19,7 +19,11 @@ from typing import Any
 import datasets
 
 from rewardforge.api.remote_reward import RemoteRewardModel, is_url
-from rewardforge.api.reward_model import RewardModel
+from rewardforge.api.reward_model import (
+    REWARD_PROMPT_COLUMN,
+    RewardModel,
+    encode_reward_prompt,
+)
 from rewardforge.api.rlhf_config import RLHFConfig
 from rewardforge.api.trl_runs import (
     LOG_FILE,
@@ -83,15 +87,24 @@ def _reward_model(config: RLHFConfig) -> RewardModel | RemoteRewardModel:
 
 
 def _prompt_dataset(path: str, chat: bool) -> datasets.Dataset:
-    """TRL's prompt column: chat messages for a policy with a chat template, else text; and a
-    `reference` column (passed on to the reward function) when the rows have references."""
+    """TRL's prompt column: chat messages for a policy with a chat template, else text. TRL
+    passes the other columns on to the reward function: the prompt as the file wrote it
+    (`REWARD_PROMPT_COLUMN`), so that the reward model reads the conversation in its own
+    format even when the policy saw a transcript of it, and a `reference` column when the rows
+    have references."""
     rows = read_prompts_with_references(path)
-    if all(reference is None for _, _, reference in rows):
-        return datasets.Dataset.from_list([{"prompt": policy_prompt(p, chat)} for _, p, _ in rows])
-    if any(reference is None for _, _, reference in rows):
+    with_references = any(reference is not None for _, _, reference in rows)
+    if with_references and any(reference is None for _, _, reference in rows):
         raise UserError(f"{path}: some rows have a 'reference' and some do not; give all one.")
     return datasets.Dataset.from_list(
-        [{"prompt": policy_prompt(prompt, chat), "reference": ref} for _, prompt, ref in rows]
+        [
+            {
+                "prompt": policy_prompt(prompt, chat),
+                REWARD_PROMPT_COLUMN: encode_reward_prompt(prompt),
+            }
+            | ({"reference": reference} if with_references else {})
+            for _, prompt, reference in rows
+        ]
     )
 
 
