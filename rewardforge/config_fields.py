@@ -7,12 +7,14 @@ same names. A new option is written in one place.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from rewardforge.errors import UserError
 
@@ -52,13 +54,13 @@ def settings_from_sources(
     config_class: type, config_file: str | Path | None, overrides: dict[str, Any]
 ) -> dict[str, Any]:
     """Keyword arguments for `config_class`: the YAML file's values, then the overrides that
-    are not None, each checked against its field's type (a one-line error otherwise)."""
+    are not None, each validated against its field's type (a one-line error otherwise)."""
     values: dict[str, Any] = {}
     if config_file is not None:
         values.update(_read_yaml(Path(config_file)))
     values.update({key: value for key, value in overrides.items() if value is not None})
-    types = {spec.name: str(spec.type) for spec in dataclasses.fields(config_class)}
-    unknown = sorted(set(values) - set(types))
+    types = typing.get_type_hints(config_class)
+    unknown = sorted(set(values) - {spec.name for spec in dataclasses.fields(config_class)})
     if unknown:
         raise UserError(
             f"Unknown setting(s) {', '.join(unknown)}"
@@ -66,7 +68,7 @@ def settings_from_sources(
             + ". See the command's --help for the names."
         )
     for key in ("data", "eval_data"):  # a single path where a list is expected
-        if isinstance(values.get(key), str) and types[key].startswith("list"):
+        if isinstance(values.get(key), str) and typing.get_origin(types[key]) is list:
             values[key] = [values[key]]
     where = f"{config_file}: " if config_file else ""
     return {key: _checked(key, value, types[key], where) for key, value in values.items()}
@@ -85,41 +87,47 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return {str(key).replace("-", "_"): value for key, value in loaded.items()}
 
 
-def _checked(name: str, value: Any, annotation: str, where: str) -> Any:
-    """`value` as the field's type, or a one-line error naming the setting.
-
-    YAML reads `1e-4` (no dot) as a string, so numbers written as text are accepted.
-    """
-    kind = annotation.replace(" | None", "")
-    if value is None and annotation.endswith("| None"):
-        return None
-    if kind in ("float", "int") and isinstance(value, str):
-        with contextlib.suppress(ValueError):  # not a number: reported below
-            value = float(value) if kind == "float" else int(value)
-    expected = {
-        "float": (int, float),
-        "int": (int,),
-        "bool": (bool,),
-        "str": (str,),
-        "list[str]": (list,),
-        "dict[str, str]": (dict,),
-    }[kind]
-    wrong_bool = isinstance(value, bool) and kind in ("float", "int")
-    if not isinstance(value, expected) or wrong_bool:
-        raise UserError(f"{where}{flag_name(name)} must be {_KIND_NAMES[kind]}, got {value!r}.")
-    if kind == "list[str]" and not all(isinstance(item, str) for item in value):
-        raise UserError(f"{where}{flag_name(name)} must be a list of strings, got {value!r}.")
-    return float(value) if kind == "float" else value
+def _checked(name: str, value: Any, annotation: Any, where: str) -> Any:
+    """`value` validated as the field's type by pydantic, or a one-line error naming the
+    setting. Numbers written as text are read as numbers (YAML reads `1e-4`, without a dot,
+    as text); true and false are not numbers."""
+    if isinstance(value, bool) and not _admits(annotation, bool):
+        raise UserError(
+            f"{where}{flag_name(name)} must be {_described(annotation)}, got {value!r}."
+        )
+    try:
+        return TypeAdapter(annotation).validate_python(value)
+    except ValidationError:
+        raise UserError(
+            f"{where}{flag_name(name)} must be {_described(annotation)}, got {value!r}."
+        ) from None
 
 
-_KIND_NAMES = {
-    "float": "a number",
-    "int": "a whole number",
-    "bool": "true or false",
-    "str": "text",
-    "list[str]": "a list of strings",
-    "dict[str, str]": "a mapping",
-}
+def _admits(annotation: Any, kind: type) -> bool:
+    """Whether `annotation` is `kind` or a union with it (`bool | None`)."""
+    return annotation is kind or kind in typing.get_args(annotation)
+
+
+def _described(annotation: Any) -> str:
+    """A type in words for an error message: `int | None` is 'a whole number'."""
+    kinds = [kind for kind in typing.get_args(annotation) if kind is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(kinds) == 1:
+        annotation = kinds[0]
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(choice) for choice in typing.get_args(annotation))
+    if origin is list:
+        return "a list of strings" if typing.get_args(annotation) == (str,) else "a list"
+    if origin is dict:
+        return "a mapping"
+    names = {
+        float: "a number",
+        int: "a whole number",
+        bool: "true or false",
+        str: "text",
+        Path: "a path",
+    }
+    return names.get(annotation, f"of type {annotation}")
 
 
 def flag_name(name: str) -> str:

@@ -84,3 +84,28 @@ def test_malformed_yaml_names_the_file_and_line(tmp_path):
     config_file.write_text("lr: 0.1\nbatch-pairs: [4\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"run.yaml: not valid YAML at line 3, column 1"):
         TrainConfig.from_sources(config_file)
+
+
+def test_any_annotated_type_is_validated_with_a_one_line_error(tmp_path):
+    """Literal and Path fields (and any other type pydantic knows) validate like the rest."""
+    import dataclasses
+    from pathlib import Path
+    from typing import Literal
+
+    from rewardforge.config_fields import setting, settings_from_sources
+
+    @dataclasses.dataclass
+    class Settings:
+        mode: Literal["fast", "exact"] = setting("fast", "How.")
+        folder: Path | None = setting(None, "Where.")
+        ratio: float = setting(0.5, "How much.")
+
+    read = settings_from_sources(Settings, None, {"mode": "exact", "folder": "runs/a", "ratio": 1})
+    assert read == {"mode": "exact", "folder": Path("runs/a"), "ratio": 1.0}
+    assert isinstance(read["ratio"], float)
+    with pytest.raises(UserError) as wrong:
+        settings_from_sources(Settings, None, {"mode": "slow"})
+    assert str(wrong.value) == "mode must be one of 'fast', 'exact', got 'slow'."
+    with pytest.raises(UserError) as wrong:
+        settings_from_sources(Settings, None, {"folder": 3})
+    assert str(wrong.value) == "folder must be a path, got 3."

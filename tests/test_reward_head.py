@@ -173,3 +173,32 @@ def test_gradient_checkpointing_gives_the_same_gradient(request, directory):
         preference_loss(plan.rewards(model, batch), batch["margin"]).loss.backward()
         gradients.append(gradient(model))
     torch.testing.assert_close(gradients[1], gradients[0], rtol=1e-4, atol=1e-6)
+
+
+def test_a_new_head_is_said_in_one_plain_line_not_a_load_report(tiny_llama_dir, capsys, caplog):
+    from rewardforge.models import load_reward_backbone
+
+    load_reward_backbone(str(tiny_llama_dir))
+    assert "LOAD REPORT" not in caplog.text and "MISSING" not in caplog.text
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [
+        "reward head: score.weight new, starting at random (training learns it); not used from "
+        f"{tiny_llama_dir}: lm_head.weight."
+    ]
+
+
+def test_backbone_weights_missing_from_a_checkpoint_are_a_warning():
+    from rewardforge.models.reward_head import describe_loading
+
+    loading = {
+        "missing_keys": {"classifier.weight", "encoder.layer.0.attention.self.query.weight"},
+        "unexpected_keys": set(),
+        "mismatched_keys": {("embeddings.word_embeddings.weight", (10, 4), (12, 4))},
+    }
+    assert describe_loading(loading, "ckpt") == [
+        "reward head: classifier.weight new, starting at random (training learns it).",
+        "warning: 1 backbone weight(s) are not in ckpt and start at random: "
+        "encoder.layer.0.attention.self.query.weight. Is this the model you meant?",
+        "warning: 1 weight(s) of ckpt have another shape than this architecture and start at "
+        "random: embeddings.word_embeddings.weight.",
+    ]

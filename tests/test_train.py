@@ -288,17 +288,26 @@ def test_resume_skips_a_checkpoint_cut_short_and_logs_each_step_once(
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the tip is for CPU runs")
-@pytest.mark.parametrize(("native", "requested"), [(True, "auto"), (False, "auto"), (True, "no")])
-def test_an_fp32_run_on_a_cpu_with_native_bf16_prints_how_to_use_it(
-    native, requested, monkeypatch, tiny_bert_dir, hh_file, tmp_path, capsys
+@pytest.mark.parametrize(
+    ("backbone", "native", "requested", "tip_given"),
+    [
+        ("tiny_llama_dir", True, "auto", True),
+        ("tiny_llama_dir", False, "auto", False),
+        ("tiny_llama_dir", True, "no", False),
+        ("tiny_bert_dir", True, "auto", False),  # measured on a decoder only
+    ],
+)
+def test_an_fp32_decoder_run_on_a_cpu_with_native_bf16_prints_how_to_use_it(
+    backbone, native, requested, tip_given, request, monkeypatch, hh_file, tmp_path, capsys
 ):
     import rewardforge.api.train
 
     monkeypatch.setattr(rewardforge.api.train, "cpu_has_native_bf16", lambda: native)
+    model = request.getfixturevalue(backbone)
     output = tmp_path / "rm"
-    train(tiny_config(tiny_bert_dir, hh_file, output, max_steps=1, mixed_precision=requested))
+    train(tiny_config(model, hh_file, output, max_steps=1, mixed_precision=requested))
     tip = "tip: this CPU multiplies bf16 in hardware; --mixed-precision bf16"
-    assert (tip in capsys.readouterr().out) == (native and requested == "auto")
+    assert (tip in capsys.readouterr().out) == tip_given
 
 
 @pytest.mark.parametrize("huge_pages", [None, "1"])

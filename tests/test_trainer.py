@@ -114,3 +114,33 @@ def test_pure_bfloat16_step_keeps_the_sparse_embedding_gradient_in_bfloat16(
     assert embedding_gradient.dtype == torch.bfloat16
     assert embedding_gradient.abs().sum() > 0
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize(
+    ("method", "parameters", "caller"),
+    [
+        # LoRA checkpoints hold only the trained weights: Trainer.save_model hands _save the
+        # state dict to write, and no public hook can.
+        ("_save", ["self", "output_dir", "state_dict"], "save_model"),
+        # Resuming such a checkpoint leaves the frozen weights out on purpose: only a trained
+        # weight missing is worth a warning, and Trainer has no public hook for that either.
+        ("_issue_warnings_after_load", ["self", "load_result"], "_load_from_checkpoint"),
+    ],
+)
+def test_the_private_trainer_methods_we_override_are_still_there(method, parameters, caller):
+    """RewardTrainer overrides two private transformers.Trainer methods. If transformers
+    renames, re-signs or stops calling one, this fails and names it, instead of LoRA
+    checkpoints silently growing to the whole model or resume warning about frozen weights."""
+    import inspect
+
+    from transformers import Trainer
+
+    where = f"transformers.Trainer.{method} (overridden by RewardTrainer.{method})"
+    assert hasattr(Trainer, method), f"{where} no longer exists"
+    assert list(inspect.signature(getattr(Trainer, method)).parameters) == parameters, (
+        f"{where} changed its parameters"
+    )
+    assert f"self.{method}(" in inspect.getsource(getattr(Trainer, caller)), (
+        f"{where} is no longer called by Trainer.{caller}"
+    )
+    assert getattr(RewardTrainer, method) is not getattr(Trainer, method)

@@ -6,8 +6,11 @@ reward model loads anywhere transformers does (TRL, OpenRLHF, vLLM, RewardBench)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from transformers import (
@@ -82,14 +85,20 @@ def load_reward_backbone(
     pad_in_table = tokenizer.pad_token_id < getattr(
         config, "vocab_size", tokenizer.pad_token_id + 1
     )
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path,
-        num_labels=1,
-        dtype=_torch_dtype(dtype),
-        pad_token_id=tokenizer.pad_token_id if pad_in_table else None,
-        quantization_config=_quantization_config(quantization),
-        use_safetensors=None if allow_pickle_weights else True,
-    )
+    # transformers reports the new head as a table of MISSING weights, which alarms for what
+    # is expected; the same facts are said in one plain line instead.
+    with _quiet_load_report():
+        model, loading = AutoModelForSequenceClassification.from_pretrained(
+            path,
+            num_labels=1,
+            dtype=_torch_dtype(dtype),
+            pad_token_id=tokenizer.pad_token_id if pad_in_table else None,
+            quantization_config=_quantization_config(quantization),
+            use_safetensors=None if allow_pickle_weights else True,
+            output_loading_info=True,
+        )
+    for line in describe_loading(loading, path):
+        print(line)
     use_plan_attention(model, is_encoder, default_device())
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
@@ -105,6 +114,56 @@ def load_reward_backbone(
     if lora is not None:
         model = _with_lora(model, lora, tokenizer.convert_tokens_to_ids(list(added_tokens)))
     return model, tokenizer, is_encoder
+
+
+HEAD_PREFIXES = ("score.", "classifier.")  # the head of transformers' sequence classifiers
+
+
+def describe_loading(loading: dict[str, Any], source: str) -> list[str]:
+    """What loading a backbone as a reward model did, in plain words: the new reward head
+    (expected), weights a reward model does not use (a language-model head), and, as warnings,
+    backbone weights that were not in the checkpoint or did not fit."""
+    missing = sorted(loading["missing_keys"])
+    head = [key for key in missing if key.startswith(HEAD_PREFIXES)]
+    backbone = [key for key in missing if not key.startswith(HEAD_PREFIXES)]
+    unused = sorted(loading["unexpected_keys"])
+    lines = []
+    if head:
+        line = f"reward head: {', '.join(head)} new, starting at random (training learns it)"
+        if unused:
+            line += f"; not used from {source}: {_some(unused)}"
+        lines.append(line + ".")
+    elif unused:
+        lines.append(f"not used from {source}: {_some(unused)}.")
+    if backbone:
+        lines.append(
+            f"warning: {len(backbone)} backbone weight(s) are not in {source} and start at "
+            f"random: {_some(backbone)}. Is this the model you meant?"
+        )
+    mismatched = sorted(key for key, *_ in loading["mismatched_keys"])
+    if mismatched:
+        lines.append(
+            f"warning: {len(mismatched)} weight(s) of {source} have another shape than this "
+            f"architecture and start at random: {_some(mismatched)}."
+        )
+    return lines
+
+
+def _some(keys: list[str], shown: int = 3) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
+@contextlib.contextmanager
+def _quiet_load_report() -> Iterator[None]:
+    """Keep transformers' load report (a warning of `transformers.modeling_utils`) unprinted."""
+    model_logger = logging.getLogger("transformers.modeling_utils")
+    level = model_logger.level
+    model_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        model_logger.setLevel(level)
 
 
 def _config_without_remote_code(path: str) -> PretrainedConfig:
