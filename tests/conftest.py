@@ -52,6 +52,19 @@ def launch_processes(
     return subprocess.run(line.split(), capture_output=True, text=True, timeout=timeout)
 
 
+def moved_weights(trained: Path, start: Path) -> list[str]:
+    """Names of the causal LM weights that differ between two saved models; also checks that
+    the trained one reloads with the same weight names and only finite values."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    after = AutoModelForCausalLM.from_pretrained(trained).state_dict()
+    before = AutoModelForCausalLM.from_pretrained(start).state_dict()
+    assert after.keys() == before.keys()
+    assert all(torch.isfinite(weight).all() for weight in after.values())
+    return [name for name in before if not torch.equal(after[name], before[name])]
+
+
 @contextlib.contextmanager
 def running_server(app) -> Iterator[str]:
     """Serve an ASGI app with uvicorn in a thread on a free loopback port; yields its URL."""

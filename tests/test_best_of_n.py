@@ -52,10 +52,13 @@ def test_keeps_the_top_k_and_writes_loadable_pairs(models, tmp_path):
     rescored = judge.score([row["prompt"] for row in sft], [row["response"] for row in sft])
     assert [row["reward"] for row in sft] == pytest.approx(rescored, abs=1e-5)
     pairs = read(tmp_path / "pairs.jsonl")
-    assert len(pairs) == report.pair_rows
-    assert all(pair["chosen_reward"] >= pair["rejected_reward"] for pair in pairs)
-    if pairs:
-        assert len(load_preferences(tmp_path / "pairs.jsonl").examples) == len(pairs)
+    # Four sampled answers differ (seeded sampling), so each prompt gives one best/worst pair.
+    assert len(pairs) == report.pair_rows == 2
+    assert all(pair["chosen_reward"] > pair["rejected_reward"] for pair in pairs)
+    loaded = load_preferences(tmp_path / "pairs.jsonl").examples
+    assert [example.responses for example in loaded] == [
+        (pair["chosen"], pair["rejected"]) for pair in pairs
+    ]
 
 
 def test_a_second_run_resumes_after_the_prompts_already_done(models, tmp_path):

@@ -3,6 +3,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from rewardforge import RewardModel
 from rewardforge.cli import app
 from tests.conftest import write_jsonl
 
@@ -69,13 +70,25 @@ def test_eval_summary_is_readable(cli_model):
     assert result.exit_code == 0 and "accuracy (ties wrong)" in result.stdout
 
 
-def test_eval_report_and_compare(cli_model, tmp_path):
+def test_eval_report_and_compare(cli_model, tiny_reward_model_dir, tmp_path):
+    from rewardforge.data import load_preferences
+
     root, _ = cli_model
     model, data = str(root / "rm"), str(root / "train.jsonl")
     args = ["eval", "--model", model, "--data", data, "--report", str(tmp_path / "r")]
-    result = runner.invoke(app, [*args, "--compare", model])
+    result = runner.invoke(app, [*args, "--compare", str(tiny_reward_model_dir)])
     assert result.exit_code == 0, result.output
-    assert "disagreements: 0 examples" in result.stdout and "A: rm" in result.stdout
+    # The pairs that exactly one of the two models orders right, counted here independently.
+    examples = load_preferences(data).examples
+    right = [
+        [chosen > rejected for chosen, rejected in RewardModel.load(path).score_examples(examples)]
+        for path in (model, tiny_reward_model_dir)
+    ]
+    expected = sum(a != b for a, b in zip(*right))
+    assert 0 < expected < 8
+    assert f"disagreements: {expected} examples" in result.stdout
+    lines = (tmp_path / "r" / "disagreements.jsonl").read_text("utf-8").splitlines()
+    assert len(lines) == expected
     assert (tmp_path / "r" / "report.html").is_file()
 
 
@@ -96,7 +109,8 @@ def test_eval_on_a_directory_without_a_model(cli_model, tmp_path):
 
 def test_columns_flag_must_be_pairs(cli_model):
     result = runner.invoke(app, ["train", "--columns", "prompt"])
-    assert result.exit_code != 0
+    assert result.exit_code == 2
+    assert "--columns expects canonical=source pairs" in " ".join(result.stderr.split())
 
 
 def test_score_adds_rewards_and_reports_rejects(cli_model, tmp_path):
@@ -110,7 +124,8 @@ def test_score_adds_rewards_and_reports_rejects(cli_model, tmp_path):
     assert result.exit_code == 0, result.output
     assert "scored 1 rows" in result.stdout and "rejected 1 rows" in result.stdout
     row = json.loads((tmp_path / "out.jsonl").read_text(encoding="utf-8"))
-    assert row["prompt"] == "你好" and isinstance(row["reward"], float)
+    expected = RewardModel.load(root / "rm").score(["你好"], ["你好！"])[0]
+    assert row["prompt"] == "你好" and row["reward"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_best_of_n_and_verify(tiny_llama_dir, tiny_reward_model_dir, tmp_path):
@@ -298,7 +313,8 @@ def test_reference_mode_end_to_end_in_chinese(tiny_llama_dir, reference_rows_fil
     result = runner.invoke(app, [*args, str(tmp_path / "scored.jsonl")])
     assert result.exit_code == 0, result.output
     scored = json.loads((tmp_path / "scored.jsonl").read_text("utf-8"))
-    assert scored["response"] == "晴天。" and isinstance(scored["reward"], float)
+    expected = RewardModel.load(tuned).score(["天气？"], ["晴天。"], references=["晴。"])[0]
+    assert scored["response"] == "晴天。" and scored["reward"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_references_for_a_plain_model_are_one_line_with_exit_2(cli_model, reference_rows_file):

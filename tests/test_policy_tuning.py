@@ -3,14 +3,13 @@
 import json
 
 import pytest
-from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
 from rewardforge.api.policy_tuning import dpo, sft
 from rewardforge.api.policy_tuning_config import DPORunConfig, SFTRunConfig
 from rewardforge.cli import app
 from rewardforge.data import DataError
-from tests.conftest import write_jsonl
+from tests.conftest import moved_weights, write_jsonl
 
 DEMONSTRATIONS = [
     {"prompt": "How do I bake bread?", "answer": "Knead, rise, bake."},
@@ -64,8 +63,12 @@ def test_sft_trains_on_every_row_shape_and_saves_a_plain_model(tiny_llama_dir, t
     assert result.metrics["train_examples"] == 4 and result.metrics["steps"] == 2
     assert steps_logged(result.output_dir) == [1, 2]
     assert not (result.output_dir / "adapter_config.json").exists()  # LoRA merged in
-    tuned = AutoModelForCausalLM.from_pretrained(result.output_dir)
-    assert tuned.config.num_hidden_layers == 2
+    moved = moved_weights(result.output_dir, tiny_llama_dir)
+    if lora:  # the adapted linear layers moved; embeddings and norms stayed frozen
+        assert moved and all("proj" in name for name in moved)
+        assert len(moved) == 14  # 7 linear layers in each of 2 blocks
+    else:
+        assert len(moved) > 14
 
 
 def test_dpo_tunes_on_best_of_n_pairs(tiny_plain_llama_dir, tmp_path):
@@ -84,7 +87,7 @@ def test_dpo_tunes_on_best_of_n_pairs(tiny_plain_llama_dir, tmp_path):
     assert result.metrics["train_examples"] == 2 and result.metrics["steps"] == 2
     records = [json.loads(line) for line in (result.output_dir / "log.jsonl").open()]
     assert all("rewards/chosen" in record for record in records if "loss" in record)
-    assert AutoModelForCausalLM.from_pretrained(result.output_dir).config.num_hidden_layers == 2
+    assert len(moved_weights(result.output_dir, tiny_plain_llama_dir)) > 14
 
 
 def test_bad_demonstration_rows_are_named(tmp_path):
@@ -115,4 +118,4 @@ def test_sft_runs_in_two_processes_under_accelerate_launch(tiny_llama_dir, tmp_p
     )
     assert stdout.count("sft: 2 steps on 16 examples") == 1  # the main process reports
     assert json.loads((output / "metrics.json").read_text())["steps"] == 2
-    assert AutoModelForCausalLM.from_pretrained(output).config.num_hidden_layers == 2
+    assert len(moved_weights(output, tiny_llama_dir)) > 14

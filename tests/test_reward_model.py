@@ -8,9 +8,21 @@ def reward_model(tiny_reward_model_dir) -> RewardModel:
     return RewardModel.load(tiny_reward_model_dir)
 
 
-def test_score_returns_one_float_per_pair(reward_model):
-    rewards = reward_model.score(["Hi", [{"role": "user", "content": "你好"}]], ["Hello", "你好！"])
-    assert len(rewards) == 2 and all(isinstance(r, float) for r in rewards)
+def test_score_equals_the_plain_transformers_classifier_on_the_recipe_tokens(
+    reward_model, tiny_reward_model_dir
+):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    prompts, responses = ["Hi", [{"role": "user", "content": "你好"}]], ["Hello", "你好！"]
+    rewards = reward_model.score(prompts, responses)
+    classifier = AutoModelForSequenceClassification.from_pretrained(tiny_reward_model_dir).eval()
+    for prompt, response, reward in zip(prompts, responses, rewards):
+        ids = reward_model.encoder.encode(prompt, response).input_ids
+        with torch.no_grad():
+            expected = classifier(torch.tensor([ids])).logits[0, 0].item()
+        assert reward == pytest.approx(expected, abs=1e-5)
+    assert rewards[0] != rewards[1]
 
 
 def test_normalised_scores_use_the_stored_statistics(reward_model):

@@ -4,15 +4,13 @@ import json
 import math
 
 import pytest
-import torch
-from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
 from rewardforge.api.rlhf import rlhf
 from rewardforge.api.rlhf_config import RLHFConfig
 from rewardforge.cli import app
 from rewardforge.errors import UserError
-from tests.conftest import write_jsonl
+from tests.conftest import moved_weights, write_jsonl
 
 
 @pytest.fixture
@@ -56,11 +54,7 @@ def test_two_steps_log_reward_and_kl_and_save_a_policy(
     assert math.isfinite(metrics["heldout_reward_after"])
     assert (result.output_dir / "rlhf.png").stat().st_size > 0
     # The saved policy reloads, and training moved its weights.
-    trained = AutoModelForCausalLM.from_pretrained(result.output_dir).state_dict()
-    start = AutoModelForCausalLM.from_pretrained(tiny_plain_llama_dir).state_dict()
-    assert trained.keys() == start.keys()
-    moved = [name for name in start if not torch.equal(trained[name], start[name])]
-    assert len(moved) > len(start) // 2, moved
+    assert len(moved_weights(result.output_dir, tiny_plain_llama_dir)) > 14
 
 
 def test_cli_runs_and_reports_the_held_out_reward(
@@ -164,7 +158,7 @@ def test_grpo_runs_in_two_processes_under_accelerate_launch(
     records = [json.loads(line) for line in (output / "log.jsonl").open()]
     assert [record["step"] for record in records if "reward" in record] == [1, 2]
     assert json.loads((output / "metrics.json").read_text())["steps"] == 2
-    assert AutoModelForCausalLM.from_pretrained(output).config.num_hidden_layers == 2
+    assert len(moved_weights(output, tiny_llama_dir)) > 14
 
 
 def test_chat_prompts_reach_the_reward_model_as_messages_under_a_plain_policy(

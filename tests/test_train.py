@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,11 @@ from rewardforge.errors import UserError
 from rewardforge.models.adapters import merge_into_plain_backbone
 from rewardforge.recipe import ScoringRecipe
 from tests.conftest import accelerate_launch
+
+# bf16 keeps 8 bits of mantissa (relative rounding about 0.4%). Three steps of the tiny Llama at
+# lr 1e-3 in bf16 and in float32 give rewards of 0.04 to 0.08 that differ by at most 1.7e-3
+# (measured); a model that trained differently or wrongly is far outside this.
+BF16_TOLERANCE = 5e-3
 
 
 def tiny_config(model_dir, data, output, **overrides) -> TrainConfig:
@@ -200,14 +206,29 @@ def ddp_run(tiny_llama_dir, tmp_path_factory) -> tuple[Path, str]:
     return data, launch_two_processes("--multi_gpu", data, tiny_llama_dir, root / "ddp")
 
 
-def test_two_process_ddp_on_cpu(ddp_run):
+def test_two_process_ddp_on_cpu(ddp_run, tiny_llama_dir):
     data, stdout = ddp_run
     output = data.parent / "ddp"
     assert "distributed: MULTI_CPU over 2 processes" in stdout
     assert "micro-batch token budget 1" in stdout
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["train_pairs"] == 8  # 2 steps x 2 processes x 2 pairs, summed over processes
-    assert RewardModel.load(output).score(["q"], ["a"])
+    # The same two steps in one process give the same model.
+    alone = train(
+        TrainConfig(
+            data=[str(data)],
+            model=str(tiny_llama_dir),
+            output=str(data.parent / "alone"),
+            batch_pairs=4,
+            max_tokens_per_micro_batch=1,
+            max_steps=2,
+            max_length=64,
+        )
+    ).output_dir
+    prompts, responses = ["q", "你好"], ["a", "你好！"]
+    together = RewardModel.load(output).score(prompts, responses)
+    assert all(math.isfinite(reward) for reward in together)
+    assert together == pytest.approx(RewardModel.load(alone).score(prompts, responses), abs=1e-5)
 
 
 def test_no_data_is_a_clear_error(tiny_bert_dir, tmp_path):
@@ -415,7 +436,16 @@ def test_bf16_runs_end_to_end_on_cpu(tiny_llama_dir, hh_file, tmp_path, dtype, m
     assert result.metrics["train_pairs"] == 12 and result.metrics["train_loss"] > 0
     saved = json.loads((result.output_dir / "config.json").read_text())
     assert saved["dtype"] == dtype
-    assert RewardModel.load(result.output_dir).score(["你好"], ["你好！"])
+    # Against the same run in float32: bf16 rounding moves rewards by a little, not the model.
+    fp32 = train(tiny_config(tiny_llama_dir, hh_file, tmp_path / "fp32")).output_dir
+    prompts, responses = (
+        ["你好", "q", "How do I bake bread?"],
+        ["你好！", "a", "Knead, rise, bake."],
+    )
+    in_bf16 = RewardModel.load(result.output_dir).score(prompts, responses)
+    in_fp32 = RewardModel.load(fp32).score(prompts, responses)
+    assert all(math.isfinite(reward) for reward in in_bf16)
+    assert in_bf16 == pytest.approx(in_fp32, abs=BF16_TOLERANCE)
 
 
 CONCISE_TRAIN = [
