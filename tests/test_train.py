@@ -559,3 +559,82 @@ def test_reference_markers_are_configurable_and_kept_by_fine_tuning(
         tiny_config(
             tiny_llama_dir, train_file, tmp_path / "x", split_token="[[A]]", reward_marker="[[A]]"
         )
+
+
+@pytest.fixture(scope="module")
+def worsening_run(tiny_bert_dir, tmp_path_factory):
+    """Six steps trained on the dev pairs with chosen and rejected swapped, evaluated on the
+    dev pairs at every step, with --load-best: dev accuracy falls as the run goes on."""
+    from tests.conftest import sample_rows, write_jsonl
+
+    root = tmp_path_factory.mktemp("worsening")
+    dev_rows = sample_rows("dev", 12)
+    dev = write_jsonl(root / "dev.jsonl", dev_rows)
+    swapped = [{"chosen": row["rejected"], "rejected": row["chosen"]} for row in dev_rows]
+    flipped = write_jsonl(root / "flipped.jsonl", swapped)
+    settings = dict(eval_data=[str(dev)], eval_steps=1, max_steps=6, warmup_ratio=0.0, lr=1e-2)
+    config = tiny_config(tiny_bert_dir, flipped, root / "best", load_best=True, **settings)
+    return root, dev, train(config), settings
+
+
+def eval_accuracies(output: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (output / "log.jsonl").open()]
+    return {r["step"]: r["eval_accuracy"] for r in records if "eval_accuracy" in r}
+
+
+def test_load_best_keeps_the_best_checkpoint_of_a_run_that_gets_worse(worsening_run):
+    from rewardforge.api.evaluate import evaluate
+
+    root, dev, result, _ = worsening_run
+    accuracies = eval_accuracies(result.output_dir)
+    assert sorted(accuracies) == [1, 2, 3, 4, 5, 6]
+    best = max(accuracies.values())
+    best_step = min(step for step, accuracy in accuracies.items() if accuracy == best)
+    assert accuracies[6] < best  # the run got worse
+    metrics = result.metrics
+    assert (metrics["best_step"], metrics["best_eval_accuracy"], metrics["last_step"]) == (
+        best_step,
+        best,
+        6,
+    )
+    # The model saved is the best step's: its weights are that checkpoint's, and `eval` of it
+    # reports the accuracy the trainer logged for that step.
+    saved = safe_open(str(result.output_dir / "model.safetensors"), "pt")
+    checkpoint = root / "best" / "checkpoints" / f"checkpoint-{best_step}" / "model.safetensors"
+    kept = safe_open(str(checkpoint), "pt")
+    for name in kept.keys():  # the checkpoint holds RewardForward's names
+        plain = RewardForward_name(name)
+        assert torch.equal(saved.get_tensor(plain), kept.get_tensor(name)), name
+    assert metrics["eval_accuracy"] == best
+    assert evaluate(result.output_dir, dev, progress=False)["accuracy"] == best
+
+
+def RewardForward_name(name: str) -> str:  # noqa: N802
+    return name.removeprefix("classifier.")
+
+
+def test_early_stopping_ends_the_run_after_patience_evaluations(worsening_run, tiny_bert_dir):
+    root, _, result, settings = worsening_run
+    best_step = result.metrics["best_step"]
+    flipped = root / "flipped.jsonl"
+    config = tiny_config(tiny_bert_dir, flipped, root / "early", early_stopping=2, **settings)
+    stopped = train(config)
+    assert stopped.metrics["best_step"] == best_step
+    assert stopped.metrics["last_step"] == min(best_step + 2, 6)
+    assert max(eval_accuracies(root / "early")) == min(best_step + 2, 6)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (dict(load_best=True), "--load-best compares evaluations made during training; give"),
+        (dict(early_stopping=3), "--early-stopping compares evaluations"),
+        (dict(early_stopping=0, eval_steps=5), "--early-stopping must be at least 1, got 0."),
+    ],
+)
+def test_keeping_the_best_needs_evaluations(settings, message):
+    with pytest.raises(UserError, match=message):
+        TrainConfig(**settings)
+    if "eval_steps" not in settings:
+        with pytest.raises(UserError, match="choose by eval accuracy; give --eval-data FILE"):
+            train(TrainConfig(data=["x.jsonl"], eval_steps=5, **settings))

@@ -14,7 +14,7 @@ from typing import Any
 import datasets
 import torch
 from accelerate.utils import parse_flag_from_env
-from transformers import TrainingArguments, set_seed
+from transformers import EarlyStoppingCallback, TrainerCallback, TrainingArguments, set_seed
 
 from rewardforge.data import LoadReport, load_preferences
 from rewardforge.errors import UserError
@@ -73,6 +73,10 @@ def train(config: TrainConfig) -> TrainResult:
     """
     if not config.data:
         raise UserError("No training data given; pass --data FILE (repeatable).")
+    if config.keeps_best and not config.eval_data:
+        raise UserError(
+            "--load-best and --early-stopping choose by eval accuracy; give --eval-data FILE."
+        )
     _refuse_sharded_lora(config)
     set_seed(config.seed)
     output = Path(config.output)
@@ -131,7 +135,7 @@ def train(config: TrainConfig) -> TrainResult:
         train_dataset=datasets.Dataset.from_list(train_rows),
         eval_dataset=datasets.Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
-        callbacks=[JsonlLogCallback(output / LOG_FILE)],
+        callbacks=_callbacks(config, output),
         loss_options={
             "loss": config.loss,
             "pairs": config.pairs,
@@ -164,7 +168,14 @@ def train(config: TrainConfig) -> TrainResult:
     }
     if checkpoint:  # train_pairs and train_tokens count what this invocation trained
         metrics["resumed_from_step"] = checkpoint_step(checkpoint)
-    if eval_rows:
+    if config.keeps_best and trainer.state.best_model_checkpoint:
+        # Trainer has loaded the best checkpoint back: the model evaluated and saved below.
+        metrics["best_step"] = checkpoint_step(Path(trainer.state.best_model_checkpoint))
+        metrics["best_eval_accuracy"] = trainer.state.best_metric
+        metrics["last_step"] = trainer.state.global_step
+    if eval_rows and config.keeps_best and trainer.state.best_model_checkpoint:
+        metrics.update(trainer.score_eval_set())  # the best step's model, logged at that step
+    elif eval_rows:
         metrics.update(trainer.evaluate())
 
     stats_source = "eval set" if trainer.eval_rewards else "last training forward passes"
@@ -246,6 +257,14 @@ def _refuse_sharded_lora(config: TrainConfig) -> None:
             "(accelerate launch --multi_gpu --num_processes N ...): the frozen base is not "
             "trained, so every process holding a copy of it costs no optimizer memory."
         )
+
+
+def _callbacks(config: TrainConfig, output: Path) -> list[TrainerCallback]:
+    """`log.jsonl`, and transformers' early stopping when asked for."""
+    callbacks: list[TrainerCallback] = [JsonlLogCallback(output / LOG_FILE)]
+    if config.early_stopping is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping))
+    return callbacks
 
 
 def _describe(plan: ForwardPlan) -> str:
@@ -356,10 +375,15 @@ def _training_arguments(config: TrainConfig, output: Path, has_eval: bool) -> Tr
         warmup_steps=config.warmup_ratio,
         lr_scheduler_type="linear",
         logging_steps=config.logging_steps,
-        save_steps=config.save_steps,
+        # Keeping the best model checkpoints at every evaluation; the two kept are then the
+        # best and the latest (for --resume).
+        save_steps=config.eval_steps if config.keeps_best else config.save_steps,
         save_total_limit=2,
         eval_strategy="steps" if evaluate_during else "no",
         eval_steps=config.eval_steps if evaluate_during else None,
+        load_best_model_at_end=config.keeps_best,
+        metric_for_best_model="eval_accuracy" if config.keeps_best else None,
+        greater_is_better=True if config.keeps_best else None,
         seed=config.seed,
         # Random steps, as TRL: sorting inside a step already keeps padding small, and length
         # grouping across steps would add a length curriculum.

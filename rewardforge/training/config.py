@@ -108,6 +108,16 @@ class TrainConfig:
     eval_steps: int | None = setting(
         None, "Evaluate every N steps (with --eval-data).", shown="at the end only"
     )
+    load_best: bool = setting(
+        False,
+        "Save the checkpoint with the best eval accuracy, not the last step; needs --eval-data "
+        "and --eval-steps, and checkpoints at every evaluation.",
+    )
+    early_stopping: int | None = setting(
+        None,
+        "Stop after N evaluations in a row without a better eval accuracy (implies --load-best).",
+        shown="off",
+    )
     logging_steps: int = setting(10, "Log every N steps.")
     seed: int = setting(42, "Random seed.")
     resume: bool = setting(False, "Continue from the newest complete checkpoint.")
@@ -154,6 +164,14 @@ class TrainConfig:
             )
         if self.eval_steps is not None and self.eval_steps < 1:
             raise UserError(f"--eval-steps must be at least 1, got {self.eval_steps}.")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise UserError(f"--early-stopping must be at least 1, got {self.early_stopping}.")
+        if self.keeps_best and self.eval_steps is None:
+            wanted = "--early-stopping" if self.early_stopping else "--load-best"
+            raise UserError(
+                f"{wanted} compares evaluations made during training; give --eval-steps N "
+                "(and --eval-data FILE) to say how often to evaluate."
+            )
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
         if not self.split_token.strip() or not self.reward_marker.strip():
@@ -178,6 +196,11 @@ class TrainConfig:
         Path(path).write_text(
             yaml.safe_dump(asdict(self), sort_keys=False, allow_unicode=True), encoding="utf-8"
         )
+
+    @property
+    def keeps_best(self) -> bool:
+        """Whether the run saves its best evaluated checkpoint (--load-best or --early-stopping)."""
+        return self.load_best or self.early_stopping is not None
 
     @property
     def quantization(self) -> str | None:

@@ -218,15 +218,20 @@ class RewardTrainer(Trainer):
         """Score the evaluation groups through the forward plan and log pairwise metrics."""
         if not self.eval_rows:
             return {}
-        self.eval_rewards = self._score_eval_rows()
-        metrics = pairwise_metrics(self.eval_rewards)
-        metrics = {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
+        metrics = self.score_eval_set(metric_key_prefix)
         self.log(dict(metrics))  # Trainer.log adds 'epoch' to the dict it is given
         self.control = self.callback_handler.on_evaluate(
             self.args, self.state, self.control, metrics
         )
         self.model.train()
         return metrics
+
+    def score_eval_set(self, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Pairwise metrics of the model as it is now, neither logged nor seen by callbacks
+        (the final model of a --load-best run is a step already logged)."""
+        self.eval_rewards = self._score_eval_rows()
+        metrics = pairwise_metrics(self.eval_rewards)
+        return {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
 
     def _score_eval_rows(self) -> list[list[float]]:
         """Every evaluation group's rewards, in order.
