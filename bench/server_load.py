@@ -75,7 +75,7 @@ def run(model: Path, requests: int, clients: int, max_items: int) -> dict:
         started = time.perf_counter()
         latencies, errors = asyncio.run(send_all(url, bodies, clients))
         wall = time.perf_counter() - started
-        metrics = httpx.get(f"{url}/metrics").text
+        metrics = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
     finally:
         server.send_signal(signal.SIGTERM)
         exit_code = server.wait(timeout=60)

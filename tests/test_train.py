@@ -602,7 +602,7 @@ def test_load_best_keeps_the_best_checkpoint_of_a_run_that_gets_worse(worsening_
     saved = safe_open(str(result.output_dir / "model.safetensors"), "pt")
     checkpoint = root / "best" / "checkpoints" / f"checkpoint-{best_step}" / "model.safetensors"
     kept = safe_open(str(checkpoint), "pt")
-    for name in kept.keys():  # the checkpoint holds RewardForward's names
+    for name in kept.keys():  # noqa: SIM118 (a safetensors file, not a dict); the checkpoint holds RewardForward's names
         plain = RewardForward_name(name)
         assert torch.equal(saved.get_tensor(plain), kept.get_tensor(name)), name
     assert metrics["eval_accuracy"] == best

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -64,12 +65,13 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
-def train(config: TrainConfig) -> TrainResult:
+def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
     """Train a reward model as `config` says and save it to `config.output`.
 
     The output directory holds a standard transformers sequence-classification model
     (safetensors), its tokenizer, the scoring recipe, the resolved config, `log.jsonl` and
-    `metrics.json`.
+    `metrics.json`. `callbacks` are transformers `TrainerCallback`s added to the run's own
+    (a time limit, a logger of your own).
     """
     if not config.data:
         raise UserError("No training data given; pass --data FILE (repeatable).")
@@ -135,7 +137,7 @@ def train(config: TrainConfig) -> TrainResult:
         train_dataset=datasets.Dataset.from_list(train_rows),
         eval_dataset=datasets.Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
-        callbacks=_callbacks(config, output),
+        callbacks=[*_callbacks(config, output), *callbacks],
         loss_options={
             "loss": config.loss,
             "pairs": config.pairs,
