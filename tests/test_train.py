@@ -638,3 +638,21 @@ def test_keeping_the_best_needs_evaluations(settings, message):
     if "eval_steps" not in settings:
         with pytest.raises(UserError, match="choose by eval accuracy; give --eval-data FILE"):
             train(TrainConfig(data=["x.jsonl"], eval_steps=5, **settings))
+
+
+def test_load_best_with_lora_saves_the_best_steps_merged_model(worsening_run, tiny_llama_dir):
+    """A LoRA checkpoint holds only the adapter and head; the best one is loaded over the frozen
+    base, merged, and saved, and it scores as the trainer said."""
+    from rewardforge.api.evaluate import evaluate
+
+    root, dev, _, settings = worsening_run
+    flipped = root / "flipped.jsonl"
+    config = tiny_config(
+        tiny_llama_dir, flipped, root / "lora", lora=True, load_best=True, **settings
+    )
+    result = train(config)
+    accuracies = eval_accuracies(root / "lora")
+    best = max(accuracies.values())
+    assert result.metrics["best_eval_accuracy"] == best
+    assert result.metrics["best_step"] == min(s for s, a in accuracies.items() if a == best)
+    assert evaluate(result.output_dir, dev, progress=False)["accuracy"] == best
