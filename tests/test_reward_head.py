@@ -180,6 +180,7 @@ def test_a_new_head_is_said_in_one_plain_line_not_a_load_report(tiny_llama_dir, 
 
     load_reward_backbone(str(tiny_llama_dir))
     assert "LOAD REPORT" not in caplog.text and "MISSING" not in caplog.text
+    assert "not sharded" not in caplog.text  # nor the tensor-parallel check's warning
     printed = capsys.readouterr().out.splitlines()
     assert printed == [
         "reward head: score.weight new, starting at random (training learns it); not used from "

@@ -270,6 +270,8 @@ def _callbacks(config: TrainConfig, output: Path) -> list[TrainerCallback]:
 
 
 def _describe(plan: ForwardPlan) -> str:
+    if plan.encoder and plan.pack:
+        return "packed rows, a segment for each response"
     if not plan.share_prompt:
         return "padded rows"
     return "shared prompt, packed rows" if plan.pack else "shared prompt, one sequence a row"

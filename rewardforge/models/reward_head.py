@@ -156,14 +156,20 @@ def _some(keys: list[str], shown: int = 3) -> str:
 
 @contextlib.contextmanager
 def _quiet_load_report() -> Iterator[None]:
-    """Keep transformers' load report (a warning of `transformers.modeling_utils`) unprinted."""
+    """Keep transformers' load report (a warning of `transformers.modeling_utils`) unprinted.
+
+    A filter, not a higher level: transformers runs other checks (a tensor-parallel plan's,
+    which warns about every layer) only when that logger's own level is WARNING or above."""
+
+    def not_the_report(record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
     model_logger = logging.getLogger("transformers.modeling_utils")
-    level = model_logger.level
-    model_logger.setLevel(logging.ERROR)
+    model_logger.addFilter(not_the_report)
     try:
         yield
     finally:
-        model_logger.setLevel(level)
+        model_logger.removeFilter(not_the_report)
 
 
 def _config_without_remote_code(path: str) -> PretrainedConfig:
