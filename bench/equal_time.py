@@ -87,7 +87,8 @@ def run_rewardforge(seed: int, budget: float) -> dict:
     pairs = throughput.LIMIT or 1600
     steps_per_epoch = -(-pairs // settings["batch_pairs"])
     with tempfile.TemporaryDirectory() as work:
-        train_file = throughput.first_lines(throughput.TRAIN, throughput.LIMIT, Path(work) / "train.jsonl")
+        target = Path(work) / "train.jsonl"
+        train_file = throughput.first_lines(throughput.TRAIN, throughput.LIMIT, target)
         config = TrainConfig(
             data=[str(train_file)],
             eval_data=[str(throughput.DEV)],
