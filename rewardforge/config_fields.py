@@ -91,16 +91,13 @@ def _checked(name: str, value: Any, annotation: Any, where: str) -> Any:
     """`value` validated as the field's type by pydantic, or a one-line error naming the
     setting. Numbers written as text are read as numbers (YAML reads `1e-4`, without a dot,
     as text); true and false are not numbers."""
+    wrong = f"{where}{flag_name(name)} must be {_described(annotation)}, got {value!r}."
     if isinstance(value, bool) and not _admits(annotation, bool):
-        raise UserError(
-            f"{where}{flag_name(name)} must be {_described(annotation)}, got {value!r}."
-        )
+        raise UserError(wrong)
     try:
         return TypeAdapter(annotation).validate_python(value)
     except ValidationError:
-        raise UserError(
-            f"{where}{flag_name(name)} must be {_described(annotation)}, got {value!r}."
-        ) from None
+        raise UserError(wrong) from None
 
 
 def _admits(annotation: Any, kind: type) -> bool:

@@ -243,7 +243,7 @@ class RecipeEncoder:
         Truncation cuts the prompt copies from the left and the answers from the right, keeping
         the end-of-turn tokens; the markers are added afterwards, so they are never cut.
         """
-        opening = self._added_specials[0] if self.recipe.template == "plain" else []
+        opening = self._added_specials[0]  # empty unless plain text
         head, prompt_ids, _ = self._prompt_parts(prompt_text)
         copy_head = head[len(opening) :]  # a BOS the chat template writes in each prompt copy
         reference_ids = self._tokenize(reference_text, with_specials=False)
@@ -303,7 +303,7 @@ class RecipeEncoder:
         the BOS that a short one has and training and scoring read one format.
         """
         ids = self._tokenize(prompt_text, with_specials=False)
-        head, tail = self._added_specials if self.recipe.template == "plain" else ([], [])
+        head, tail = self._added_specials  # empty unless plain text
         bos = self.tokenizer.bos_token_id
         leading = 0
         while bos is not None and leading < len(ids) and ids[leading] == bos:

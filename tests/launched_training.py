@@ -20,7 +20,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from rewardforge import cli
-from rewardforge.forward_plan import ForwardPlan, GroupRewards
+from rewardforge.forward_plan import ForwardPlan
 from rewardforge.training.trainer import RewardTrainer
 
 separator = sys.argv.index("--")
@@ -50,6 +50,8 @@ def counted(self, model, rows, *args, **kwargs):
 
 
 def poisoned(self, model, batch):
+    from rewardforge.forward_plan import GroupRewards
+
     rewards = real_rewards(self, model, batch)
     return GroupRewards(rewards.values * float("nan"), rewards.present)
 

@@ -32,6 +32,7 @@ ANSWERS_FILE = "answers.jsonl"
 TRAIN_FILE = "train.jsonl"
 HELDOUT_FILE = "heldout.jsonl"
 PROMPTS_PER_CALL = 8  # prompts a policy answers in one generate call (left-padded together)
+RUN_SETTINGS = ("answers_per_policy", "seed")  # besides the policy's, they change the answers
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def polar_data(
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     answers = _read_answers(output / ANSWERS_FILE)
-    run = {"answers_per_policy": answers_per_policy, "seed": seed}  # they change the answers
+    run = dict(zip(RUN_SETTINGS, (answers_per_policy, seed)))
 
     def key(policy: PoolPolicy, prompt: Prompt) -> str:
         return _answer_key(asdict(policy), prompt, run)
@@ -231,7 +232,7 @@ def _read_answers(path: Path) -> dict[str, list[str]]:
         _answer_key(
             row["policy"],
             row["prompt"],
-            {"answers_per_policy": row.get("answers_per_policy"), "seed": row.get("seed")},
+            {name: row.get(name) for name in RUN_SETTINGS},
         ): row["answers"]
         for row in read_appended_rows(path)
     }

@@ -117,9 +117,12 @@ def loss_terms(group_sizes: torch.Tensor, loss: LossName = "bt", pairs: PairMode
     Pairs for the pairwise losses, groups for `listwise`. Micro-batches of different sizes are
     weighted by this count, so that an accumulated step equals one batch of the same groups.
     """
-    if loss == "listwise":
-        return len(group_sizes)
-    if pairs == "adjacent":
+    return len(group_sizes) if loss == "listwise" else pair_count(group_sizes, pairs)
+
+
+def pair_count(group_sizes: torch.Tensor, mode: PairMode) -> int:
+    """Pairs drawn from groups of these sizes: K(K-1)/2 each (`all`) or K-1 (`adjacent`)."""
+    if mode == "adjacent":
         return int((group_sizes - 1).sum())
     return int((group_sizes * (group_sizes - 1) // 2).sum())
 

@@ -21,7 +21,7 @@ from transformers import Trainer, TrainerCallback
 
 from rewardforge.errors import UserError
 from rewardforge.forward_plan import ForwardPlan
-from rewardforge.training.losses import loss_terms, pairs_mode, preference_loss
+from rewardforge.training.losses import loss_terms, pair_count, pairs_mode, preference_loss
 from rewardforge.training.metrics import pairwise_metrics
 
 # Rewards of the last training forward passes kept for the stored mean/std when there is no
@@ -201,7 +201,7 @@ class RewardTrainer(Trainer):
     def _pairs_compared(self, batch: dict[str, torch.Tensor]) -> int:
         """Pairs the loss compares in this micro-batch (see `pairs_counted`)."""
         group_sizes = torch.bincount(batch["group_index"])
-        return loss_terms(group_sizes, "bt", pairs_mode(self.loss_options))
+        return pair_count(group_sizes, pairs_mode(self.loss_options))
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._pair_stats:
