@@ -6,7 +6,7 @@ head reads under the shared-prompt layout is from a separate forward of each res
 For each tiny random decoder the tests build (tests/conftest.py), it prints the relative
 difference for the correct layout, for a backbone that ignores position ids and for one that
 ignores the attention mask, and for the Llama loaded in pure bf16 (checked on its float32
-two-layer copy). The threshold in `rewardforge/forward_plan.py` sits between the two groups.
+two-layer copy). The threshold in `rewardforge/forward/layout_check.py` sits between the two groups.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import rewardforge.forward_plan as forward_plan  # noqa: E402
+import rewardforge.forward.layout_check as layout_check  # noqa: E402
 from tests.conftest import TINY_DECODERS, save_tiny_decoder  # noqa: E402
 from tests.test_forward_plan import build, ignore_attention_mask, ignore_position_ids  # noqa: E402
 
 
 def difference(model, encoder) -> str:
-    forward_plan._LAYOUT_TOLERANCE = 0.0  # report every difference, not only the failing ones
-    message = forward_plan.layout_problem(model, encoder)
+    layout_check._LAYOUT_TOLERANCE = 0.0  # report every difference, not only the failing ones
+    message = layout_check.layout_problem(model, encoder)
     return re.search(r"by (\S+) \(relative\)", message).group(1)
 
 

@@ -16,7 +16,7 @@ import argparse
 import time
 
 from rewardforge import RewardModel, load_preferences
-from rewardforge.forward_plan import ForwardPlan
+from rewardforge.forward.plan import ForwardPlan
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rewardforge.attention_masks import attention_inputs  # noqa: E402
-from rewardforge.models.segment_attention import SEGMENT_SDPA, segment_sdpa_forward  # noqa: E402
+from rewardforge.forward.attention_masks import attention_inputs  # noqa: E402
+from rewardforge.forward.segment_attention import SEGMENT_SDPA, segment_sdpa_forward  # noqa: E402
 
 SEGMENT_LENGTHS = [260, 180, 310, 240]
 QUERY_HEADS, KEY_VALUE_HEADS, HEAD_DIM = 9, 3, 64

@@ -286,8 +286,8 @@ def tokenized_pairs(row: str, path: Path, limit: int | None, data: str, model=No
     from transformers import AutoConfig, AutoTokenizer
 
     from rewardforge.data import load_preferences
+    from rewardforge.forward.architecture import is_encoder_config
     from rewardforge.models import load_reward_backbone
-    from rewardforge.models.reward_head import is_encoder_config
     from rewardforge.recipe import RecipeEncoder, ScoringRecipe
 
     if model is False:

@@ -24,10 +24,9 @@ import time
 from pathlib import Path
 
 from rewardforge import TrainConfig, train
-from rewardforge.api.evaluate import compare, evaluate
-from rewardforge.api.polar_data import PoolPolicy, polar_data
-from rewardforge.api.reward_model import RewardModel
 from rewardforge.data.sample import sample_paths
+from rewardforge.evaluation.evaluate import compare, evaluate
+from rewardforge.generation.polar_data import PoolPolicy, polar_data
 from rewardforge.models import load_reward_backbone
 from rewardforge.recipe import (
     DEFAULT_REWARD_MARKER,
@@ -35,6 +34,7 @@ from rewardforge.recipe import (
     RecipeEncoder,
     ScoringRecipe,
 )
+from rewardforge.scoring.reward_model import RewardModel
 
 CONCISE = Path(__file__).resolve().parent / "concise_answers"
 POOL = [  # one small model, three policies that write visibly differently

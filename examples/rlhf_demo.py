@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 from rewardforge import TrainConfig, train
-from rewardforge.api.policy_tuning import sft
-from rewardforge.api.policy_tuning_config import SFTRunConfig
-from rewardforge.api.rlhf import rlhf
-from rewardforge.api.rlhf_config import RLHFConfig
 from rewardforge.data.sample import sample_paths
+from rewardforge.policy.rlhf import rlhf
+from rewardforge.policy.rlhf_config import RLHFConfig
+from rewardforge.policy.tuning import sft
+from rewardforge.policy.tuning_config import SFTRunConfig
 
 
 def main() -> None:

@@ -38,6 +38,13 @@ def setting(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def require(command: str, **values: object) -> None:
+    """A one-line error naming the flags of `command` that were not given."""
+    missing = [f"--{name.replace('_', '-')}" for name, value in values.items() if value in ("", [])]
+    if missing:
+        raise UserError(f"{command} needs {' and '.join(missing)}; see `rewardforge {command} -h`.")
+
+
 def help_text(spec: dataclasses.Field) -> str:
     """A setting's help, ending with its default."""
     shown = spec.metadata["shown"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from rewardforge import cli
-from rewardforge.forward_plan import ForwardPlan
+from rewardforge.forward.plan import ForwardPlan
 from rewardforge.training.trainer import RewardTrainer
 
 separator = sys.argv.index("--")
@@ -50,7 +50,7 @@ def counted(self, model, rows, *args, **kwargs):
 
 
 def poisoned(self, model, batch):
-    from rewardforge.forward_plan import GroupRewards
+    from rewardforge.forward.plan import GroupRewards
 
     rewards = real_rewards(self, model, batch)
     return GroupRewards(rewards.values * float("nan"), rewards.present)

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from rewardforge import RewardModel
-from rewardforge.api.score import score_file
+from rewardforge.scoring.score import score_file
 from rewardforge.serving.app import create_app
-from rewardforge.serving.settings import ServerSettings
+from rewardforge.serving.config import ServerSettings
 from tests.conftest import free_port, running_server
 
 KEY = "s3cret"

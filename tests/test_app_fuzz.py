@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from rewardforge import RewardModel
 from rewardforge.serving.app import create_app
-from rewardforge.serving.settings import ServerSettings
+from rewardforge.serving.config import ServerSettings
 
 KEY = "fuzz-key"
 json_values = st.recursive(

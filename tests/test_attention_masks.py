@@ -1,6 +1,11 @@
 import torch
 
-from rewardforge.attention_masks import block_mask, dense_mask, segment_blocks, segment_spans
+from rewardforge.forward.attention_masks import (
+    block_mask,
+    dense_mask,
+    segment_blocks,
+    segment_spans,
+)
 
 # Row 0, packed: segment 0 = prompt (2 tokens), response 1 (2), response 2 (1); segment 1 =
 # prompt (1), response 1 (1); then one pad.

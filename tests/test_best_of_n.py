@@ -3,8 +3,8 @@ import json
 import pytest
 
 from rewardforge import RewardModel, load_preferences
-from rewardforge.api.best_of_n import best_of_n
 from rewardforge.data import DataError
+from rewardforge.generation.best_of_n import best_of_n
 from rewardforge.models.policy import Policy, SamplingSettings
 
 SAMPLING = SamplingSettings(max_new_tokens=12, temperature=1.0, top_p=1.0)

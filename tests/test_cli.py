@@ -164,12 +164,12 @@ def test_best_of_n_and_verify(tiny_llama_dir, tiny_reward_model_dir, tmp_path):
 
 
 def test_a_bug_exits_1_and_writes_its_traceback(monkeypatch, tmp_path, hh_file):
-    import rewardforge.api.train
+    import rewardforge.training.train
 
     def crash(config):
         raise RuntimeError("expected mat1 and mat2 to have the same dtype")
 
-    monkeypatch.setattr(rewardforge.api.train, "train", crash)
+    monkeypatch.setattr(rewardforge.training.train, "train", crash)
     monkeypatch.setenv("REWARDFORGE_CACHE", str(tmp_path / "cache"))
     result = runner.invoke(app, ["train", "--data", str(hh_file), "--output", str(tmp_path)])
     assert result.exit_code == 1
@@ -208,10 +208,12 @@ def test_serve_lets_insecure_through_to_loading(cli_model, tmp_path):
 
 
 def config_classes():
-    from rewardforge.api import command_settings
-    from rewardforge.api.policy_tuning_config import DPORunConfig, SFTRunConfig
-    from rewardforge.api.rlhf_config import RLHFConfig
-    from rewardforge.serving.settings import ServerSettings
+    from rewardforge.evaluation.config import EvalSettings
+    from rewardforge.generation.config import BestOfNSettings, PolarDataSettings, VerifySettings
+    from rewardforge.policy.rlhf_config import RLHFConfig
+    from rewardforge.policy.tuning_config import DPORunConfig, SFTRunConfig
+    from rewardforge.scoring.config import ScoreSettings
+    from rewardforge.serving.config import ServerSettings
     from rewardforge.training.config import TrainConfig
 
     return {
@@ -220,11 +222,11 @@ def config_classes():
         "sft": SFTRunConfig,
         "dpo": DPORunConfig,
         "serve": ServerSettings,
-        "eval": command_settings.EvalSettings,
-        "score": command_settings.ScoreSettings,
-        "best-of-n": command_settings.BestOfNSettings,
-        "verify": command_settings.VerifySettings,
-        "polar-data": command_settings.PolarDataSettings,
+        "eval": EvalSettings,
+        "score": ScoreSettings,
+        "best-of-n": BestOfNSettings,
+        "verify": VerifySettings,
+        "polar-data": PolarDataSettings,
     }
 
 

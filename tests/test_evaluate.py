@@ -5,9 +5,9 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardforge import RewardModel, evaluate, load_preferences
-from rewardforge.api.evaluate import compare
 from rewardforge.data import DataError
 from rewardforge.errors import UserError
+from rewardforge.evaluation.evaluate import compare
 from tests.conftest import write_jsonl
 
 RANKED = [

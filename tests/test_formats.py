@@ -1,10 +1,10 @@
 import pytest
 
+from rewardforge.data.conversation import transcript_to_messages
 from rewardforge.data.formats import (
     RowError,
     detect_format,
     parse_row,
-    transcript_to_messages,
 )
 
 

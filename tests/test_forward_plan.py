@@ -2,11 +2,12 @@ import pytest
 import torch
 
 from rewardforge.data import PreferenceExample
-from rewardforge.forward_plan import ForwardPlan, layout_problem
+from rewardforge.forward.layout_check import layout_problem
+from rewardforge.forward.plan import ForwardPlan
+from rewardforge.forward.reward_forward import RewardForward
+from rewardforge.forward.segment_attention import SEGMENT_SDPA
 from rewardforge.models import load_reward_backbone
-from rewardforge.models.segment_attention import SEGMENT_SDPA
 from rewardforge.recipe import RecipeEncoder, ScoringRecipe
-from rewardforge.reward_forward import RewardForward
 from rewardforge.training.losses import preference_loss
 from tests.conftest import TINY_DECODERS
 

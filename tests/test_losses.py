@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from rewardforge.forward_plan import GroupRewards
+from rewardforge.forward.plan import GroupRewards
 from rewardforge.training.losses import (
     loss_terms,
     plackett_luce_loss,

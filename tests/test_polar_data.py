@@ -2,14 +2,14 @@ import json
 
 import pytest
 
-from rewardforge.api.polar_data import (
+from rewardforge.data import load_preferences
+from rewardforge.errors import UserError
+from rewardforge.generation.polar_data import (
     PoolPolicy,
     discrimination_pairs,
     polar_data,
     read_pool,
 )
-from rewardforge.data import load_preferences
-from rewardforge.errors import UserError
 from tests.conftest import write_jsonl
 
 

@@ -5,10 +5,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from rewardforge.api.policy_tuning import dpo, sft
-from rewardforge.api.policy_tuning_config import DPORunConfig, SFTRunConfig
 from rewardforge.cli import app
 from rewardforge.data import DataError
+from rewardforge.policy.tuning import dpo, sft
+from rewardforge.policy.tuning_config import DPORunConfig, SFTRunConfig
 from tests.conftest import moved_weights, write_jsonl
 
 DEMONSTRATIONS = [

@@ -1,7 +1,8 @@
 import pytest
 from transformers import AutoTokenizer
 
-from rewardforge.recipe import RecipeEncoder, ScoringRecipe, messages_to_transcript
+from rewardforge.data.conversation import messages_to_transcript
+from rewardforge.recipe import RecipeEncoder, ScoringRecipe
 
 PROMPT = [{"role": "user", "content": "How do I bake bread?"}]
 

@@ -10,8 +10,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from transformers import AutoModelForSequenceClassification
 
-from rewardforge.forward_plan import ForwardPlan
-from rewardforge.reward_forward import RewardForward
+from rewardforge.forward.plan import ForwardPlan
+from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.training.losses import preference_loss
 from tests.test_forward_plan import build
 

@@ -6,10 +6,10 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from rewardforge.api.rlhf import rlhf
-from rewardforge.api.rlhf_config import RLHFConfig
 from rewardforge.cli import app
 from rewardforge.errors import UserError
+from rewardforge.policy.rlhf import rlhf
+from rewardforge.policy.rlhf_config import RLHFConfig
 from tests.conftest import moved_weights, write_jsonl
 
 

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from rewardforge import RewardModel
-from rewardforge.api.score import score_file
 from rewardforge.data import DataError
+from rewardforge.scoring.score import score_file
 
 ROWS = [
     {"id": "a", "prompt": "How do I bake bread?", "response": "Knead, rise, bake."},

@@ -237,7 +237,7 @@ def test_no_data_is_a_clear_error(tiny_bert_dir, tmp_path):
 
 
 def test_a_batch_that_does_not_divide_among_the_processes_is_refused():
-    from rewardforge.api.train import per_process_batch
+    from rewardforge.training.arguments import per_process_batch
 
     with pytest.raises(UserError) as refused:
         per_process_batch(16, 3)
@@ -251,8 +251,8 @@ def test_a_batch_that_does_not_divide_among_the_processes_is_refused():
 def test_a_nan_reward_stops_the_run_before_the_weights_change(
     tiny_bert_dir, hh_file, tmp_path, monkeypatch
 ):
-    from rewardforge.forward_plan import ForwardPlan, GroupRewards
-    from rewardforge.training.trainer import TrainingDiverged
+    from rewardforge.forward.plan import ForwardPlan, GroupRewards
+    from rewardforge.training.callbacks import TrainingDiverged
 
     real = ForwardPlan.rewards
     calls = []
@@ -275,9 +275,9 @@ def test_a_nan_reward_stops_the_run_before_the_weights_change(
 
 
 def test_a_step_is_one_batch_per_process_in_random_order(tmp_path):
-    from rewardforge.api.train import _training_arguments
+    from rewardforge.training.arguments import training_arguments
 
-    arguments = _training_arguments(TrainConfig(batch_pairs=8), tmp_path, has_eval=False)
+    arguments = training_arguments(TrainConfig(batch_pairs=8), tmp_path, has_eval=False)
     assert arguments.train_sampling_strategy == "random"
     assert arguments.per_device_train_batch_size == 8
     assert arguments.gradient_accumulation_steps == 1
@@ -321,9 +321,9 @@ def test_resume_skips_a_checkpoint_cut_short_and_logs_each_step_once(
 def test_an_fp32_decoder_run_on_a_cpu_with_native_bf16_prints_how_to_use_it(
     backbone, native, requested, tip_given, request, monkeypatch, hh_file, tmp_path, capsys
 ):
-    import rewardforge.api.train
+    import rewardforge.training.train
 
-    monkeypatch.setattr(rewardforge.api.train, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(rewardforge.training.train, "cpu_has_native_bf16", lambda: native)
     model = request.getfixturevalue(backbone)
     output = tmp_path / "rm"
     train(tiny_config(model, hh_file, output, max_steps=1, mixed_precision=requested))
@@ -392,7 +392,7 @@ def test_kill_9_then_resume_reaches_the_uninterrupted_weights(
 def test_a_loss_that_turns_nan_stops_the_run_and_keeps_checkpoints(
     tiny_llama_dir, hh_file, tmp_path
 ):
-    from rewardforge.training.trainer import TrainingDiverged
+    from rewardforge.training.callbacks import TrainingDiverged
 
     config = tiny_config(tiny_llama_dir, hh_file, tmp_path / "rm", lr=1e30, save_steps=1)
     with pytest.raises(TrainingDiverged, match="At step 3 the reward became non-finite"):
@@ -404,7 +404,7 @@ def test_a_loss_that_turns_nan_stops_the_run_and_keeps_checkpoints(
 def test_a_crash_while_saving_leaves_the_previous_model_whole(
     tiny_bert_dir, hh_file, tmp_path, monkeypatch
 ):
-    import rewardforge.api.train
+    import rewardforge.training.train
 
     output = train(tiny_config(tiny_bert_dir, hh_file, tmp_path / "rm", max_steps=1)).output_dir
     before = RewardModel.load(output).score(["q"], ["a"])
@@ -412,7 +412,7 @@ def test_a_crash_while_saving_leaves_the_previous_model_whole(
     def full_disk(directory):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(rewardforge.api.train, "add_legacy_fields", full_disk)
+    monkeypatch.setattr(rewardforge.training.train, "add_legacy_fields", full_disk)
     with pytest.raises(OSError, match="No space left"):
         train(tiny_config(tiny_bert_dir, hh_file, output, max_steps=2, lr=0.5, resume=True))
     assert RewardModel.load(output).score(["q"], ["a"]) == before
@@ -480,7 +480,7 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
 def test_reference_mode_training_moves_the_ranking_and_reloads(
     tiny_llama_dir, concise_files, tmp_path
 ):
-    from rewardforge.api.evaluate import compare
+    from rewardforge.evaluation.evaluate import compare
 
     train_file, verify_file = concise_files
     base = train(
@@ -583,7 +583,7 @@ def eval_accuracies(output: Path) -> dict[int, float]:
 
 
 def test_load_best_keeps_the_best_checkpoint_of_a_run_that_gets_worse(worsening_run):
-    from rewardforge.api.evaluate import evaluate
+    from rewardforge.evaluation.evaluate import evaluate
 
     root, dev, result, _ = worsening_run
     accuracies = eval_accuracies(result.output_dir)
@@ -643,7 +643,7 @@ def test_keeping_the_best_needs_evaluations(settings, message):
 def test_load_best_with_lora_saves_the_best_steps_merged_model(worsening_run, tiny_llama_dir):
     """A LoRA checkpoint holds only the adapter and head; the best one is loaded over the frozen
     base, merged, and saved, and it scores as the trainer said."""
-    from rewardforge.api.evaluate import evaluate
+    from rewardforge.evaluation.evaluate import evaluate
 
     root, dev, _, settings = worsening_run
     flipped = root / "flipped.jsonl"

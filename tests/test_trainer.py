@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
-from rewardforge.forward_plan import ForwardPlan
+from rewardforge.forward.plan import ForwardPlan
 from rewardforge.training.losses import preference_loss
 from rewardforge.training.trainer import RewardTrainer
 from tests.test_forward_plan import build

@@ -1,7 +1,7 @@
 import pytest
 
 from rewardforge import RewardModel
-from rewardforge.api.verifier import Verifier
+from rewardforge.generation.verifier import Verifier
 
 ANSWERS = ["No.", "Sure, here is how: knead the dough, let it rise, then bake it.", "Maybe."]
 

@@ -19,15 +19,11 @@ response as the reference and the rest as the group to rank.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
+from rewardforge.data.conversation import ASSISTANT_TURN, transcript_to_messages
 from rewardforge.data.example import Message, PreferenceExample, Prompt
-
-HUMAN_TURN = "\n\nHuman:"
-ASSISTANT_TURN = "\n\nAssistant:"
-_TURN_SPLIT = re.compile(r"\n\n(Human|Assistant):")
 
 
 class RowError(ValueError):
@@ -112,24 +108,6 @@ def score_gap(row: dict[str, Any]) -> float | None:
     if "chosen_score" not in row or "rejected_score" not in row:
         return None
     return _optional_float(row, "chosen_score") - _optional_float(row, "rejected_score")
-
-
-def transcript_to_messages(text: str) -> list[Message] | None:
-    """Split an HH-style transcript (`\\n\\nHuman: ...\\n\\nAssistant: ...`) into chat messages.
-
-    Returns None when the text is not such a transcript. A trailing empty assistant turn (the
-    generation prompt) is dropped.
-    """
-    if not text.startswith(HUMAN_TURN):
-        return None
-    parts = _TURN_SPLIT.split(text)[1:]
-    messages = [
-        {"role": "user" if speaker == "Human" else "assistant", "content": content.strip()}
-        for speaker, content in zip(parts[::2], parts[1::2])
-    ]
-    if messages and messages[-1]["role"] == "assistant" and not messages[-1]["content"]:
-        messages.pop()
-    return messages
 
 
 def _parse_explicit(row: dict[str, Any]) -> tuple[Prompt, list[str]]:

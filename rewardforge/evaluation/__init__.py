@@ -1,1 +1,1 @@
-"""Evaluation layer: diagnostics of a scored preference set, plots and the HTML report."""
+"""Reward-model evaluation: `evaluate()`, `compare()`, diagnostics, plots and the HTML report."""

@@ -68,13 +68,13 @@ def print_rank_changes(changes: list[dict[str, Any]], preferred_first: dict[str,
     from rich.console import Console
     from rich.table import Table
 
-    from rewardforge.recipe import messages_to_transcript
+    from rewardforge.data.conversation import prompt_as_text
 
     console = Console()
     first, second = preferred_first
     for example in changes[:SHOWN_RANK_CHANGES]:
         prompt = example["prompt"]
-        prompt = prompt if isinstance(prompt, str) else messages_to_transcript(prompt).strip()
+        prompt = prompt_as_text(prompt).strip()
         reference = example["reference"]
         table = Table(
             title=f"{example['source']}: {prompt[:80]}",

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from rewardforge.data.conversation import prompt_as_messages, prompt_as_text
 from rewardforge.data.example import Prompt
 from rewardforge.models.backbones import resolve_backbone
-from rewardforge.recipe import messages_to_transcript
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,8 @@ class Policy:
 
     def _prompt_text(self, prompt: Prompt) -> str:
         if self.tokenizer.chat_template is None:
-            return prompt if isinstance(prompt, str) else messages_to_transcript(prompt)
-        messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+            return prompt_as_text(prompt)
+        messages = prompt_as_messages(prompt)
         return self.tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )

@@ -21,12 +21,10 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
-from transformers.utils import is_torch_flex_attn_available
 
 from rewardforge.errors import UserError
+from rewardforge.forward.architecture import default_device, is_encoder_config, use_plan_attention
 from rewardforge.models.backbones import resolve_backbone
-from rewardforge.models.segment_attention import SEGMENT_SDPA
 
 PAD_TOKEN = "<|pad|>"
 
@@ -39,11 +37,6 @@ class LoraSettings:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: list[str] | None = field(default=None)
-
-
-def is_encoder_config(model_type: str) -> bool:
-    """True for bidirectional encoders (BERT, RoBERTa, DeBERTa, ...): they read the first token."""
-    return model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
 def is_encoder_backbone(name: str) -> bool:
@@ -182,43 +175,6 @@ def _config_without_remote_code(path: str) -> PretrainedConfig:
             f"{path} needs Python code shipped with the model (trust_remote_code), which "
             "rewardforge does not run. Use a backbone that transformers supports natively."
         ) from error
-
-
-def default_device() -> str:
-    """Where models train and score unless told otherwise: CUDA when there is a GPU."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def use_plan_attention(model: PreTrainedModel, is_encoder: bool, device: str) -> None:
-    """Switch a model loaded with transformers' default attention (SDPA where the architecture
-    has it, else eager) to the implementation that runs the forward plan's packed rows.
-
-    The plan packs decoders, and encoders with BERT's head (which it can apply to each packed
-    segment's first token), end to end into one row. On CUDA, FlexAttention runs such a row:
-    its block masks skip the blocks the plan's mask hides. Elsewhere `SEGMENT_SDPA` does (SDPA
-    one segment at a time; FlexAttention has no backward pass on CPU). Other encoders keep
-    SDPA's fused kernels for their padded rows, and architectures without SDPA their own.
-    """
-    if is_encoder and not has_bert_style_head(model):
-        return
-    if device.startswith("cuda") and is_torch_flex_attn_available() and model._supports_flex_attn:
-        model.set_attn_implementation("flex_attention")
-    elif not device.startswith("cuda") and model._supports_sdpa:
-        model.set_attn_implementation(SEGMENT_SDPA)
-
-
-def has_bert_style_head(model: PreTrainedModel) -> bool:
-    """Whether a classifier's head is BERT's: a pooler over token 0, dropout, a linear layer.
-
-    The forward plan packs encoders only with such a head, which it can apply to each packed
-    segment's first token.
-    """
-    backbone = getattr(model, model.base_model_prefix, None)
-    return (
-        getattr(backbone, "pooler", None) is not None
-        and hasattr(model, "dropout")
-        and hasattr(model, "classifier")
-    )
 
 
 def switch_off_dropout(model: torch.nn.Module) -> None:

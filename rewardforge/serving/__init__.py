@@ -1,1 +1,1 @@
-"""Serving layer: the HTTP reward server on top of `RewardModel`."""
+"""The HTTP reward server: FastAPI app, request gate, micro-batcher, and `serve()`."""

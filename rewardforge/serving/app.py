@@ -28,14 +28,14 @@ from prometheus_client import (
 )
 from pydantic import BaseModel
 
-from rewardforge.api.reward_model import RewardModel
 from rewardforge.data.formats import RowError
 from rewardforge.data.scoring_rows import parse_reference, parse_scoring_item
 from rewardforge.errors import UserError
 from rewardforge.recipe import EncodedResponse
+from rewardforge.scoring.reward_model import RewardModel
 from rewardforge.serving.batcher import BatcherClosed, MicroBatcher
+from rewardforge.serving.config import ServerSettings
 from rewardforge.serving.gate import RequestGate
-from rewardforge.serving.settings import ServerSettings
 
 OPEN_PATHS = ("/health",)  # with an API key set, every other path needs it
 SCORING_PATHS = ("/v1/score", "/get_reward")

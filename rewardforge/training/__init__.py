@@ -1,1 +1,1 @@
-"""Training layer: losses, the run configuration and the transformers.Trainer subclass."""
+"""Reward-model training: `train()`, its config, the Trainer subclass, losses and callbacks."""

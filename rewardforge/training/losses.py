@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from rewardforge.forward_plan import GroupRewards
+from rewardforge.forward.plan import GroupRewards
 from rewardforge.training.config import LOSSES
 
 LossName = Literal["bt", "logexp", "hinge", "listwise"]

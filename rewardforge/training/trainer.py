@@ -8,29 +8,23 @@ the pair statistics, and evaluates through the shared forward plan.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections import defaultdict, deque
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate.utils import DistributedType, gather_object
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer
 
-from rewardforge.errors import UserError
-from rewardforge.forward_plan import ForwardPlan
+from rewardforge.forward.plan import ForwardPlan
+from rewardforge.training.callbacks import TrainingDiverged
 from rewardforge.training.losses import loss_terms, pair_count, pairs_mode, preference_loss
 from rewardforge.training.metrics import pairwise_metrics
 
 # Rewards of the last training forward passes kept for the stored mean/std when there is no
 # evaluation set: the final model's statistics without a second pass over the training data.
 RECENT_REWARDS = 2048
-
-
-class TrainingDiverged(UserError):
-    """The loss turned NaN or infinite; the run stops before it can write a broken model."""
 
 
 class RewardTrainer(Trainer):
@@ -281,29 +275,3 @@ class RewardTrainer(Trainer):
         totals = torch.tensor([self.pairs_trained, self.tokens_fed], device=self.args.device)
         totals = self.accelerator.reduce(totals, reduction="sum")
         return int(totals[0]), int(totals[1])
-
-
-class JsonlLogCallback(TrainerCallback):
-    """Appends every logged dict, with step and epoch, as one JSON line to `log.jsonl`."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 (Trainer API)
-        if state.is_world_process_zero and logs:
-            record = {"step": state.global_step, "epoch": state.epoch, **logs}
-            with self.path.open("a", encoding="utf-8") as log_file:
-                log_file.write(json.dumps(record) + "\n")
-
-
-class StopOnNonFinite(TrainerCallback):
-    """Stops a run whose logged loss, reward or KL turned NaN or infinite, with a message."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 (Trainer API)
-        for key in ("loss", "reward", "kl"):
-            value = (logs or {}).get(key)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise TrainingDiverged(
-                    f"The logged {key} became {value} at step {state.global_step}; lower --lr "
-                    "or raise --beta and run again."
-                )

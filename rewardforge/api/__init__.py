@@ -1,1 +1,0 @@
-"""The public API: train, evaluate and load reward models."""

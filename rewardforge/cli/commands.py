@@ -1,0 +1,271 @@
+"""The `rewardforge` commands: each parses its flags, calls the API and prints what it did.
+
+Imports of torch and the rest happen inside each command, so that `rewardforge --help` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from rewardforge.cli.exits import or_exit
+from rewardforge.cli.flags import config_command, parse_columns, settings
+from rewardforge.evaluation.config import EvalSettings
+from rewardforge.generation.config import BestOfNSettings, PolarDataSettings, VerifySettings
+from rewardforge.policy.rlhf_config import RLHFConfig
+from rewardforge.policy.tuning_config import DPORunConfig, SFTRunConfig
+from rewardforge.scoring.config import ScoreSettings
+from rewardforge.serving.config import ServerSettings
+from rewardforge.torch_environment import apply_torch_environment_defaults
+from rewardforge.training.config import TrainConfig
+
+app = typer.Typer(
+    help="Train, evaluate and use reward models for RLHF.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+REWARD_MODELS = "Reward models"
+DATA = "Data"
+POLICY_TRAINING = "Policy training"
+SERVING = "Serving"
+
+
+@config_command(app, "train", TrainConfig, REWARD_MODELS)
+def train_command(config: Path | None = None, **flags: Any) -> None:
+    """Train a reward model on preference pairs and save it to --output."""
+    from rewardforge.data.sample import sample_paths
+    from rewardforge.training.train import train
+
+    flags["columns"] = parse_columns(flags["columns"])
+    if flags["lora_target_modules"]:
+        flags["lora_target_modules"] = flags["lora_target_modules"].split(",")
+    run = settings(TrainConfig, config, flags)
+    if not run.data:
+        run.data, default_eval = map(lambda p: [p], sample_paths())
+        run.eval_data = run.eval_data or default_eval
+        typer.echo("No --data given: training on the bundled HH-RLHF harmless sample.")
+    result = or_exit(lambda: train(run))
+    if not _is_main_process():
+        return
+    if "eval_accuracy" in result.metrics:
+        typer.echo(f"eval accuracy: {result.metrics['eval_accuracy']:.4f}")
+    typer.echo(
+        f"trained {result.metrics['train_pairs']} pairs in {result.metrics['train_runtime_s']:.1f}s"
+        f" ({result.metrics['pairs_per_s']:.2f} pairs/s); saved to {result.output_dir}"
+    )
+
+
+@config_command(app, "eval", EvalSettings, REWARD_MODELS)
+def eval_command(config: Path | None = None, **flags: Any) -> None:
+    """Evaluate a reward model: accuracy with a 95% interval and where it fails.
+
+    Per-category accuracy, best-of-N, length bias and calibration; --report writes plots and
+    report.html, --compare evaluates a second model side by side.
+    """
+    from rewardforge.evaluation.evaluate import compare, evaluate
+    from rewardforge.evaluation.report import print_rank_changes, terminal_table
+
+    flags["columns"] = parse_columns(flags["columns"])
+    run = settings(EvalSettings, config, flags)
+    report = Path(run.report) if run.report else None
+    options = {
+        "columns": run.columns,
+        "skip_invalid": run.skip_invalid,
+        "progress": not run.as_json,
+        "report_dir": report,
+    }
+    if run.compare is None:
+        metrics = or_exit(lambda: evaluate(run.model, run.data, **options))
+        reports = {Path(run.model).name: metrics}
+    else:
+        metrics = or_exit(lambda: compare(run.model, run.compare, run.data, **options))
+        reports = metrics["models"]
+    if run.as_json:
+        typer.echo(json.dumps(metrics, ensure_ascii=False))
+        return
+    typer.echo(terminal_table(reports))
+    if run.compare is not None:
+        typer.echo(f"disagreements: {len(metrics['disagreements'])} examples")
+        print_rank_changes(metrics["rank_changes"], metrics["preferred_first"])
+    if report is not None:
+        typer.echo(f"report: {report / 'report.html'}")
+
+
+@config_command(app, "score", ScoreSettings, REWARD_MODELS)
+def score_command(config: Path | None = None, **flags: Any) -> None:
+    """Add a `reward` field to every row of a JSONL file, in input order."""
+    from rewardforge.scoring.score import score_file
+
+    run = settings(ScoreSettings, config, flags)
+    report = or_exit(
+        lambda: score_file(
+            run.model,
+            run.input,
+            run.output,
+            normalize=run.normalize,
+            skip_invalid=run.skip_invalid,
+            rejects_path=run.rejects,
+        )
+    )
+    typer.echo(f"scored {report.scored} rows -> {run.output}")
+    if report.rejects_path is not None:
+        typer.echo(f"rejected {report.rejected} rows -> {report.rejects_path}")
+
+
+@config_command(app, "verify", VerifySettings, REWARD_MODELS)
+def verify_command(config: Path | None = None, **flags: Any) -> None:
+    """Generate, score, and return the first answer over the threshold, else the fallback."""
+    from rewardforge.generation.verifier import verify
+
+    run = settings(VerifySettings, config, flags)
+    verdict = or_exit(lambda: verify(run))
+    if run.as_json:
+        record = {**asdict(verdict), "used_fallback": verdict.used_fallback}
+        typer.echo(json.dumps(record, ensure_ascii=False))
+        return
+    for number, attempt in enumerate(verdict.attempts, start=1):
+        mark = "pass" if attempt.accepted else "fail"
+        typer.echo(f"attempt {number}: reward {attempt.reward:.4f} [{mark}] {attempt.answer!r}")
+    typer.echo(("answer: " if verdict.accepted else "fallback: ") + verdict.answer)
+
+
+@config_command(app, "best-of-n", BestOfNSettings, DATA)
+def best_of_n_command(config: Path | None = None, **flags: Any) -> None:
+    """Rejection sampling: N answers per prompt, the reward model keeps the best (resumable)."""
+    from rewardforge.generation.best_of_n import best_of_n
+
+    run = settings(BestOfNSettings, config, flags)
+    report = or_exit(
+        lambda: best_of_n(
+            run.policy,
+            run.reward_model,
+            run.prompts,
+            run.output,
+            n=run.n,
+            top_k=run.top_k,
+            pairs_output_path=run.pairs_output,
+            sampling=run.sampling(),
+        )
+    )
+    typer.echo(
+        f"{report.prompts_done} prompts done ({report.prompts_skipped} already in "
+        f"{run.output}); wrote {report.sft_rows} SFT rows"
+        + (f", {report.pair_rows} pairs" if run.pairs_output else "")
+    )
+
+
+@config_command(app, "polar-data", PolarDataSettings, DATA)
+def polar_data_command(config: Path | None = None, **flags: Any) -> None:
+    """POLAR stage 1: pairs from a pool of policies, for `train --reference-mode` (resumable).
+
+    Each policy answers the prompts; a pair asks that a policy's own answer beat another
+    policy's, against a reference answer by the same policy.
+    """
+    from rewardforge.generation.polar_data import polar_data
+
+    run = settings(PolarDataSettings, config, flags)
+    report = or_exit(
+        lambda: polar_data(
+            run.pool,
+            run.prompts,
+            run.output,
+            answers_per_policy=run.answers_per_policy,
+            heldout_fraction=run.heldout,
+            seed=run.seed,
+        )
+    )
+    typer.echo(
+        f"{report.prompts} prompts: {report.answers_generated} answer sets generated, "
+        f"{report.answers_reused} reused; {report.train_pairs} train pairs, "
+        f"{report.heldout_pairs} held-out pairs -> {run.output}"
+    )
+
+
+@config_command(app, "sft", SFTRunConfig, POLICY_TRAINING)
+def sft_command(config: Path | None = None, **flags: Any) -> None:
+    """Fine-tune a policy on demonstrations with TRL's SFTTrainer; save it to --output."""
+    from rewardforge.policy.tuning import sft
+
+    result = or_exit(lambda: sft(settings(SFTRunConfig, config, flags)))
+    _report_policy_run("sft", result.metrics, result.output_dir)
+
+
+@config_command(app, "dpo", DPORunConfig, POLICY_TRAINING)
+def dpo_command(config: Path | None = None, **flags: Any) -> None:
+    """Tune a policy on preference pairs with TRL's DPOTrainer; save it to --output."""
+    from rewardforge.policy.tuning import dpo
+
+    result = or_exit(lambda: dpo(settings(DPORunConfig, config, flags)))
+    _report_policy_run("dpo", result.metrics, result.output_dir)
+
+
+@config_command(app, "rlhf", RLHFConfig, POLICY_TRAINING)
+def rlhf_command(config: Path | None = None, **flags: Any) -> None:
+    """Optimise a policy against a reward model with TRL's GRPO or RLOO; save it to --output."""
+    from rewardforge.policy.rlhf import rlhf
+
+    run = settings(RLHFConfig, config, flags)
+    result = or_exit(lambda: rlhf(run))
+    metrics = result.metrics
+    if not _is_main_process():
+        return
+    if metrics["heldout_reward_before"] is not None:
+        typer.echo(
+            f"held-out reward: {metrics['heldout_reward_before']:.4f} before, "
+            f"{metrics['heldout_reward_after']:.4f} after"
+        )
+    typer.echo(f"{metrics['steps']} {run.algo} steps; policy saved to {result.output_dir}")
+
+
+@config_command(app, "serve", ServerSettings, SERVING)
+def serve_command(config: Path | None = None, **flags: Any) -> None:
+    """Serve a reward model over HTTP: /v1/score, /get_reward (OpenRLHF), /health, /metrics."""
+    from rewardforge.serving.launch import serve
+
+    run = settings(ServerSettings, config, flags)
+    or_exit(lambda: serve(run))
+
+
+def _is_main_process() -> bool:
+    """False in the other processes of an `accelerate launch` run, which print nothing."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def _report_policy_run(name: str, metrics: dict[str, Any], output: Path) -> None:
+    if not _is_main_process():
+        return
+    typer.echo(
+        f"{name}: {metrics['steps']} steps on {metrics['train_examples']} examples, "
+        f"loss {metrics['train_loss']:.4f}; saved to {output}"
+    )
+
+
+def main() -> None:
+    """The `rewardforge` command: torch's environment defaults first, then the CLI, then (under
+    `accelerate launch`) leaving the process group."""
+    apply_torch_environment_defaults()
+    try:
+        app()
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Destroy torch's default process group, if the command joined one. Left to the
+    interpreter's exit, gloo's threads sometimes abort a rank whose work is done ("terminate
+    called without an active exception"), and the launcher then fails the whole run."""
+    torch = sys.modules.get("torch")  # a command that never imported torch joined no group
+    if (
+        torch is not None
+        and torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+    ):
+        torch.distributed.destroy_process_group()

@@ -1,0 +1,111 @@
+"""`RewardForward`: the backbone and the reward head in one `nn.Module.forward`.
+
+A collated batch from the forward plan goes in, one reward per response comes out. Because the
+whole computation happens inside this module's `forward`, the autocast that the Trainer and
+accelerate wrap around `forward` covers the head too, and DDP, FSDP and DeepSpeed ZeRO-3 wrap
+it as they wrap any model (no parameter is used outside a wrapped forward).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rewardforge.forward import attention_masks
+from rewardforge.forward.architecture import has_bert_style_head, is_encoder_config
+
+
+class RewardForward(torch.nn.Module):
+    """Wraps a single-output sequence classifier (optionally PEFT-wrapped) for plan batches.
+
+    Two batch layouts arrive here:
+    - segments (`segment_ids`, `block_ids`, `position_ids`, `reward_index`): decoders with
+      shared prompts, packed or one sequence a row, or packed encoder responses. The backbone
+      runs with the plan's mask (causal for decoders) and the head reads the hidden state at
+      `reward_index`: each response's last token (decoders) or first token (encoders).
+    - padded rows (`attention_mask`): the classifier's own forward and head.
+    """
+
+    def __init__(self, classifier: torch.nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.is_encoder = is_encoder_config(self.transformers_model.config.model_type)
+        self.train(classifier.training)
+        # FSDP's default auto-wrap policy reads the layer classes to wrap from here.
+        self._no_split_modules = getattr(self.transformers_model, "_no_split_modules", None)
+
+    @property
+    def transformers_model(self) -> torch.nn.Module:
+        """The transformers classifier inside a peft.PeftModel wrapper (or the model itself)."""
+        model = self.classifier
+        return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+    @property
+    def attention_backend(self) -> str:
+        return self.transformers_model.config._attn_implementation
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
+        block_ids: torch.Tensor | None = None,
+        reward_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Rewards of the batch's responses, flat, in collation order, as float32."""
+        if segment_ids is None:
+            inputs = {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            inputs = {key: value for key, value in inputs.items() if value is not None}
+            return _fresh_float(self.classifier(input_ids=input_ids, **inputs).logits[:, 0])
+        features = self.reward_features(
+            input_ids, position_ids, segment_ids, block_ids, reward_index, token_type_ids
+        )
+        return _fresh_float(self._head(features)[:, 0])
+
+    @property
+    def reads_pooled_first_token(self) -> bool:
+        """Whether this is an encoder with BERT's head, which packed segments can use."""
+        return self.is_encoder and has_bert_style_head(self.transformers_model)
+
+    def _head(self, features: torch.Tensor) -> torch.Tensor:
+        model = self.transformers_model
+        if not self.is_encoder:
+            return model.score(features)
+        # BertPooler reads token 0 of each sequence: give it one-token sequences.
+        return model.classifier(model.dropout(self.backbone.pooler(features[:, None])))
+
+    @staticmethod
+    def classifier_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """This module's (gathered) state dict with keys as the classifier itself names them."""
+        prefix = "classifier."
+        return {key.removeprefix(prefix): value for key, value in state_dict.items()}
+
+    @property
+    def backbone(self) -> torch.nn.Module:
+        """The model without its head (`model.model` for Llama, `transformer` for GPT-2)."""
+        return getattr(self.transformers_model, self.transformers_model.base_model_prefix)
+
+    def reward_features(
+        self,
+        input_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        segment_ids: torch.Tensor,
+        block_ids: torch.Tensor,
+        reward_index: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The backbone's final hidden state at each `reward_index` (the head's input)."""
+        attention = attention_masks.attention_inputs(
+            segment_ids, block_ids, causal=not self.is_encoder, backend=self.attention_backend
+        )
+        types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        hidden = self.backbone(
+            input_ids=input_ids, position_ids=position_ids, **attention, **types
+        ).last_hidden_state
+        return hidden.reshape(-1, hidden.shape[-1])[reward_index]
+
+
+def _fresh_float(rewards: torch.Tensor) -> torch.Tensor:
+    # A copy, not a view: FSDP2 warns that an in-place op on a returned view skips its hooks.
+    return rewards.to(torch.float32, copy=True)

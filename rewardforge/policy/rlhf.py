@@ -1,0 +1,147 @@
+"""`rlhf()`: policy optimisation against a rewardforge reward model, with TRL's trainers.
+
+rewardforge writes no RL trainer: GRPO and RLOO are TRL's. What it adds is the reward: TRL hands
+the policy's prompts and completions to `RewardModel.reward_function()` (or to a
+`rewardforge serve` server's), which renders them with the reward model's own recipe, so the
+policy's chat template never reaches the reward model.
+The story: prompts, policy and reward model, trainer, held-out reward before, fit, held-out
+reward after, save.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from rewardforge.api_key import api_key_from_env
+from rewardforge.data.prompt_rows import read_prompts_with_references
+from rewardforge.errors import UserError
+from rewardforge.evaluation.plots import policy_curves
+from rewardforge.policy.rlhf_config import RLHFConfig
+from rewardforge.policy.trl_runs import (
+    PolicyRunResult,
+    policy_prompt,
+    run_callbacks,
+    save_run,
+    start_run,
+    trl_arguments,
+)
+from rewardforge.scoring.remote_reward import RemoteRewardModel, is_url
+from rewardforge.scoring.reward_model import (
+    REWARD_PROMPT_COLUMN,
+    RewardModel,
+    encode_reward_prompt,
+)
+from rewardforge.training.callbacks import LOG_FILE
+
+
+def rlhf(config: RLHFConfig) -> PolicyRunResult:
+    """Optimise a policy against a reward model with TRL's GRPO or RLOO; save it to `output`.
+
+    `OUTPUT/log.jsonl` gets a record per logged step (reward, KL, completion length, ...),
+    `rlhf.png` plots them, `metrics.json` holds the held-out reward before and after.
+    """
+    output, policy_path, tokenizer, chat = start_run(config.policy, config.output)
+    train_prompts = _prompt_dataset(config.prompts, chat)
+    eval_prompts = _prompt_dataset(config.eval_prompts, chat) if config.eval_prompts else None
+    reward_model = _reward_model(config)
+
+    trainer = _trainer(
+        config, output, policy_path, tokenizer, reward_model, train_prompts, eval_prompts
+    )
+    before = trainer.evaluate()["eval_reward"] if eval_prompts else None
+    trainer.train()
+    after = trainer.evaluate()["eval_reward"] if eval_prompts else None
+
+    steps = [record for record in trainer.state.log_history if "reward" in record]
+    metrics = {
+        "algo": config.algo,
+        "steps": trainer.state.global_step,
+        "first_reward": steps[0]["reward"] if steps else None,
+        "last_reward": steps[-1]["reward"] if steps else None,
+        "last_kl": steps[-1].get("kl") if steps else None,
+        "heldout_reward_before": before,
+        "heldout_reward_after": after,
+    }
+    save_run(trainer, tokenizer, output, metrics)
+    if trainer.is_world_process_zero():
+        policy_curves(output / LOG_FILE, output / "rlhf.png")
+        (output / "rlhf_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    return PolicyRunResult(output, metrics)
+
+
+def _reward_model(config: RLHFConfig) -> RewardModel | RemoteRewardModel:
+    """The reward model's folder loaded here, or a client of the server at its URL."""
+    if not is_url(config.reward_model):
+        return RewardModel.load(config.reward_model)
+    key = None
+    if config.reward_api_key_env is not None:
+        key = api_key_from_env(config.reward_api_key_env, "--reward-api-key-env")
+    return RemoteRewardModel(config.reward_model, api_key=key)
+
+
+def _prompt_dataset(path: str, chat: bool) -> datasets.Dataset:
+    """TRL's prompt column: chat messages for a policy with a chat template, else text. TRL
+    passes the other columns on to the reward function: the prompt as the file wrote it
+    (`REWARD_PROMPT_COLUMN`), so that the reward model reads the conversation in its own
+    format even when the policy saw a transcript of it, and a `reference` column when the rows
+    have references."""
+    rows = read_prompts_with_references(path)
+    with_references = any(reference is not None for _, _, reference in rows)
+    if with_references and any(reference is None for _, _, reference in rows):
+        raise UserError(f"{path}: some rows have a 'reference' and some do not; give all one.")
+    return datasets.Dataset.from_list(
+        [
+            {
+                "prompt": policy_prompt(prompt, chat),
+                REWARD_PROMPT_COLUMN: encode_reward_prompt(prompt),
+            }
+            | ({"reference": reference} if with_references else {})
+            for _, prompt, reference in rows
+        ]
+    )
+
+
+def _trainer(
+    config: RLHFConfig,
+    output: Path,
+    policy_path: str,
+    tokenizer: Any,
+    reward_model: RewardModel | RemoteRewardModel,
+    train_prompts: datasets.Dataset,
+    eval_prompts: datasets.Dataset | None,
+) -> Any:
+    import trl
+
+    trainer_class, config_class = {
+        "grpo": (trl.GRPOTrainer, trl.GRPOConfig),
+        "rloo": (trl.RLOOTrainer, trl.RLOOConfig),
+    }[config.algo]
+    completions = config.batch_prompts * config.generations
+    args = trl_arguments(
+        config_class,
+        output,
+        max_steps=config.max_steps,
+        learning_rate=config.lr,
+        beta=config.beta,
+        num_generations=config.generations,
+        per_device_train_batch_size=completions,
+        per_device_eval_batch_size=completions,
+        max_completion_length=config.max_new_tokens,
+        temperature=config.temperature,
+        logging_steps=config.logging_steps,
+        seed=config.seed,
+    )
+    return trainer_class(
+        model=policy_path,
+        reward_funcs=[reward_model.reward_function(normalize=config.normalize)],
+        args=args,
+        train_dataset=train_prompts,
+        eval_dataset=eval_prompts,
+        processing_class=tokenizer,
+        callbacks=run_callbacks(output),
+    )

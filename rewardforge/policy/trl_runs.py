@@ -1,0 +1,82 @@
+"""What every TRL-trained policy run shares: arguments, callbacks and the saved output.
+
+`sft`, `dpo` and `rlhf` each hand a TRL trainer its data; this module gives all three the same
+device and precision choice, `log.jsonl`, the NaN stop, and a saved model with its tokenizer
+and `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoTokenizer
+
+from rewardforge.data.conversation import prompt_as_messages, prompt_as_text
+from rewardforge.data.example import Prompt
+from rewardforge.models.backbones import resolve_backbone
+from rewardforge.training.callbacks import LOG_FILE, JsonlLogCallback, StopOnNonFinite
+from rewardforge.training.precision import mixed_precision
+
+
+@dataclass
+class PolicyRunResult:
+    """Where a policy run (sft, dpo, rlhf) saved the policy and what it measured."""
+
+    output_dir: Path
+    metrics: dict[str, Any]
+
+
+def start_run(policy: str, output_dir: str) -> tuple[Path, str, Any, bool]:
+    """(output folder, now created; policy path; its tokenizer; whether it has a chat template)."""
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    policy_path = resolve_backbone(policy)
+    tokenizer = AutoTokenizer.from_pretrained(policy_path)
+    return output, policy_path, tokenizer, tokenizer.chat_template is not None
+
+
+def trl_arguments(config_class: type, output: Path, **settings: Any) -> Any:
+    """`config_class` (a TRL config) with the shared settings and the run's own `settings`."""
+    precision = mixed_precision("auto")
+    return config_class(
+        output_dir=str(output / "checkpoints"),
+        save_strategy="no",
+        report_to="none",
+        use_cpu=not torch.cuda.is_available(),
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        **settings,
+    )
+
+
+def run_callbacks(output: Path) -> list[Any]:
+    """A `log.jsonl` record per logged step, and a stop when loss, reward or KL turn NaN."""
+    return [JsonlLogCallback(output / LOG_FILE), StopOnNonFinite()]
+
+
+def save_run(trainer: Any, tokenizer: Any, output: Path, metrics: dict[str, Any]) -> None:
+    """The trained policy, its tokenizer and `metrics.json`, in `output`.
+
+    Every process takes part in saving the model (FSDP and DeepSpeed gather it); the main
+    process writes the rest.
+    """
+    trainer.save_model(str(output))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(output)
+        (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+
+
+def policy_prompt(prompt: Prompt, chat: bool) -> Prompt:
+    """A prompt as TRL gives it to the policy: messages with a chat template, else text."""
+    if chat:
+        return prompt_as_messages(prompt)
+    return prompt_as_text(prompt)
+
+
+def policy_completion(text: str, chat: bool) -> str | list[dict[str, str]]:
+    """An answer in the same form: an assistant message with a chat template, else text."""
+    return [{"role": "assistant", "content": text}] if chat else text

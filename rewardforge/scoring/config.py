@@ -1,0 +1,25 @@
+"""The settings of `rewardforge score`, one field a flag (and a `--config` YAML key). Kept apart
+from the scoring code so that the CLI builds its flags without importing torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rewardforge.config_fields import require, setting
+
+
+@dataclass
+class ScoreSettings:
+    """`rewardforge score`."""
+
+    model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
+    input: str = setting(
+        "", "JSONL rows with prompt + response (or messages), and reference.", shown="required"
+    )
+    output: str = setting("", "Where to write the rows with a reward added.", shown="required")
+    normalize: bool = setting(False, "Rewards as (r - mean) / std of the training rewards.")
+    skip_invalid: bool = setting(False, "Write bad rows to a rejects file instead of stopping.")
+    rejects: str | None = setting(None, "Rejects file.", shown="OUTPUT.rejects.jsonl")
+
+    def __post_init__(self) -> None:
+        require("score", model=self.model, input=self.input, output=self.output)

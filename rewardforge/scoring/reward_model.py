@@ -1,0 +1,190 @@
+"""`RewardModel`: load a trained reward model and score, compare or rank responses."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rewardforge.data.example import PreferenceExample, Prompt
+from rewardforge.errors import UserError
+from rewardforge.forward.architecture import default_device, use_plan_attention
+from rewardforge.forward.plan import ForwardPlan
+from rewardforge.forward.reward_forward import RewardForward
+from rewardforge.recipe import EncodedGroup, EncodedResponse, RecipeEncoder, ScoringRecipe
+
+
+class RewardModel:
+    """A trained reward model with the scoring recipe it was trained with.
+
+    Every method formats text through the saved recipe, so rewards match training exactly.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        encoder: RecipeEncoder,
+        max_tokens_per_batch: int = 16384,
+    ) -> None:
+        self.model = model.eval()
+        self.encoder = encoder
+        self.reward_forward = RewardForward(model)
+        self.plan = ForwardPlan.for_model(self.reward_forward, encoder)
+        self.max_tokens_per_batch = max_tokens_per_batch
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | None = None) -> RewardModel:
+        """Load a model directory written by `rewardforge train`."""
+        directory = Path(directory)
+        if not (directory / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{directory} is not a model directory (no config.json). Pass the --output "
+                "directory of `rewardforge train`."
+            )
+        if not any(directory.glob("*.safetensors")):
+            raise FileNotFoundError(
+                f"{directory} has a config.json but no model weights (*.safetensors). "
+                "Was training interrupted before the model was saved? Point --model at a "
+                "finished `rewardforge train` output directory."
+            )
+        recipe = ScoringRecipe.load(directory)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        device = device or default_device()
+        model = AutoModelForSequenceClassification.from_pretrained(
+            directory,
+            use_safetensors=True,  # rewardforge saves safetensors; pickle files can run code
+        )
+        use_plan_attention(model, is_encoder=recipe.template == "pair", device=device)
+        model.to(device)
+        return cls(model, RecipeEncoder(recipe, tokenizer))
+
+    @property
+    def recipe(self) -> ScoringRecipe:
+        return self.encoder.recipe
+
+    @property
+    def reference_mode(self) -> bool:
+        """Whether this model scores responses against reference answers (POLAR-style)."""
+        return self.recipe.reference_mode
+
+    def score(
+        self,
+        prompts: Sequence[Prompt],
+        responses: Sequence[str],
+        references: Sequence[str] | None = None,
+        normalize: bool = False,
+        progress: bool = False,
+    ) -> list[float]:
+        """One reward per (prompt, response); normalised with the stored mean/std if asked.
+
+        A reference-based model needs `references`, one per response; other models refuse them.
+        """
+        if references is None:
+            references = [None] * len(responses)
+        if not len(prompts) == len(responses) == len(references):
+            raise UserError(
+                f"score() needs one prompt and one reference (if any) per response; got "
+                f"{len(prompts)} prompts, {len(references)} references and {len(responses)} "
+                "responses."
+            )
+        encoded = [
+            self.encoder.encode(prompt, response, reference)
+            for prompt, response, reference in zip(prompts, responses, references)
+        ]
+        return self.score_encoded(encoded, normalize=normalize, progress=progress)
+
+    def score_encoded(
+        self,
+        encoded: Sequence[EncodedResponse],
+        normalize: bool = False,
+        progress: bool = False,
+    ) -> list[float]:
+        """One reward per response already encoded with `self.encoder`, in the same order."""
+        rows = [EncodedGroup([response]).as_row() for response in encoded]
+        rewards = [group[0] for group in self._score_rows(rows, progress)]
+        return [self.recipe.normalize(r) for r in rewards] if normalize else rewards
+
+    def score_examples(
+        self, examples: Sequence[PreferenceExample], progress: bool = False
+    ) -> list[list[float]]:
+        """Rewards for every response of every example, best-labelled response first."""
+        rows = [self.encoder.encode_example(example).as_row() for example in examples]
+        return self._score_rows(rows, progress)
+
+    def compare(
+        self, prompt: Prompt, response_a: str, response_b: str, reference: str | None = None
+    ) -> float:
+        """Probability that `response_a` is preferred over `response_b` (Bradley-Terry)."""
+        references = None if reference is None else [reference, reference]
+        reward_a, reward_b = self.score([prompt, prompt], [response_a, response_b], references)
+        return 1.0 / (1.0 + math.exp(reward_b - reward_a))
+
+    def rank(
+        self, prompt: Prompt, candidates: Sequence[str], reference: str | None = None
+    ) -> list[tuple[int, float]]:
+        """(candidate index, reward) pairs, best first."""
+        references = None if reference is None else [reference] * len(candidates)
+        rewards = self.score([prompt] * len(candidates), list(candidates), references)
+        return sorted(enumerate(rewards), key=lambda item: -item[1])
+
+    def reward_function(self, normalize: bool = False) -> Callable[..., list[float]]:
+        """A reward function for TRL's GRPO and RLOO trainers (`reward_funcs=[...]`).
+
+        TRL calls it with the policy's prompts and completions, as text or as chat messages.
+        They are rendered with this model's own recipe, not the policy's template, so the
+        reward is the one the model was trained to give whatever the policy's tokenizer.
+        """
+        return trl_reward_function(
+            lambda prompts, texts, references: self.score(prompts, texts, references, normalize)
+        )
+
+    def _score_rows(self, rows: list[dict], progress: bool) -> list[list[float]]:
+        return self.plan.score(
+            self.reward_forward, rows, self.max_tokens_per_batch, progress=progress
+        )
+
+
+Scorer = Callable[[list[Prompt], list[str], list[str] | None], list[float]]
+# The dataset column that carries each prompt as its file wrote it (text or messages, as JSON)
+# to the reward function; TRL hands the policy's own form of the prompt in `prompts`.
+REWARD_PROMPT_COLUMN = "reward_prompt"
+
+
+def encode_reward_prompt(prompt: Prompt) -> str:
+    """A prompt as one text value of `REWARD_PROMPT_COLUMN` (a column holds one type)."""
+    return json.dumps(prompt, ensure_ascii=False)
+
+
+def trl_reward_function(score: Scorer) -> Callable[..., list[float]]:
+    """Wrap `score(prompts, responses, references)` as a TRL reward function.
+
+    TRL passes the dataset's other columns along with the prompts and completions. Where the
+    dataset has `REWARD_PROMPT_COLUMN`, the reward model reads those prompts, as the prompt file
+    wrote them, rather than the policy's rendering; a reference-based model reads each prompt's
+    reference answer from the `reference` column.
+    """
+
+    def rewardforge_reward(
+        prompts: Sequence[Prompt],
+        completions: Sequence[str | list[dict]],
+        reference: Sequence[str] | None = None,
+        reward_prompt: Sequence[str] | None = None,
+        **_: object,
+    ) -> list[float]:
+        texts = [_completion_text(completion) for completion in completions]
+        if reward_prompt is not None:
+            prompts = [json.loads(prompt) for prompt in reward_prompt]
+        return score(list(prompts), texts, None if reference is None else list(reference))
+
+    return rewardforge_reward
+
+
+def _completion_text(completion: str | list[dict]) -> str:
+    """A completion's text: TRL passes a string, or for chat data a list of assistant messages."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(message["content"] for message in completion)

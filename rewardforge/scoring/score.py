@@ -1,0 +1,89 @@
+"""`score_file()`: add a `reward` to every row of a file, in input order, losing no row."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rewardforge.data.loader import invalid_rows_error
+from rewardforge.data.scoring_rows import RejectedRow, ScoringRow, read_scoring_rows
+from rewardforge.scoring.reward_model import RewardModel
+
+
+@dataclass
+class ScoreReport:
+    """How many rows were scored and rejected, and where the rejects went."""
+
+    scored: int
+    rejected: int
+    rejects_path: Path | None
+
+
+def score_file(
+    model: str | Path | RewardModel,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    normalize: bool = False,
+    skip_invalid: bool = False,
+    rejects_path: str | Path | None = None,
+    progress: bool = True,
+) -> ScoreReport:
+    """Score every row of `input_path` and write it, with a `reward` field, to `output_path`.
+
+    Rows hold `prompt` (text or messages) and `response`, or `messages` ending with the
+    assistant's reply; for a reference-based model also `reference`. Output rows keep every
+    input field and the input order. A bad row stops the run before anything is scored, with an
+    error naming each bad line; with `skip_invalid` bad rows go to `rejects_path` (default:
+    `<output>.rejects.jsonl`) with the reason instead.
+    """
+    rows, rejected = read_scoring_rows(input_path)
+    reward_model = model if isinstance(model, RewardModel) else RewardModel.load(model)
+    rows, misfits = _split_by_reference(rows, reward_model.reference_mode)
+    rejected = sorted(rejected + misfits, key=lambda item: item.number)
+    if rejected and not skip_invalid:
+        raise invalid_rows_error(
+            [f"{input_path}: line {item.number}: {item.error}" for item in rejected],
+            "invalid row(s); nothing was scored. Fix them, or pass --skip-invalid to write them "
+            "to a rejects file",
+        )
+    rewards = reward_model.score(
+        [row.prompt for row in rows],
+        [row.response for row in rows],
+        [row.reference for row in rows] if reward_model.reference_mode else None,
+        normalize=normalize,
+        progress=progress,
+    )
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    with output_path.open("w", encoding="utf-8") as out:
+        for row, reward in zip(rows, rewards):
+            out.write(json.dumps({**row.row, "reward": reward}, ensure_ascii=False) + "\n")
+    written_rejects = None
+    if rejected:
+        written_rejects = Path(rejects_path or f"{output_path}.rejects.jsonl")
+        with written_rejects.open("w", encoding="utf-8") as out:
+            for item in rejected:
+                record = {"line": item.number, "error": item.error, "row": item.row}
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return ScoreReport(len(rows), len(rejected), written_rejects)
+
+
+def _split_by_reference(
+    rows: list[ScoringRow], reference_mode: bool
+) -> tuple[list[ScoringRow], list[RejectedRow]]:
+    """Rows that fit the model, and the rejects: rows without a reference for a reference-based
+    model, rows with one for any other."""
+    if reference_mode:
+        problem = "the row has no 'reference', which this reference-based reward model needs."
+    else:
+        problem = "the row has a 'reference', which this reward model cannot use."
+    fits: list[ScoringRow] = []
+    misfits: list[RejectedRow] = []
+    for row in rows:
+        if (row.reference is not None) == reference_mode:
+            fits.append(row)
+        else:
+            misfits.append(RejectedRow(row.number, row.row, problem))
+    return fits, misfits

@@ -1,0 +1,53 @@
+"""`serve()`: the rules a server must pass before it listens, then uvicorn over the app.
+
+A server that other machines can reach needs an API key unless the user says `--insecure`; the
+key comes from an environment variable, never from a flag.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from rewardforge.api_key import api_key_from_env
+from rewardforge.errors import UserError
+from rewardforge.serving.config import ServerSettings
+
+
+def serve(settings: ServerSettings) -> None:
+    """Check the address and key, load the model and serve it until the process is stopped."""
+    import uvicorn
+
+    from rewardforge.scoring.reward_model import RewardModel
+    from rewardforge.serving.app import create_app
+
+    api_key = server_api_key(settings)
+    reward_model = RewardModel.load(settings.model)
+    app = create_app(reward_model, settings, api_key=api_key)
+    uvicorn.run(app, host=settings.host, port=settings.port)
+
+
+def server_api_key(settings: ServerSettings) -> str | None:
+    """The key every request will need, or None; refuses a reachable server without one."""
+    if not settings.model:
+        raise UserError("serve needs --model DIR; see `rewardforge serve -h`.")
+    api_key = None
+    if settings.api_key_env is not None:
+        api_key = api_key_from_env(settings.api_key_env, "--api-key-env")
+    if api_key is None and not settings.insecure and not is_loopback(settings.host):
+        raise UserError(
+            f"--host {settings.host} lets other machines call the server, and it has no API "
+            "key. Pass --api-key-env VAR (and export the key in VAR), or --insecure to serve "
+            "without one."
+        )
+    return api_key
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine. A host name may resolve
+    anywhere, so only `localhost` and loopback addresses count."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

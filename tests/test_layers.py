@@ -1,0 +1,76 @@
+"""The package's shape: imports only go down the layers of docs/architecture.md, and no file
+grows past what a reader takes in at once."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "rewardforge"
+# Higher imports lower, never the reverse; packages of one rank do not import each other.
+RANKS = {
+    "cli": 9,
+    "serving": 8,
+    "policy": 8,
+    "generation": 8,
+    "evaluation": 7,
+    "training": 6,
+    "scoring": 6,
+    "models": 5,
+    "forward": 4,
+    "recipe": 3,
+    "data": 2,
+    "config_fields": 1,
+    "api_key": 1,
+    "torch_environment": 1,
+    "errors": 0,
+}
+MAX_LINES = 350
+
+
+def unit(module: str) -> str:
+    """The layer a module belongs to: `rewardforge.forward.plan` is in `forward`."""
+    return module.split(".")[1]
+
+
+def imports(path: Path) -> set[str]:
+    """The rewardforge modules a file imports, at module level or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rewardforge."):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("rewardforge."))
+    return found
+
+
+SOURCES = sorted(
+    path for path in PACKAGE.rglob("*.py") if path.relative_to(PACKAGE).parts != ("__init__.py",)
+)
+
+
+def test_every_package_has_a_rank():
+    units = {
+        unit(".".join(("rewardforge", *p.relative_to(PACKAGE).with_suffix("").parts)))
+        for p in SOURCES
+    }
+    assert units == set(RANKS)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_only_go_down(path):
+    source = unit(".".join(("rewardforge", *path.relative_to(PACKAGE).with_suffix("").parts)))
+    upward = [
+        module
+        for module in imports(path)
+        if unit(module) != source and RANKS[unit(module)] >= RANKS[source]
+    ]
+    assert upward == [], f"{path.name} ({source}) imports from its own rank or above: {upward}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_files_stay_short(path):
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{path.name} has {lines} lines; split it by job"
