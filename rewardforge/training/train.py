@@ -114,8 +114,8 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
     unset_defaults = [] if torch.cuda.is_available() else unset_torch_environment_defaults()
     if unset_defaults:
         print(
-            f"tip: CPU training runs faster with {' '.join(unset_defaults)} "
-            "set before torch is imported; the rewardforge command sets it (README: CPU memory)."
+            f"tip: CPU training runs faster with {' '.join(unset_defaults)} set before torch "
+            "is imported; the rewardforge command sets it (docs/training.md, Precision)."
         )
     # Measured on a decoder (SmolLM2) only, so the tip is not given for encoders.
     if (
