@@ -50,6 +50,9 @@ def fsdp_worker(rank: int, store: str, model_dir: str, output: str) -> None:
             model.classifier.save_pretrained(
                 output, state_dict=RewardForward.classifier_state_dict(state)
             )
+        # Leave together: a rank that tore its group down while the other was still saving was
+        # aborted by gloo ("terminate called without an active exception") in one CI run.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
