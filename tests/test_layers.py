@@ -11,13 +11,14 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "rewardforge"
 # Higher imports lower, never the reverse; packages of one rank do not import each other.
 RANKS = {
-    "cli": 9,
-    "serving": 8,
-    "policy": 8,
-    "generation": 8,
-    "evaluation": 7,
-    "training": 6,
-    "scoring": 6,
+    "cli": 10,
+    "serving": 9,
+    "policy": 9,
+    "generation": 9,
+    "evaluation": 8,
+    "training": 7,
+    "scoring": 7,
+    "adoption": 6,
     "models": 5,
     "forward": 4,
     "recipe": 3,

@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from rewardforge.adoption.config import AdoptSettings
 from rewardforge.cli.exits import or_exit
 from rewardforge.cli.flags import config_command, parse_columns, settings
 from rewardforge.evaluation.config import EvalSettings
@@ -79,6 +80,8 @@ def eval_command(config: Path | None = None, **flags: Any) -> None:
         "skip_invalid": run.skip_invalid,
         "progress": not run.as_json,
         "report_dir": report,
+        "reward_format": run.reward_format,
+        "template": run.template,
     }
     if run.compare is None:
         metrics = or_exit(lambda: evaluate(run.model, run.data, **options))
@@ -111,11 +114,27 @@ def score_command(config: Path | None = None, **flags: Any) -> None:
             normalize=run.normalize,
             skip_invalid=run.skip_invalid,
             rejects_path=run.rejects,
+            reward_format=run.reward_format,
+            template=run.template,
         )
     )
     typer.echo(f"scored {report.scored} rows -> {run.output}")
     if report.rejects_path is not None:
         typer.echo(f"rejected {report.rejected} rows -> {report.rejects_path}")
+
+
+@config_command(app, "adopt", AdoptSettings, REWARD_MODELS)
+def adopt_command(config: Path | None = None, **flags: Any) -> None:
+    """Write a reward model trained elsewhere as a rewardforge model folder, once.
+
+    TRL, OpenRLHF, Skywork-style, encoder pair, POLAR and InternLM2 reward models; the folder it
+    writes loads as fast as one rewardforge trained.
+    """
+    from rewardforge.adoption.resolve import adopt
+
+    run = settings(AdoptSettings, config, flags)
+    adopted = or_exit(lambda: adopt(run.source, run.output, run.reward_format, run.template))
+    typer.echo(f"{run.source}: {adopted.summary or 'a rewardforge model'}; saved to {run.output}")
 
 
 @config_command(app, "verify", VerifySettings, REWARD_MODELS)
@@ -151,6 +170,8 @@ def best_of_n_command(config: Path | None = None, **flags: Any) -> None:
             top_k=run.top_k,
             pairs_output_path=run.pairs_output,
             sampling=run.sampling(),
+            reward_format=run.reward_format,
+            template=run.template,
         )
     )
     typer.echo(

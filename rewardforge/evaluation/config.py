@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rewardforge.adoption.config import (
+    RewardFormat,
+    TemplateChoice,
+    reward_format_setting,
+    template_setting,
+)
 from rewardforge.config_fields import require, setting
 
 
@@ -13,6 +19,8 @@ class EvalSettings:
     """`rewardforge eval`."""
 
     model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
+    reward_format: RewardFormat = reward_format_setting()
+    template: TemplateChoice | None = template_setting()
     data: list[str] = setting(
         help="Preference data file, repeatable.", factory=list, shown="required"
     )

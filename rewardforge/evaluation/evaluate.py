@@ -34,6 +34,8 @@ def evaluate(
     skip_invalid: bool = False,
     progress: bool = True,
     report_dir: str | Path | None = None,
+    reward_format: str = "auto",
+    template: str | None = None,
 ) -> dict[str, Any]:
     """Score every preference example in `data` and diagnose the model.
 
@@ -44,7 +46,7 @@ def evaluate(
     and the data `formats`. With `report_dir`, also writes `metrics.json`, `scores.jsonl`, the
     PNG plots and a self-contained `report.html` there.
     """
-    label, reward_model = _model(model)
+    label, reward_model = _model(model, reward_format, template)
     report = _load(data, columns, skip_invalid, reward_model.reference_mode)
     scored = score_examples(reward_model, report.examples, progress)
     metrics = {**diagnose(scored), **_data_account(report)}
@@ -71,6 +73,8 @@ def compare(
     skip_invalid: bool = False,
     progress: bool = True,
     report_dir: str | Path | None = None,
+    reward_format: str = "auto",
+    template: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate two reward models on the same data, side by side.
 
@@ -81,9 +85,11 @@ def compare(
     `preferred_first` is the share of examples whose preferred response each model ranks first.
     Both models must be reference-based, or neither. With `report_dir`, writes both models'
     plots, `metrics.json`, `scores.jsonl`, `disagreements.jsonl`, `rank_changes.jsonl` and
-    `report.html`.
+    `report.html`. `reward_format` and `template` describe `model` when it was trained
+    elsewhere; `other`'s are read from its folder.
     """
-    (first, first_model), (second, second_model) = _model(model), _model(other)
+    first, first_model = _model(model, reward_format, template)
+    second, second_model = _model(other)  # its family is read from its folder
     if first_model.reference_mode != second_model.reference_mode:
         based = first if first_model.reference_mode else second
         raise UserError(
@@ -184,10 +190,13 @@ def _load(
     return report
 
 
-def _model(model: str | Path | RewardModel) -> tuple[str, RewardModel]:
+def _model(
+    model: str | Path | RewardModel, reward_format: str = "auto", template: str | None = None
+) -> tuple[str, RewardModel]:
     if isinstance(model, RewardModel):
         return "model", model
-    return Path(model).name or str(model), RewardModel.load(model)
+    loaded = RewardModel.load(model, reward_format=reward_format, template=template)
+    return Path(model).name or str(model), loaded
 
 
 def _training_log(model: str | Path | RewardModel) -> Path | None:

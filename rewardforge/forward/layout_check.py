@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, PretrainedConfig
 
 from rewardforge.data.example import PreferenceExample
-from rewardforge.forward.plan import Row, packs_segments, segment_plan
+from rewardforge.forward.plan import Row, packs_segments, padding_id, segment_plan
 from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.forward.segment_attention import SEGMENT_SDPA
 from rewardforge.recipe import RecipeEncoder
@@ -57,7 +57,7 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
             for probe in probes
         ]
     device = next(model.parameters()).device
-    plan = segment_plan(encoder.tokenizer.pad_token_id, is_encoder, pack=packs_segments(model))
+    plan = segment_plan(padding_id(encoder.tokenizer), is_encoder, pack=packs_segments(model))
     was_training = model.training
     model.eval()
     try:

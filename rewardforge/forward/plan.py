@@ -91,7 +91,7 @@ class ForwardPlan:
         into one row when the model attends through FlexAttention or segment SDPA; encoders are
         packed there too when their head reads a pooled first token (BERT-style), else padded.
         """
-        pad_token_id = encoder.tokenizer.pad_token_id
+        pad_token_id = padding_id(encoder.tokenizer)
         padded = cls(pad_token_id, share_prompt=False)
         forward = model if isinstance(model, RewardForward) else RewardForward(model)
         is_encoder = encoder.recipe.template == "pair"
@@ -284,6 +284,13 @@ class ForwardPlan:
         if types:
             batch["token_type_ids"] = _pad(types, 0)[0]
         return batch
+
+
+def padding_id(tokenizer: Any) -> int:
+    """The id that pads rows: the pad token, else EOS (a model trained elsewhere may have no
+    pad token); masks hide it, and rewards are never read there."""
+    ids = (tokenizer.pad_token_id, tokenizer.eos_token_id)
+    return next((i for i in ids if i is not None), 0)
 
 
 def segment_plan(pad_token_id: int, is_encoder: bool, pack: bool) -> ForwardPlan:

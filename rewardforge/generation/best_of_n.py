@@ -43,6 +43,8 @@ def best_of_n(
     pairs_output_path: str | Path | None = None,
     sampling: SamplingSettings | None = None,
     progress: bool = True,
+    reward_format: str = "auto",
+    template: str | None = None,
 ) -> BestOfNReport:
     """Generate `n` answers per prompt, score them, write the `top_k` best as SFT rows.
 
@@ -50,7 +52,8 @@ def best_of_n(
     reward model the `reference` answer the samples are scored against. SFT rows are
     `{"prompt", "response", "reward", "rank"}`; with `pairs_output_path`, each prompt also gives
     `{"prompt", "chosen", "rejected", "chosen_reward", "rejected_reward"}` (best vs worst), which
-    `rewardforge train` and TRL's DPO trainer read as they are.
+    `rewardforge train` and TRL's DPO trainer read as they are. `reward_format` and `template`
+    describe a reward model trained elsewhere (`RewardModel.load`).
     """
     if n < 2 or not 1 <= top_k <= n:
         raise UserError(f"--n must be at least 2 and --top-k between 1 and n; got {n}, {top_k}.")
@@ -62,7 +65,9 @@ def best_of_n(
         return BestOfNReport(0, len(prompts), 0, 0)
     policy = policy if isinstance(policy, Policy) else Policy.load(policy)
     scorer = (
-        reward_model if isinstance(reward_model, RewardModel) else RewardModel.load(reward_model)
+        reward_model
+        if isinstance(reward_model, RewardModel)
+        else RewardModel.load(reward_model, reward_format=reward_format, template=template)
     )
     sft_rows = pair_rows = 0
     with ExitStack() as files:

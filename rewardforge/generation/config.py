@@ -7,6 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rewardforge.adoption.config import (
+    RewardFormat,
+    TemplateChoice,
+    reward_format_setting,
+    template_setting,
+)
 from rewardforge.config_fields import require, setting
 from rewardforge.errors import UserError
 
@@ -38,6 +44,8 @@ class BestOfNSettings(SamplingFlags):
     """`rewardforge best-of-n`."""
 
     reward_model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
+    reward_format: RewardFormat = reward_format_setting()
+    template: TemplateChoice | None = template_setting()
     prompts: str = setting("", "JSONL rows with prompt or messages.", shown="required")
     output: str = setting("", "SFT rows: the top-k answers per prompt.", shown="required")
     n: int = setting(8, "Answers sampled per prompt.")
@@ -57,6 +65,8 @@ class VerifySettings(SamplingFlags):
     """`rewardforge verify`."""
 
     reward_model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
+    reward_format: RewardFormat = reward_format_setting()
+    template: TemplateChoice | None = template_setting()
     prompt: str = setting("", "The question to answer.", shown="required")
     reference: str | None = setting(
         None, "Reference answer, for a reference-based (POLAR) reward model.", shown="none"

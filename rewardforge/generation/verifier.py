@@ -91,7 +91,9 @@ def verify(settings: VerifySettings) -> Verdict:
     attempt samples with its own seed (the settings' seed plus the attempt number)."""
     from rewardforge.models.policy import Policy
 
-    judge = RewardModel.load(settings.reward_model)
+    judge = RewardModel.load(
+        settings.reward_model, reward_format=settings.reward_format, template=settings.template
+    )
     writer = Policy.load(settings.policy)
     sampling = settings.sampling()
     verifier = Verifier(

@@ -54,6 +54,7 @@ def load_reward_backbone(
     disable_dropout: bool = False,
     allow_pickle_weights: bool = False,
     added_tokens: Sequence[str] = (),
+    key_mapping: dict[str, str] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, bool]:
     """Load a backbone as a single-output sequence classifier, ready to train as a reward model.
 
@@ -61,7 +62,8 @@ def load_reward_backbone(
     safetensors only, unless `allow_pickle_weights` also allows PyTorch `.bin` files (pickle can
     run code); code shipped with a model folder never runs (no `trust_remote_code`).
     `added_tokens` become special tokens of the tokenizer (the reference-mode markers) unless it
-    has them; their embeddings are new rows, trained in full also under LoRA. Returns the model,
+    has them; their embeddings are new rows, trained in full also under LoRA. `key_mapping`
+    renames weights while loading (an OpenRLHF `value_head` to `score`). Returns the model,
     its tokenizer (with a pad token distinct from EOS) and whether it is an encoder.
     """
     path = resolve_backbone(name)
@@ -89,6 +91,7 @@ def load_reward_backbone(
             quantization_config=_quantization_config(quantization),
             use_safetensors=None if allow_pickle_weights else True,
             output_loading_info=True,
+            key_mapping=key_mapping,
         )
     for line in describe_loading(loading, path):
         print(line)

@@ -77,7 +77,9 @@ def rlhf(config: RLHFConfig) -> PolicyRunResult:
 def _reward_model(config: RLHFConfig) -> RewardModel | RemoteRewardModel:
     """The reward model's folder loaded here, or a client of the server at its URL."""
     if not is_url(config.reward_model):
-        return RewardModel.load(config.reward_model)
+        return RewardModel.load(
+            config.reward_model, reward_format=config.reward_format, template=config.template
+        )
     key = None
     if config.reward_api_key_env is not None:
         key = api_key_from_env(config.reward_api_key_env, "--reward-api-key-env")

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rewardforge.adoption.config import (
+    RewardFormat,
+    TemplateChoice,
+    reward_format_setting,
+    template_setting,
+)
 from rewardforge.config_fields import setting
 from rewardforge.errors import UserError
 
@@ -21,6 +27,8 @@ class RLHFConfig:
         "`rewardforge serve` server.",
         shown="required",
     )
+    reward_format: RewardFormat = reward_format_setting()
+    template: TemplateChoice | None = template_setting()
     reward_api_key_env: str | None = setting(
         None, "Environment variable that holds the reward server's API key.", shown="none"
     )

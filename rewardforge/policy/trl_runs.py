@@ -68,6 +68,7 @@ def save_run(trainer: Any, tokenizer: Any, output: Path, metrics: dict[str, Any]
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(output)
         (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+    trainer.accelerator.wait_for_everyone()  # leave together (see training/train.py)
 
 
 def policy_prompt(prompt: Prompt, chat: bool) -> Prompt:

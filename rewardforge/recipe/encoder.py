@@ -9,13 +9,14 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from rewardforge.data.conversation import prompt_as_messages, prompt_as_text
+from rewardforge.data.conversation import prompt_as_text
 from rewardforge.data.example import PreferenceExample, Prompt
 from rewardforge.errors import UserError
-from rewardforge.recipe.scoring_recipe import ScoringRecipe
+from rewardforge.recipe.chat_render import render_chat
+from rewardforge.recipe.foreign import ForeignFormat
+from rewardforge.recipe.scoring_recipe import WHOLE_TEXT_FAMILIES, ScoringRecipe
 from rewardforge.recipe.tokenizer_probes import (
     added_specials,
-    common_prefix_length,
     pair_builder,
     special_token_id,
 )
@@ -78,6 +79,8 @@ class RecipeEncoder:
         self._added_specials = added_specials(tokenizer) if plain else ([], [])
         self._turn_end = self._assistant_turn_end()
         self._tail = self._reward_tail()
+        whole_text = recipe.family in WHOLE_TEXT_FAMILIES
+        self._foreign = ForeignFormat(recipe, tokenizer) if whole_text else None
 
     def encode(
         self, prompt: Prompt, response: str, reference: str | None = None
@@ -85,6 +88,8 @@ class RecipeEncoder:
         """Token ids for one (prompt, response) under the recipe; reference-based recipes need
         the `reference` answer the response is compared with, others refuse one."""
         self._check_reference(reference)
+        if self._foreign is not None:  # a family trained elsewhere: its own text format
+            return EncodedResponse(*_as_encoded(self._foreign.encode(prompt, response, reference)))
         if reference is None:
             return self.encode_rendered(*self.render(prompt, response))
         prompt_text, reference_text = self.render(prompt, reference)
@@ -102,6 +107,10 @@ class RecipeEncoder:
             raise UserError(
                 "this reward model is reference-based: score (prompt, response, reference) "
                 "triples, not rendered sequences."
+            )
+        if self._foreign is not None:
+            return EncodedResponse(
+                *_as_encoded(self._foreign.encode_rendered(prompt_text, response_text))
             )
         head, prompt_ids, tail = self._prompt_parts(prompt_text)
         response_ids = self._tokenize(response_text, with_specials=False)
@@ -190,15 +199,7 @@ class RecipeEncoder:
     def render(self, prompt: Prompt, response: str) -> tuple[str, str]:
         """The prompt text and the response text, as the model will read them."""
         if self.recipe.template == "chat":
-            messages = prompt_as_messages(prompt)
-            prompt_text = self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-            full = self.tokenizer.apply_chat_template(
-                [*messages, {"role": "assistant", "content": response}], tokenize=False
-            )
-            split = common_prefix_length(prompt_text, full)
-            return full[:split], full[split:]
+            return render_chat(self.tokenizer, prompt, response)
         prompt_text = prompt_as_text(prompt)
         if self.recipe.template == "plain":
             return prompt_text, " " + response
@@ -258,3 +259,9 @@ class RecipeEncoder:
             return 1
         suffix = self._turn_end
         return len(self._tokenize(suffix, with_specials=False)) if suffix else 0
+
+
+def _as_encoded(encoded: tuple[list[int], int, bool]) -> tuple[list[int], None, bool, int]:
+    """`EncodedResponse` fields from a foreign format's (ids, prompt tokens, truncated)."""
+    ids, prompt_length, truncated = encoded
+    return ids, None, truncated, prompt_length

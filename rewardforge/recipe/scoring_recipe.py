@@ -17,6 +17,12 @@ RECIPE_FILE = "rewardforge_recipe.json"
 DEFAULT_SPLIT_TOKEN = "<|split|>"
 DEFAULT_REWARD_MARKER = "<|reward|>"
 Template = Literal["chat", "plain", "pair"]
+Family = Literal[
+    "rewardforge", "trl", "skywork", "openrlhf", "text-pair", "polar", "internlm2-reward"
+]
+# Families whose own tooling tokenizes the whole formatted text at once (`recipe/foreign.py`);
+# the others are encoded in parts, as rewardforge trains (`recipe/encoder.py`).
+WHOLE_TEXT_FAMILIES = ("trl", "skywork", "openrlhf", "polar", "internlm2-reward")
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,14 @@ class ScoringRecipe:
     split_token: str | None = None
     reward_marker: str | None = None
     format_version: int = 1
+    # How a reward model trained elsewhere reads text (see `recipe/foreign.py`): its family, a
+    # token id appended after the text (InternLM2 reward models), a pad id whose trailing copies
+    # are dropped so the reward is read at the last other token (transformers' rule when the pad
+    # token is EOS), and an answer's token limit (POLAR's client).
+    family: Family = "rewardforge"
+    reward_token_id: int | None = None
+    trailing_pad_id: int | None = None
+    max_response_length: int | None = None
 
     @classmethod
     def for_model(

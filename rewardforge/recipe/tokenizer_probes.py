@@ -3,14 +3,15 @@ can rebuild those special tokens around ids it has truncated itself."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from transformers import PreTrainedTokenizerBase
 
 from rewardforge.errors import UserError
 
 
-def common_prefix_length(a: str, b: str) -> int:
+def common_prefix_length(a: Sequence, b: Sequence) -> int:
+    """How many leading items (characters, token ids) `a` and `b` share."""
     length = 0
     for char_a, char_b in zip(a, b):
         if char_a != char_b:

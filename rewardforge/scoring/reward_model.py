@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from rewardforge.adoption.resolve import resolve_reward_model
 from rewardforge.data.example import PreferenceExample, Prompt
 from rewardforge.errors import UserError
 from rewardforge.forward.architecture import default_device, use_plan_attention
@@ -37,27 +39,28 @@ class RewardModel:
         self.max_tokens_per_batch = max_tokens_per_batch
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | None = None) -> RewardModel:
-        """Load a model directory written by `rewardforge train`."""
-        directory = Path(directory)
-        if not (directory / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{directory} is not a model directory (no config.json). Pass the --output "
-                "directory of `rewardforge train`."
-            )
-        if not any(directory.glob("*.safetensors")):
-            raise FileNotFoundError(
-                f"{directory} has a config.json but no model weights (*.safetensors). "
-                "Was training interrupted before the model was saved? Point --model at a "
-                "finished `rewardforge train` output directory."
-            )
-        recipe = ScoringRecipe.load(directory)
-        tokenizer = AutoTokenizer.from_pretrained(directory)
+    def load(
+        cls,
+        directory: str | Path,
+        device: str | None = None,
+        reward_format: str | None = None,
+        template: str | None = None,
+    ) -> RewardModel:
+        """Load a reward model: a folder written by `rewardforge train` or `adopt`, or one
+        trained elsewhere (TRL, OpenRLHF, Skywork, POLAR and InternLM2 reward models, encoder
+        pair classifiers; see docs/reward-models.md). How a model trained elsewhere scores is
+        detected from its files, or named by `reward_format`, and said in one line."""
+        resolved = resolve_reward_model(directory, reward_format, template)
+        if resolved.summary is not None:
+            print(f"{directory}: scoring as {resolved.summary}", file=sys.stderr)
+        tokenizer = AutoTokenizer.from_pretrained(resolved.folder)
         device = device or default_device()
         model = AutoModelForSequenceClassification.from_pretrained(
-            directory,
-            use_safetensors=True,  # rewardforge saves safetensors; pickle files can run code
+            resolved.folder,
+            use_safetensors=True,  # pickle files can run code
+            key_mapping=resolved.key_mapping,
         )
+        recipe = resolved.recipe
         use_plan_attention(model, is_encoder=recipe.template == "pair", device=device)
         model.to(device)
         return cls(model, RecipeEncoder(recipe, tokenizer))

@@ -29,6 +29,8 @@ def score_file(
     skip_invalid: bool = False,
     rejects_path: str | Path | None = None,
     progress: bool = True,
+    reward_format: str = "auto",
+    template: str | None = None,
 ) -> ScoreReport:
     """Score every row of `input_path` and write it, with a `reward` field, to `output_path`.
 
@@ -36,10 +38,15 @@ def score_file(
     assistant's reply; for a reference-based model also `reference`. Output rows keep every
     input field and the input order. A bad row stops the run before anything is scored, with an
     error naming each bad line; with `skip_invalid` bad rows go to `rejects_path` (default:
-    `<output>.rejects.jsonl`) with the reason instead.
+    `<output>.rejects.jsonl`) with the reason instead. `reward_format` and `template` describe
+    a model trained elsewhere (`RewardModel.load`).
     """
     rows, rejected = read_scoring_rows(input_path)
-    reward_model = model if isinstance(model, RewardModel) else RewardModel.load(model)
+    reward_model = (
+        model
+        if isinstance(model, RewardModel)
+        else RewardModel.load(model, reward_format=reward_format, template=template)
+    )
     rows, misfits = _split_by_reference(rows, reward_model.reference_mode)
     rejected = sorted(rejected + misfits, key=lambda item: item.number)
     if rejected and not skip_invalid:

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rewardforge.adoption.config import (
+    RewardFormat,
+    TemplateChoice,
+    reward_format_setting,
+    template_setting,
+)
 from rewardforge.config_fields import setting
 
 
@@ -13,6 +19,8 @@ class ServerSettings:
     """Where the reward server listens, its API key's variable, batching and input limits."""
 
     model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
+    reward_format: RewardFormat = reward_format_setting()
+    template: TemplateChoice | None = template_setting()
     host: str = setting("127.0.0.1", "Interface to bind; 0.0.0.0 exposes it.")
     port: int = setting(8000, "Port.")
     api_key_env: str | None = setting(

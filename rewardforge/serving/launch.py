@@ -21,7 +21,9 @@ def serve(settings: ServerSettings) -> None:
     from rewardforge.serving.app import create_app
 
     api_key = server_api_key(settings)
-    reward_model = RewardModel.load(settings.model)
+    reward_model = RewardModel.load(
+        settings.model, reward_format=settings.reward_format, template=settings.template
+    )
     app = create_app(reward_model, settings, api_key=api_key)
     uvicorn.run(app, host=settings.host, port=settings.port)
 

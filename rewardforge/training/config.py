@@ -8,6 +8,12 @@ from typing import Any
 
 import yaml
 
+from rewardforge.adoption.config import (
+    RewardFormat,
+    TemplateChoice,
+    reward_format_setting,
+    template_setting,
+)
 from rewardforge.config_fields import flag_name, setting, settings_from_sources
 from rewardforge.errors import UserError
 
@@ -37,6 +43,8 @@ class TrainConfig:
         shown="the bundled dev split when --data is not given",
     )
     model: str = setting("minilm-l6", "Backbone: bundled alias, hub id, folder or .gguf file.")
+    reward_format: RewardFormat = reward_format_setting()
+    template: TemplateChoice | None = template_setting()
     output: str = setting("runs/rm", "Output directory.")
     columns: dict[str, str] = setting(
         help="Key mapping, e.g. prompt=question,chosen=good,rejected=bad.",

@@ -14,6 +14,8 @@ import datasets
 import torch
 from transformers import TrainerCallback, set_seed
 
+from rewardforge.adoption.families import is_reward_model_folder
+from rewardforge.adoption.resolve import ResolvedRewardModel, resolve_reward_model
 from rewardforge.data import LoadReport, load_preferences
 from rewardforge.errors import UserError
 from rewardforge.forward.plan import ForwardPlan
@@ -85,7 +87,8 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
     refuse_a_different_run(output, config)
     output.mkdir(parents=True, exist_ok=True)
 
-    base_recipe = _recipe_of(config.model)  # fine-tuning a rewardforge reward model
+    base = _base_reward_model(config)  # fine-tuning a reward model, ours or not
+    base_recipe = base.recipe if base else None
     reference_mode = config.reference_mode or bool(base_recipe and base_recipe.reference_mode)
     kept_recipe = _kept_recipe(config, base_recipe, reference_mode)
     added_tokens = kept_recipe.added_tokens if kept_recipe else _new_markers(config, reference_mode)
@@ -93,7 +96,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
     eval_report = _load(config.eval_data, config, reference_mode) if config.eval_data else None
 
     model, tokenizer, is_encoder = load_reward_backbone(
-        config.model,
+        str(base.folder) if base else config.model,
         dtype=config.dtype,
         lora=lora_settings(config),
         quantization=config.quantization,
@@ -101,6 +104,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
         disable_dropout=config.disable_dropout,
         allow_pickle_weights=config.allow_pickle_weights,
         added_tokens=added_tokens,
+        key_mapping=base.key_mapping if base else None,
     )
     markers = (config.split_token, config.reward_marker)
     recipe = kept_recipe or ScoringRecipe.for_model(
@@ -199,14 +203,16 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
     if trainer.is_world_process_zero():
         shutil.rmtree(staging, ignore_errors=True)
     _save_model(trainer, config, staging, recipe.added_tokens)
-    if not trainer.is_world_process_zero():
-        return TrainResult(output, metrics)
-    tokenizer.save_pretrained(staging)
-    add_legacy_fields(staging)  # RewardBench and other tools on transformers 4.4x load it too
-    config.save(staging / CONFIG_FILE)
-    (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    recipe.save(staging)
-    move_into(staging, output, last=RECIPE_FILE)
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(staging)
+        add_legacy_fields(staging)  # RewardBench and other tools on transformers 4.4x load it
+        config.save(staging / CONFIG_FILE)
+        (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+        recipe.save(staging)
+        move_into(staging, output, last=RECIPE_FILE)
+    # Processes finish together: one that left its process group while the main process was
+    # still saving was aborted by gloo ("terminate called without an active exception").
+    trainer.accelerator.wait_for_everyone()
     return TrainResult(output, metrics)
 
 
@@ -249,9 +255,15 @@ def _describe(plan: ForwardPlan) -> str:
     return "shared prompt, packed rows" if plan.pack else "shared prompt, one sequence a row"
 
 
-def _recipe_of(model: str) -> ScoringRecipe | None:
-    """The recipe of a rewardforge reward model given as the backbone, else None."""
-    return ScoringRecipe.load(model) if (Path(model) / RECIPE_FILE).is_file() else None
+def _base_reward_model(config: TrainConfig) -> ResolvedRewardModel | None:
+    """The reward model `--model` names, ours or trained elsewhere (its recipe is kept), or
+    None for a plain backbone, which gets a new head and recipe."""
+    if config.reward_format == "auto" and not is_reward_model_folder(Path(config.model)):
+        return None
+    base = resolve_reward_model(config.model, config.reward_format, config.template)
+    if base.summary is not None:
+        print(f"{config.model}: continuing as {base.summary}")
+    return base
 
 
 def _kept_recipe(

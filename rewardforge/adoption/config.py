@@ -1,0 +1,50 @@
+"""The two settings every command that loads a reward model takes, for a model trained elsewhere:
+its family (`--reward-format`) and its template (`--template`). Declared once here, without
+torch, so that the CLI builds the flags fast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rewardforge.config_fields import require, setting
+
+RewardFormat = Literal[
+    "auto", "rewardforge", "trl", "skywork", "openrlhf", "text-pair", "polar", "internlm2-reward"
+]
+TemplateChoice = Literal["chat", "plain"]
+
+
+def reward_format_setting() -> Any:
+    """A field for `--reward-format`: how the reward model scores, `auto` to read its folder."""
+    return setting(
+        "auto",
+        "How a reward model trained elsewhere scores: auto (read from its folder), rewardforge, "
+        "trl, skywork, openrlhf, text-pair, polar or internlm2-reward.",
+    )
+
+
+def template_setting() -> Any:
+    """A field for `--template`: a foreign reward model's chat or plain-text rendering."""
+    return setting(
+        None,
+        "chat or plain: how a reward model trained elsewhere renders a conversation.",
+        shown="chat if its tokenizer has a chat template",
+    )
+
+
+@dataclass
+class AdoptSettings:
+    """`rewardforge adopt`."""
+
+    source: str = setting(
+        "",
+        "A reward model trained elsewhere: its folder, or a hub id when online.",
+        shown="required",
+    )
+    output: str = setting("", "Where to write it as a rewardforge model folder.", shown="required")
+    reward_format: RewardFormat = reward_format_setting()
+    template: TemplateChoice | None = template_setting()
+
+    def __post_init__(self) -> None:
+        require("adopt", source=self.source, output=self.output)

@@ -1,0 +1,156 @@
+"""Any reward model, ours or not, as a native transformers folder and the recipe it scores
+under: `resolve_reward_model` decides it once and says how in one line; `adopt` writes the
+result, so that serving and RLHF load an adopted model as they load one rewardforge trained."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rewardforge.adoption.families import (
+    REWARD_FORMATS,
+    describe,
+    detect_family,
+    foreign_recipe,
+    read_json,
+)
+from rewardforge.adoption.internlm2 import convert_internlm2
+from rewardforge.errors import UserError
+from rewardforge.models.backbones import cache_dir
+from rewardforge.recipe import RECIPE_FILE, ScoringRecipe
+
+CONVERTED_FAMILIES = ("polar", "internlm2-reward")  # their weights need converting once
+# OpenRLHF before v0.5.3 named the head `value_head`; transformers' classifiers call it `score`.
+OPENRLHF_HEAD = {"value_head": "score"}
+
+
+@dataclass(frozen=True)
+class ResolvedRewardModel:
+    """Where a reward model's native weights are, the recipe it scores under, and (for a model
+    rewardforge did not train) the one line that says how."""
+
+    folder: Path
+    recipe: ScoringRecipe
+    summary: str | None = None
+
+    @property
+    def key_mapping(self) -> dict[str, str] | None:
+        """Weight names to rename while loading (an OpenRLHF `value_head`), or None."""
+        prefix = read_json(self.folder / "config.json").get("value_head_prefix")
+        if self.recipe.family != "openrlhf" or prefix in (None, "score"):
+            return None
+        return {f"^{prefix}\\.": "score."}
+
+
+def resolve_reward_model(
+    source: str | Path, reward_format: str | None = None, template: str | None = None
+) -> ResolvedRewardModel:
+    """The folder (downloaded for a hub id, converted for InternLM2 models) and the recipe of
+    the reward model at `source`. A folder with a rewardforge recipe keeps it unless
+    `reward_format` names another family; otherwise the family is detected from its files."""
+    folder = local_folder(source)
+    wanted = None if reward_format in (None, "auto") else reward_format
+    if wanted is not None and wanted not in REWARD_FORMATS:
+        raise UserError(f"--reward-format must be one of {', '.join(REWARD_FORMATS)}.")
+    if wanted in (None, "rewardforge") and (folder / RECIPE_FILE).is_file():
+        require_weights(folder)
+        recipe = ScoringRecipe.load(folder)
+        if template is not None and template != recipe.template:
+            recipe = replace(recipe, template=template)
+        return ResolvedRewardModel(folder, recipe)
+    if wanted == "rewardforge":
+        raise FileNotFoundError(
+            f"{folder} has no {RECIPE_FILE}; it was not trained by rewardforge."
+        )
+    family = wanted or detect_family(folder)
+    if family in CONVERTED_FAMILIES:
+        folder = converted(folder)
+    elif not any(folder.glob("*.bin")):
+        require_weights(folder)
+    elif not any(folder.glob("*.safetensors")):
+        raise UserError(
+            f"{folder} holds no safetensors weights. rewardforge does not load pickle (.bin) "
+            "weights of models it did not train, because pickle can run code; convert them to "
+            "safetensors with transformers first."
+        )
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    recipe = foreign_recipe(family, folder, tokenizer, template)
+    return ResolvedRewardModel(folder, recipe, describe(recipe))
+
+
+def require_weights(folder: Path) -> None:
+    """A clear error for a folder with a config but no weights (a run cut short)."""
+    if not any(folder.glob("*.safetensors")):
+        raise FileNotFoundError(
+            f"{folder} has a config.json but no model weights (*.safetensors). Was training "
+            "interrupted before the model was saved? Point --model at a finished `rewardforge "
+            "train` output directory, or a reward model's folder."
+        )
+
+
+def local_folder(source: str | Path) -> Path:
+    """`source` as a local model folder: a folder, or a hub id from the cache (or the hub)."""
+    folder = Path(source)
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{folder} is not a model directory (no config.json). Pass the --output "
+                "directory of `rewardforge train`, or a reward model's folder."
+            )
+        return folder
+    if str(source).count("/") != 1 or folder.exists():
+        raise FileNotFoundError(f"{source}: no such model directory.")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(source), allow_patterns=_HUB_FILES))
+    except Exception as error:  # offline, unknown id, gated: all the user's to fix
+        raise UserError(
+            f"{source} is not a folder, and the hub id could not be fetched ({error})."
+        ) from error
+
+
+_HUB_FILES = ["*.json", "*.safetensors", "tokenizer.model", "*.jinja", "*.bin"]
+
+
+def converted(folder: Path) -> Path:
+    """The native copy of an InternLM2 reward model, converted once into the cache."""
+    stamp = "".join(
+        f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns};" for p in sorted(folder.iterdir())
+    )
+    key = hashlib.sha256(f"{folder.resolve()}|{stamp}".encode()).hexdigest()[:16]
+    target = cache_dir() / "adopted" / f"{folder.name}-{key}"
+    if not (target / "config.json").is_file():
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        print(f"converting {folder} to native transformers classes in {target}", file=sys.stderr)
+        convert_internlm2(folder, staging)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return target
+
+
+def adopt(
+    source: str | Path,
+    output: str | Path,
+    reward_format: str | None = None,
+    template: str | None = None,
+) -> ResolvedRewardModel:
+    """Write the reward model at `source` to `output` as a rewardforge model folder: native
+    safetensors weights, its tokenizer and the recipe it scores under."""
+    resolved = resolve_reward_model(source, reward_format, template)
+    output = Path(output)
+    if output.resolve() == resolved.folder.resolve():
+        raise UserError("--output must differ from the source folder.")
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolved.folder, use_safetensors=True, key_mapping=resolved.key_mapping
+    )
+    model.save_pretrained(output, safe_serialization=True)
+    AutoTokenizer.from_pretrained(resolved.folder).save_pretrained(output)
+    resolved.recipe.save(output)
+    return ResolvedRewardModel(output, resolved.recipe, resolved.summary)
