@@ -299,3 +299,11 @@ def test_a_foreign_rm_is_trls_reward_function(trl_chat_rm):
     prompts = [prompt_as_messages(p) for p in PROMPTS]
     rewards = rm.reward_function()(prompts=prompts, completions=completions)
     assert rewards == pytest.approx(rm.score(PROMPTS, RESPONSES), abs=1e-6)
+
+
+def test_a_folder_without_a_reward_head_is_refused_not_scored_at_random(tiny_llama_dir):
+    """A causal LM named as a TRL RM would get a random head; it is refused in one line."""
+    from rewardforge.errors import UserError
+
+    with pytest.raises(UserError, match=r"no weights for the reward head \(score.weight\)"):
+        RewardModel.load(tiny_llama_dir, reward_format="trl")

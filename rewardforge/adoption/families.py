@@ -98,8 +98,9 @@ def unsupported(folder: Path, config: dict[str, Any]) -> UserError:
     return UserError(
         f"{folder} is a {kind} model defined by Python code shipped in the folder (auto_map). "
         "rewardforge never runs shipped code, and no family it knows describes this model (trl, "
-        "skywork, openrlhf, text-pair, polar, internlm2-reward), so it cannot be scored here; "
-        "a model saved as a transformers sequence classifier can."
+        "skywork, openrlhf, text-pair, polar, internlm2-reward), so it cannot be scored here. "
+        "If it is a transformers sequence classifier after all, name its family with "
+        "--reward-format trl."
     )
 
 

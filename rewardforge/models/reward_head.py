@@ -82,7 +82,7 @@ def load_reward_backbone(
     )
     # transformers reports the new head as a table of MISSING weights, which alarms for what
     # is expected; the same facts are said in one plain line instead.
-    with _quiet_load_report():
+    with quiet_load_report():
         model, loading = AutoModelForSequenceClassification.from_pretrained(
             path,
             num_labels=1,
@@ -151,7 +151,7 @@ def _some(keys: list[str], shown: int = 3) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_load_report() -> Iterator[None]:
+def quiet_load_report() -> Iterator[None]:
     """Keep transformers' load report (a warning of `transformers.modeling_utils`) unprinted.
 
     A filter, not a higher level: transformers runs other checks (a tensor-parallel plan's,

@@ -17,6 +17,7 @@ from rewardforge.errors import UserError
 from rewardforge.forward.architecture import default_device, use_plan_attention
 from rewardforge.forward.plan import ForwardPlan
 from rewardforge.forward.reward_forward import RewardForward
+from rewardforge.models.reward_head import HEAD_PREFIXES, quiet_load_report
 from rewardforge.recipe import EncodedGroup, EncodedResponse, RecipeEncoder, ScoringRecipe
 
 
@@ -55,11 +56,20 @@ class RewardModel:
             print(f"{directory}: scoring as {resolved.summary}", file=sys.stderr)
         tokenizer = AutoTokenizer.from_pretrained(resolved.folder)
         device = device or default_device()
-        model = AutoModelForSequenceClassification.from_pretrained(
-            resolved.folder,
-            use_safetensors=True,  # pickle files can run code
-            key_mapping=resolved.key_mapping,
-        )
+        with quiet_load_report():  # a missing head is said below, in one line
+            model, loading = AutoModelForSequenceClassification.from_pretrained(
+                resolved.folder,
+                use_safetensors=True,  # pickle files can run code
+                key_mapping=resolved.key_mapping,
+                output_loading_info=True,
+            )
+        missing = [key for key in loading["missing_keys"] if key.startswith(HEAD_PREFIXES)]
+        if missing:  # a head left at random would score noise without a word
+            raise UserError(
+                f"{directory} has no weights for the reward head ({', '.join(missing)}): it is "
+                "not a reward model, or its head has another name. Name its family with "
+                "--reward-format (see docs/reward-models.md)."
+            )
         recipe = resolved.recipe
         use_plan_attention(model, is_encoder=recipe.template == "pair", device=device)
         model.to(device)
