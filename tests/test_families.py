@@ -307,3 +307,23 @@ def test_a_folder_without_a_reward_head_is_refused_not_scored_at_random(tiny_lla
 
     with pytest.raises(UserError, match=r"no weights for the reward head \(score.weight\)"):
         RewardModel.load(tiny_llama_dir, reward_format="trl")
+
+
+def test_serve_loads_a_foreign_rm_by_its_flags(trl_chat_rm, monkeypatch):
+    """`serve --reward-format trl` serves the TRL model's own rewards over /v1/score."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from rewardforge.serving.config import ServerSettings
+    from rewardforge.serving.launch import serve
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **where: served.update(app=app, **where))
+    serve(ServerSettings(model=str(trl_chat_rm), reward_format="trl", template="chat"))
+    assert served["host"] == "127.0.0.1"
+    items = [{"prompt": p, "response": r} for p, r in zip(PROMPTS, RESPONSES)]
+    with TestClient(served["app"]) as client:
+        answer = client.post("/v1/score", json={"items": items})
+    assert answer.status_code == 200
+    expected = [trl_reward(trl_chat_rm, p, r, chat=True) for p, r in zip(PROMPTS, RESPONSES)]
+    assert answer.json()["rewards"] == pytest.approx(expected, abs=1e-5)

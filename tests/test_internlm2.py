@@ -333,3 +333,25 @@ def test_an_internlm2_reward_model_reads_its_chat_template_and_reward_token(
     assert rm.encoder.encode(prompt, answer).input_ids == expected_ids
     expected = internlm2_reward(state, expected_ids)
     assert rm.score([prompt], [answer]) == pytest.approx([expected], abs=1e-5)
+
+
+def test_adopt_writes_a_polar_model_that_scores_the_same(polar, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from rewardforge.cli import app
+
+    folder, _, marker = polar
+    monkeypatch.setenv("REWARDFORGE_CACHE", str(tmp_path / "cache"))
+    output = tmp_path / "polar-adopted"
+    result = CliRunner().invoke(app, ["adopt", "--source", str(folder), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    assert "POLAR reference-based RM" in result.stdout
+    prompts, references, outputs = map(list, zip(*CASES))
+    adopted = RewardModel.load(output)
+    assert adopted.recipe.family == "polar"
+    assert not (output / "tokenizer.model").exists() and (output / "tokenizer.json").is_file()
+    original = RewardModel.load(folder).score(prompts, outputs, references=references)
+    assert adopted.score(prompts, outputs, references=references) == pytest.approx(
+        original, abs=1e-6
+    )
+    assert not marker.exists()
