@@ -327,3 +327,28 @@ def test_serve_loads_a_foreign_rm_by_its_flags(trl_chat_rm, monkeypatch):
     assert answer.status_code == 200
     expected = [trl_reward(trl_chat_rm, p, r, chat=True) for p, r in zip(PROMPTS, RESPONSES)]
     assert answer.json()["rewards"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_hub_id_loads_from_what_the_hub_client_fetched(trl_chat_rm, monkeypatch):
+    """A hub id goes to huggingface_hub (offline here: the client is stood in for by the
+    folder it would have fetched); a path that is neither is a one-line error."""
+    import huggingface_hub
+
+    from rewardforge.errors import UserError
+
+    asked = []
+
+    def fetch(repo_id, **options):
+        asked.append(repo_id)
+        return str(trl_chat_rm)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fetch)
+    rm = RewardModel.load("someone/trl-rm")
+    assert asked == ["someone/trl-rm"] and rm.recipe.family == "trl"
+
+    def offline(repo_id, **options):
+        raise OSError("offline mode is enabled")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(UserError, match="someone/missing is not a folder, and the hub id"):
+        RewardModel.load("someone/missing")
