@@ -54,6 +54,8 @@ def help_text(spec: dataclasses.Field) -> str:
             shown = "on" if shown else "off"
         elif isinstance(shown, float):
             shown = f"{shown:g}"
+        elif isinstance(shown, str) and not shown.isprintable():
+            shown = repr(shown)  # a newline separator reads as '\n\n'
     return f"{spec.metadata['help']} (default: {shown})"
 
 

@@ -245,7 +245,8 @@ def test_every_setting_is_a_flag_whose_help_states_its_default(name):
         assert "(default: " in help_text, f"--{field.name}: no default in its help"
         stated = help_text.split("(default: ")[1].split(")")[0].split(",")[0]
         if isinstance(field.default, str) and field.default:
-            assert help_text.endswith(f"(default: {field.default})"), field.name
+            shown = field.default if field.default.isprintable() else repr(field.default)
+            assert help_text.endswith(f"(default: {shown})"), field.name
         elif isinstance(field.default, (int, float)) and not isinstance(field.default, bool):
             assert float(stated) == field.default, field.name
 

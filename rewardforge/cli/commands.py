@@ -56,9 +56,12 @@ def train_command(config: Path | None = None, **flags: Any) -> None:
         return
     if "eval_accuracy" in result.metrics:
         typer.echo(f"eval accuracy: {result.metrics['eval_accuracy']:.4f}")
+    unit = "labelled_steps" if "train_labelled_steps" in result.metrics else "pairs"
+    shown = unit.replace("_", " ")
     typer.echo(
-        f"trained {result.metrics['train_pairs']} pairs in {result.metrics['train_runtime_s']:.1f}s"
-        f" ({result.metrics['pairs_per_s']:.2f} pairs/s); saved to {result.output_dir}"
+        f"trained {result.metrics[f'train_{unit}']} {shown} in "
+        f"{result.metrics['train_runtime_s']:.1f}s ({result.metrics[f'{unit}_per_s']:.2f} "
+        f"{shown}/s); saved to {result.output_dir}"
     )
 
 
@@ -116,6 +119,7 @@ def score_command(config: Path | None = None, **flags: Any) -> None:
             rejects_path=run.rejects,
             reward_format=run.reward_format,
             template=run.template,
+            aggregate=run.aggregate,
         )
     )
     typer.echo(f"scored {report.scored} rows -> {run.output}")
@@ -172,6 +176,7 @@ def best_of_n_command(config: Path | None = None, **flags: Any) -> None:
             sampling=run.sampling(),
             reward_format=run.reward_format,
             template=run.template,
+            aggregate=run.aggregate,
         )
     )
     typer.echo(

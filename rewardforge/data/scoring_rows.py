@@ -26,6 +26,7 @@ class ScoringRow:
     prompt: Prompt
     response: str
     reference: str | None = None
+    steps: tuple[str, ...] | None = None  # a solution's steps, for a process reward model
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ def parse_scoring_item(item: dict[str, Any]) -> tuple[Prompt, str]:
         if len(messages) < 2:
             raise RowError("wrong type", "'messages' needs a prompt before the assistant's reply.")
         return messages[:-1], messages[-1]["content"]
+    steps = parse_steps(item)
+    if steps is not None and "response" not in item:  # a solution given as its steps
+        return parse_prompt(item.get("prompt")), "\n\n".join(steps)
     missing = [key for key in ("prompt", "response") if item.get(key) is None]
     if missing:
         raise RowError(
@@ -55,6 +59,18 @@ def parse_scoring_item(item: dict[str, Any]) -> tuple[Prompt, str]:
     if not isinstance(item["response"], str):
         raise RowError("wrong type", "'response' must be a string.")
     return parse_prompt(item["prompt"]), item["response"]
+
+
+def parse_steps(item: dict[str, Any]) -> tuple[str, ...] | None:
+    """The item's solution steps (`completions`, as TRL's stepwise rows hold them), or None."""
+    steps = item.get("completions")
+    if steps is None:
+        return None
+    if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
+        raise RowError("wrong type", "'completions' must be a non-empty list of step texts.")
+    if any(not step.strip() for step in steps):
+        raise RowError("empty step", "'completions' has an empty step.")
+    return tuple(steps)
 
 
 def parse_reference(item: dict[str, Any]) -> str | None:
@@ -76,10 +92,11 @@ def read_scoring_rows(path: str | Path) -> tuple[list[ScoringRow], list[Rejected
         try:
             prompt, response = parse_scoring_item(row)
             reference = parse_reference(row)
+            steps = parse_steps(row)
         except RowError as error:
             rejected.append(RejectedRow(number, row, str(error)))
             continue
-        rows.append(ScoringRow(number, row, prompt, response, reference))
+        rows.append(ScoringRow(number, row, prompt, response, reference, steps))
     return rows, rejected
 
 

@@ -20,6 +20,7 @@ from rewardforge.evaluation.diagnostics import (
 from rewardforge.evaluation.plots import write_plots
 from rewardforge.evaluation.rank_changes import rank_changes
 from rewardforge.evaluation.report import write_html
+from rewardforge.evaluation.step_evaluation import evaluate_steps
 from rewardforge.scoring.reward_model import RewardModel
 from rewardforge.training.callbacks import LOG_FILE
 
@@ -47,6 +48,9 @@ def evaluate(
     PNG plots and a self-contained `report.html` there.
     """
     label, reward_model = _model(model, reward_format, template)
+    if reward_model.is_process:  # step-labelled data: step accuracy and ProcessBench's metrics
+        directory = None if report_dir is None else _report_directory(report_dir)
+        return evaluate_steps(reward_model, data, label, skip_invalid, progress, directory)
     report = _load(data, columns, skip_invalid, reward_model.reference_mode)
     scored = score_examples(reward_model, report.examples, progress)
     metrics = {**diagnose(scored), **_data_account(report)}
@@ -90,6 +94,11 @@ def compare(
     """
     first, first_model = _model(model, reward_format, template)
     second, second_model = _model(other)  # its family is read from its folder
+    if first_model.is_process or second_model.is_process:
+        raise UserError(
+            "eval --compare compares two outcome reward models; evaluate a process reward model "
+            "on its own (rewardforge eval --model PRM --data STEPS.jsonl)."
+        )
     if first_model.reference_mode != second_model.reference_mode:
         based = first if first_model.reference_mode else second
         raise UserError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ figcaption { font-weight: 600; }
 
 def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline numbers as (name, value) rows, for the terminal and the report."""
+    if "step_accuracy" in metrics:
+        return step_summary_rows(metrics)
     low, high = metrics["accuracy_ci95"]
     bias = metrics["length_bias"]
     rows = [
@@ -45,6 +48,38 @@ def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
             ),
             ("Kendall tau (mean)", f"{ranking['kendall_tau']:.4f}"),
         ]
+    return rows
+
+
+def step_summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """A process reward model's headline numbers: step accuracy and ProcessBench's metrics."""
+
+    def with_interval(name: str) -> str:
+        low, high = metrics.get(f"{name}_ci95", (math.nan, math.nan))
+        return f"{metrics[name]:.4f}  [95% CI {low:.4f}, {high:.4f}]"
+
+    rows = [
+        (
+            "problems / solutions / steps",
+            f"{metrics['n_problems']} / {metrics['n_solutions']} / {metrics['n_steps']}",
+        ),
+        ("step accuracy", with_interval("step_accuracy")),
+        (
+            "ProcessBench: wrong solutions, first error found",
+            with_interval("processbench_error_acc"),
+        ),
+        (
+            "ProcessBench: correct solutions, none flagged",
+            with_interval("processbench_correct_acc"),
+        ),
+        ("ProcessBench F1", with_interval("processbench_f1")),
+    ]
+    best = metrics.get("best_of_n") or {}
+    if best:
+        picks = ", ".join(f"{how} {best[how]:.3f}" for how in ("min", "last", "prod", "mean"))
+        rows.append(
+            (f"best-of-N ({best['n_problems']} problems)", f"{picks}; oracle {best['oracle']:.3f}")
+        )
     return rows
 
 

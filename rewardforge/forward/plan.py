@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.forward.segment_attention import SEGMENT_SDPA
+from rewardforge.forward.steps import padded_steps, with_steps
 from rewardforge.recipe import RecipeEncoder
 
 logger = logging.getLogger(__name__)
@@ -220,7 +221,7 @@ class ForwardPlan:
         if "token_type_ids" in rows[0]:
             types = [type_ids for row in rows for type_ids in row["token_type_ids"]]
             batch["token_type_ids"] = _pad(types, 0)[0]
-        return batch
+        return padded_steps(batch, rows) if "step_ends" in rows[0] else batch
 
     def _collate_segments(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
         """Segments with position ids restarting after the prompt, block ids and reward spots.
@@ -236,6 +237,7 @@ class ForwardPlan:
         reward_at: list[tuple[int, int]] = []  # (segment, token) where each reward is read
         group_index: list[int] = []
         rank_index: list[int] = []
+        step_index: list[int] = []
         for group, row in enumerate(rows):
             rank = 0
             for segment in self._segments(row):
@@ -244,16 +246,21 @@ class ForwardPlan:
                 )
                 ids, pos, block = list(prompt), list(range(len(prompt))), [0] * len(prompt)
                 for number, response in enumerate(responses, start=1):
+                    start = len(ids)
                     ids += response
                     pos += range(len(prompt), len(prompt) + len(response))
                     block += [number] * len(response)
-                    reward_at.append(
-                        (len(sequences), len(prompt) if self.encoder else len(ids) - 1)
-                    )
+                    if "step_ends" in row:  # a process reward model: a reward per step
+                        skip = row["prompt_length"][rank] if self.share_prompt else 0
+                        spots = [start + end - skip for end in row["step_ends"][rank]]
+                    else:
+                        spots = [start if self.encoder else len(ids) - 1]
+                    reward_at += [(len(sequences), spot) for spot in spots]
+                    step_index += range(len(spots))
                     if "token_type_ids" in row:
                         types.append(row["token_type_ids"][rank])
-                    group_index.append(group)
-                    rank_index.append(rank)
+                    group_index += [group] * len(spots)
+                    rank_index += [rank] * len(spots)
                     rank += 1
                 sequences.append(ids)
                 positions.append(pos)
@@ -283,7 +290,7 @@ class ForwardPlan:
         }
         if types:
             batch["token_type_ids"] = _pad(types, 0)[0]
-        return batch
+        return with_steps(batch, rows, step_index)
 
 
 def padding_id(tokenizer: Any) -> int:

@@ -54,17 +54,22 @@ class RewardForward(torch.nn.Module):
         reward_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Rewards of the batch's responses, flat, in collation order, as float32."""
-        if segment_ids is None and self.is_encoder:  # padded rows, read by the model's own head
-            inputs = {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
-            inputs = {key: value for key, value in inputs.items() if value is not None}
+        inputs = {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        inputs = {key: value for key, value in inputs.items() if value is not None}
+        if segment_ids is None and self.is_encoder and reward_index is None:
+            # padded rows, read by the model's own head
             return _fresh_float(self.classifier(input_ids=input_ids, **inputs).logits[:, 0])
         if segment_ids is None:
-            # Padded decoder rows: the reward at each row's last real token. The classifier's own
-            # rule (the last token that is not the pad id) misreads a row that ends with EOS when
-            # the pad token is EOS, as in many models trained elsewhere.
-            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
-            last = attention_mask.sum(dim=1) - 1
-            features = hidden.last_hidden_state[torch.arange(len(last)), last]
+            # Padded decoder rows: the reward at each row's last real token (or at the given
+            # spots: a process reward model's steps). The classifier's own rule (the last token
+            # that is not the pad id) misreads a row that ends with EOS when the pad token is
+            # EOS, as in many models trained elsewhere.
+            hidden = self.backbone(input_ids=input_ids, **inputs).last_hidden_state
+            if reward_index is None:
+                last = attention_mask.sum(dim=1) - 1
+                features = hidden[torch.arange(len(last)), last]
+            else:
+                features = hidden.reshape(-1, hidden.shape[-1])[reward_index]
             return _fresh_float(self._head(features)[:, 0])
         features = self.reward_features(
             input_ids, position_ids, segment_ids, block_ids, reward_index, token_type_ids

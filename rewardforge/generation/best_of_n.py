@@ -45,6 +45,7 @@ def best_of_n(
     progress: bool = True,
     reward_format: str = "auto",
     template: str | None = None,
+    aggregate: str = "min",
 ) -> BestOfNReport:
     """Generate `n` answers per prompt, score them, write the `top_k` best as SFT rows.
 
@@ -67,7 +68,9 @@ def best_of_n(
     scorer = (
         reward_model
         if isinstance(reward_model, RewardModel)
-        else RewardModel.load(reward_model, reward_format=reward_format, template=template)
+        else RewardModel.load(
+            reward_model, reward_format=reward_format, template=template, aggregate=aggregate
+        )
     )
     sft_rows = pair_rows = 0
     with ExitStack() as files:

@@ -15,6 +15,7 @@ from rewardforge.adoption.config import (
 )
 from rewardforge.config_fields import require, setting
 from rewardforge.errors import UserError
+from rewardforge.scoring.step_aggregates import Aggregate, aggregate_setting
 
 if TYPE_CHECKING:
     from rewardforge.models.policy import SamplingSettings
@@ -46,6 +47,7 @@ class BestOfNSettings(SamplingFlags):
     reward_model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
     reward_format: RewardFormat = reward_format_setting()
     template: TemplateChoice | None = template_setting()
+    aggregate: Aggregate = aggregate_setting()
     prompts: str = setting("", "JSONL rows with prompt or messages.", shown="required")
     output: str = setting("", "SFT rows: the top-k answers per prompt.", shown="required")
     n: int = setting(8, "Answers sampled per prompt.")
@@ -67,6 +69,7 @@ class VerifySettings(SamplingFlags):
     reward_model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
     reward_format: RewardFormat = reward_format_setting()
     template: TemplateChoice | None = template_setting()
+    aggregate: Aggregate = aggregate_setting()
     prompt: str = setting("", "The question to answer.", shown="required")
     reference: str | None = setting(
         None, "Reference answer, for a reference-based (POLAR) reward model.", shown="none"

@@ -92,7 +92,10 @@ def verify(settings: VerifySettings) -> Verdict:
     from rewardforge.models.policy import Policy
 
     judge = RewardModel.load(
-        settings.reward_model, reward_format=settings.reward_format, template=settings.template
+        settings.reward_model,
+        reward_format=settings.reward_format,
+        template=settings.template,
+        aggregate=settings.aggregate,
     )
     writer = Policy.load(settings.policy)
     sampling = settings.sampling()

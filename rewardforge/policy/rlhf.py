@@ -78,7 +78,10 @@ def _reward_model(config: RLHFConfig) -> RewardModel | RemoteRewardModel:
     """The reward model's folder loaded here, or a client of the server at its URL."""
     if not is_url(config.reward_model):
         return RewardModel.load(
-            config.reward_model, reward_format=config.reward_format, template=config.template
+            config.reward_model,
+            reward_format=config.reward_format,
+            template=config.template,
+            aggregate=config.aggregate,
         )
     key = None
     if config.reward_api_key_env is not None:

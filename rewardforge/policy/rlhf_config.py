@@ -13,6 +13,7 @@ from rewardforge.adoption.config import (
 )
 from rewardforge.config_fields import setting
 from rewardforge.errors import UserError
+from rewardforge.scoring.step_aggregates import Aggregate, aggregate_setting
 
 ALGORITHMS = ("grpo", "rloo")
 
@@ -29,6 +30,7 @@ class RLHFConfig:
     )
     reward_format: RewardFormat = reward_format_setting()
     template: TemplateChoice | None = template_setting()
+    aggregate: Aggregate = aggregate_setting()
     reward_api_key_env: str | None = setting(
         None, "Environment variable that holds the reward server's API key.", shown="none"
     )

@@ -35,6 +35,7 @@ class EncodedResponse:
     token_type_ids: list[int] | None = None
     truncated: bool = False
     prompt_length: int = 0
+    step_ends: list[int] | None = None  # process reward models: where each step's reward is read
 
 
 @dataclass

@@ -58,6 +58,10 @@ class ScoringRecipe:
     # are dropped so the reward is read at the last other token (transformers' rule when the pad
     # token is EOS), and an answer's token limit (POLAR's client).
     family: Family = "rewardforge"
+    # A process reward model (`kind="process"`) gives one reward per step of a solution, read
+    # at the last token of the separator that follows each step (`recipe/steps.py`).
+    kind: Literal["outcome", "process"] = "outcome"
+    step_separator: str = "\n\n"
     reward_token_id: int | None = None
     trailing_pad_id: int | None = None
     max_response_length: int | None = None

@@ -12,6 +12,7 @@ from rewardforge.adoption.config import (
     template_setting,
 )
 from rewardforge.config_fields import require, setting
+from rewardforge.scoring.step_aggregates import Aggregate, aggregate_setting
 
 
 @dataclass
@@ -21,6 +22,7 @@ class ScoreSettings:
     model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
     reward_format: RewardFormat = reward_format_setting()
     template: TemplateChoice | None = template_setting()
+    aggregate: Aggregate = aggregate_setting()
     input: str = setting(
         "", "JSONL rows with prompt + response (or messages), and reference.", shown="required"
     )

@@ -17,8 +17,11 @@ from rewardforge.errors import UserError
 from rewardforge.forward.architecture import default_device, use_plan_attention
 from rewardforge.forward.plan import ForwardPlan
 from rewardforge.forward.reward_forward import RewardForward
+from rewardforge.forward.steps import score_steps, sigmoid
 from rewardforge.models.reward_head import HEAD_PREFIXES, quiet_load_report
 from rewardforge.recipe import EncodedGroup, EncodedResponse, RecipeEncoder, ScoringRecipe
+from rewardforge.recipe.steps import EncodedSolutions, encode_solution
+from rewardforge.scoring.step_aggregates import Aggregate, aggregate, split_steps
 
 
 class RewardModel:
@@ -38,6 +41,7 @@ class RewardModel:
         self.reward_forward = RewardForward(model)
         self.plan = ForwardPlan.for_model(self.reward_forward, encoder)
         self.max_tokens_per_batch = max_tokens_per_batch
+        self.aggregate: Aggregate = "min"  # a process reward model's reward from its steps
 
     @classmethod
     def load(
@@ -46,11 +50,13 @@ class RewardModel:
         device: str | None = None,
         reward_format: str | None = None,
         template: str | None = None,
+        aggregate: Aggregate = "min",
     ) -> RewardModel:
         """Load a reward model: a folder written by `rewardforge train` or `adopt`, or one
         trained elsewhere (TRL, OpenRLHF, Skywork, POLAR and InternLM2 reward models, encoder
         pair classifiers; see docs/reward-models.md). How a model trained elsewhere scores is
-        detected from its files, or named by `reward_format`, and said in one line."""
+        detected from its files, or named by `reward_format`, and said in one line. `aggregate`
+        is how a process reward model's step probabilities make one reward."""
         resolved = resolve_reward_model(directory, reward_format, template)
         if resolved.summary is not None:
             print(f"{directory}: scoring as {resolved.summary}", file=sys.stderr)
@@ -73,11 +79,72 @@ class RewardModel:
         recipe = resolved.recipe
         use_plan_attention(model, is_encoder=recipe.template == "pair", device=device)
         model.to(device)
-        return cls(model, RecipeEncoder(recipe, tokenizer))
+        loaded = cls(model, RecipeEncoder(recipe, tokenizer))
+        loaded.aggregate = aggregate
+        return loaded
 
     @property
     def recipe(self) -> ScoringRecipe:
         return self.encoder.recipe
+
+    @property
+    def is_process(self) -> bool:
+        """Whether this is a process reward model (a reward per step of a solution)."""
+        return self.recipe.kind == "process"
+
+    def score_steps(
+        self,
+        prompts: Sequence[Prompt],
+        solutions: Sequence[Sequence[str]],
+        progress: bool = False,
+    ) -> list[list[float]]:
+        """Each solution's step probabilities of being correct (a process reward model).
+
+        Solutions to the same prompt are read in one forward, sharing the prompt's tokens.
+        """
+        if not self.is_process:
+            raise UserError(
+                "score_steps needs a process reward model; this one gives one reward per "
+                "response. Train one on step-labelled rows (docs/process-rewards.md)."
+            )
+        if len(prompts) != len(solutions):
+            raise UserError("score_steps needs one prompt per solution.")
+        groups: dict[str, list[int]] = {}
+        for index, prompt in enumerate(prompts):
+            groups.setdefault(json.dumps(prompt, sort_keys=True), []).append(index)
+        rows = [
+            EncodedSolutions(
+                [encode_solution(self.encoder, prompts[i], list(solutions[i])) for i in indices],
+                [[] for _ in indices],
+            ).as_row()
+            for indices in groups.values()
+        ]
+        logits = score_steps(
+            self.plan, self.reward_forward, rows, self.max_tokens_per_batch, progress
+        )
+        results: list[list[float]] = [[] for _ in prompts]
+        for indices, problem in zip(groups.values(), logits):
+            for index, steps in zip(indices, problem):
+                results[index] = [sigmoid(value) for value in steps]
+        return results
+
+    def _score_as_steps(
+        self,
+        prompts: Sequence[Prompt],
+        responses: Sequence[str],
+        references: Sequence[str] | None,
+        normalize: bool,
+        progress: bool,
+    ) -> list[float]:
+        if references is not None or normalize:
+            raise UserError(
+                "a process reward model scores steps as probabilities: it takes no reference "
+                "and no --normalize."
+            )
+        separator = self.recipe.step_separator
+        solutions = [split_steps(text, separator) or [text] for text in responses]
+        step_probabilities = self.score_steps(prompts, solutions, progress)
+        return [aggregate(steps, self.aggregate) for steps in step_probabilities]
 
     @property
     def reference_mode(self) -> bool:
@@ -95,7 +162,11 @@ class RewardModel:
         """One reward per (prompt, response); normalised with the stored mean/std if asked.
 
         A reference-based model needs `references`, one per response; other models refuse them.
+        A process reward model cuts each response into steps at its separator and gives the
+        `aggregate` of their probabilities (`score_steps` gives every step's).
         """
+        if self.is_process:
+            return self._score_as_steps(prompts, responses, references, normalize, progress)
         if references is None:
             references = [None] * len(responses)
         if not len(prompts) == len(responses) == len(references):
@@ -124,7 +195,13 @@ class RewardModel:
     def score_examples(
         self, examples: Sequence[PreferenceExample], progress: bool = False
     ) -> list[list[float]]:
-        """Rewards for every response of every example, best-labelled response first."""
+        """Rewards for every response of every example, best-labelled response first (a
+        process reward model's: the aggregate of each response's steps)."""
+        if self.is_process:
+            prompts = [example.prompt for example in examples for _ in example.responses]
+            responses = [response for example in examples for response in example.responses]
+            flat = iter(self.score(prompts, responses, progress=progress))
+            return [[next(flat) for _ in example.responses] for example in examples]
         rows = [self.encoder.encode_example(example).as_row() for example in examples]
         return self._score_rows(rows, progress)
 

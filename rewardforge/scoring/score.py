@@ -8,7 +8,10 @@ from pathlib import Path
 
 from rewardforge.data.loader import invalid_rows_error
 from rewardforge.data.scoring_rows import RejectedRow, ScoringRow, read_scoring_rows
+from rewardforge.errors import UserError
 from rewardforge.scoring.reward_model import RewardModel
+from rewardforge.scoring.step_aggregates import Aggregate, split_steps
+from rewardforge.scoring.step_aggregates import aggregate as aggregate_steps
 
 
 @dataclass
@@ -31,6 +34,7 @@ def score_file(
     progress: bool = True,
     reward_format: str = "auto",
     template: str | None = None,
+    aggregate: Aggregate = "min",
 ) -> ScoreReport:
     """Score every row of `input_path` and write it, with a `reward` field, to `output_path`.
 
@@ -39,14 +43,22 @@ def score_file(
     input field and the input order. A bad row stops the run before anything is scored, with an
     error naming each bad line; with `skip_invalid` bad rows go to `rejects_path` (default:
     `<output>.rejects.jsonl`) with the reason instead. `reward_format` and `template` describe
-    a model trained elsewhere (`RewardModel.load`).
+    a model trained elsewhere (`RewardModel.load`). A process reward model adds each row's
+    `step_rewards` (its `completions`, or its response cut at the model's step separator) and
+    their `aggregate` as the reward.
     """
     rows, rejected = read_scoring_rows(input_path)
     reward_model = (
         model
         if isinstance(model, RewardModel)
-        else RewardModel.load(model, reward_format=reward_format, template=template)
+        else RewardModel.load(
+            model, reward_format=reward_format, template=template, aggregate=aggregate
+        )
     )
+    if reward_model.is_process and normalize:
+        raise UserError(
+            "--normalize does not apply to a process reward model: its rewards are probabilities."
+        )
     rows, misfits = _split_by_reference(rows, reward_model.reference_mode)
     rejected = sorted(rejected + misfits, key=lambda item: item.number)
     if rejected and not skip_invalid:
@@ -55,18 +67,30 @@ def score_file(
             "invalid row(s); nothing was scored. Fix them, or pass --skip-invalid to write them "
             "to a rejects file",
         )
-    rewards = reward_model.score(
-        [row.prompt for row in rows],
-        [row.response for row in rows],
-        [row.reference for row in rows] if reward_model.reference_mode else None,
-        normalize=normalize,
-        progress=progress,
-    )
+    extra: list[dict] = [{} for _ in rows]
+    if reward_model.is_process:  # step rewards, and their aggregate as the reward
+        separator = reward_model.recipe.step_separator
+        steps = reward_model.score_steps(
+            [row.prompt for row in rows],
+            [row.steps or split_steps(row.response, separator) for row in rows],
+            progress,
+        )
+        rewards = [aggregate_steps(found, reward_model.aggregate) for found in steps]
+        extra = [{"step_rewards": probabilities} for probabilities in steps]
+    else:
+        rewards = reward_model.score(
+            [row.prompt for row in rows],
+            [row.response for row in rows],
+            [row.reference for row in rows] if reward_model.reference_mode else None,
+            normalize=normalize,
+            progress=progress,
+        )
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with output_path.open("w", encoding="utf-8") as out:
-        for row, reward in zip(rows, rewards):
-            out.write(json.dumps({**row.row, "reward": reward}, ensure_ascii=False) + "\n")
+        for row, reward, more in zip(rows, rewards, extra):
+            record = {**row.row, **more, "reward": reward}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
     written_rejects = None
     if rejected:
         written_rejects = Path(rejects_path or f"{output_path}.rejects.jsonl")

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,10 +30,11 @@ from prometheus_client import (
 from pydantic import BaseModel
 
 from rewardforge.data.formats import RowError
-from rewardforge.data.scoring_rows import parse_reference, parse_scoring_item
+from rewardforge.data.scoring_rows import parse_reference, parse_scoring_item, parse_steps
 from rewardforge.errors import UserError
 from rewardforge.recipe import EncodedResponse
 from rewardforge.scoring.reward_model import RewardModel
+from rewardforge.scoring.step_aggregates import aggregate, split_steps
 from rewardforge.serving.batcher import BatcherClosed, MicroBatcher
 from rewardforge.serving.config import ServerSettings
 from rewardforge.serving.gate import RequestGate
@@ -156,8 +158,10 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/score")
-    async def score(body: ScoreRequest) -> dict[str, list[float]]:
+    async def score(body: ScoreRequest) -> dict[str, Any]:
         check_count(len(body.items))
+        if reward_model.is_process:
+            return await score_steps(body)
         encoded = []
         for index, item in enumerate(body.items):
             try:
@@ -173,9 +177,39 @@ def create_app(
             rewards = [reward_model.recipe.normalize(reward) for reward in rewards]
         return {"rewards": rewards}
 
+    async def score_steps(body: ScoreRequest) -> dict[str, Any]:
+        """A process reward model: each item's step probabilities and their aggregate. Items
+        give their steps as `completions`, or a response cut at the model's separator; they
+        are scored request by request, not batched across requests."""
+        if body.normalize:
+            raise HTTPException(
+                422, "a process reward model's rewards are probabilities: no normalize."
+            )
+        prompts, solutions = [], []
+        separator = reward_model.recipe.step_separator
+        for index, item in enumerate(body.items):
+            try:
+                prompt, response = parse_scoring_item(item)
+                steps = parse_steps(item) or split_steps(response, separator) or [response]
+            except RowError as error:
+                raise HTTPException(422, f"item {index}: {error}") from error
+            check_text(index, _prompt_text(prompt), *steps)
+            prompts.append(prompt)
+            solutions.append(list(steps))
+        try:
+            found = await run_in_threadpool(reward_model.score_steps, prompts, solutions)
+        except UserError as error:
+            raise HTTPException(422, str(error)) from error
+        rewards = [aggregate(steps, reward_model.aggregate) for steps in found]
+        return {"rewards": rewards, "step_rewards": found}
+
     @app.post("/get_reward")
     async def get_reward(body: OpenRLHFRequest) -> dict[str, Any]:
         check_count(len(body.query))
+        if reward_model.is_process:
+            raise HTTPException(
+                422, "this is a process reward model: send its steps to /v1/score instead."
+            )
         if body.prompts is not None and len(body.prompts) != len(body.query):
             raise HTTPException(422, "'prompts' must have one entry per 'query'.")
         encoded = []

@@ -12,6 +12,7 @@ from rewardforge.adoption.config import (
     template_setting,
 )
 from rewardforge.config_fields import setting
+from rewardforge.scoring.step_aggregates import Aggregate, aggregate_setting
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class ServerSettings:
     model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
     reward_format: RewardFormat = reward_format_setting()
     template: TemplateChoice | None = template_setting()
+    aggregate: Aggregate = aggregate_setting()
     host: str = setting("127.0.0.1", "Interface to bind; 0.0.0.0 exposes it.")
     port: int = setting(8000, "Port.")
     api_key_env: str | None = setting(

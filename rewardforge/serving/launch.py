@@ -22,7 +22,10 @@ def serve(settings: ServerSettings) -> None:
 
     api_key = server_api_key(settings)
     reward_model = RewardModel.load(
-        settings.model, reward_format=settings.reward_format, template=settings.template
+        settings.model,
+        reward_format=settings.reward_format,
+        template=settings.template,
+        aggregate=settings.aggregate,
     )
     app = create_app(reward_model, settings, api_key=api_key)
     uvicorn.run(app, host=settings.host, port=settings.port)

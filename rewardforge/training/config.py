@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -54,6 +54,17 @@ class TrainConfig:
     skip_invalid: bool = setting(False, "Skip bad rows, counted by reason, instead of stopping.")
     min_score_gap: float | None = setting(
         None, "Drop rows whose chosen_score - rejected_score is smaller.", shown="off"
+    )
+    kind: Literal["auto", "orm", "prm"] = setting(
+        "auto",
+        "orm (a reward per response) or prm (a reward per step, from step-labelled rows); auto "
+        "reads the data.",
+    )
+    step_separator: str = setting(
+        "\n\n", "prm: the text after each step, where its reward is read."
+    )
+    neutral_rating: Literal["correct", "wrong"] = setting(
+        "correct", "prm: how a PRM800K rating of 0 counts."
     )
     reference_mode: bool = setting(
         False,
@@ -184,6 +195,8 @@ class TrainConfig:
             raise UserError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
         if not self.split_token.strip() or not self.reward_marker.strip():
             raise UserError("--split-token and --reward-marker must not be empty.")
+        if not self.step_separator:
+            raise UserError("--step-separator must not be empty: each step's reward is read there.")
         if self.split_token == self.reward_marker:
             raise UserError(
                 f"--split-token and --reward-marker must differ; both are {self.split_token!r}."

@@ -147,3 +147,22 @@ def plackett_luce_loss(rewards: GroupRewards | torch.Tensor) -> torch.Tensor:
     tail_logsumexp = torch.logcumsumexp(filled.flip(1), dim=1).flip(1)
     terms = torch.where(present, filled - tail_logsumexp, torch.zeros_like(filled))
     return -terms.sum(dim=1).mean()
+
+
+@dataclass
+class StepLossOutput:
+    """A process reward model's loss and the step statistics logged with it."""
+
+    loss: torch.Tensor
+    accuracy: torch.Tensor
+    mean_probability: torch.Tensor
+
+
+def step_loss(logits: torch.Tensor, labels: torch.Tensor) -> StepLossOutput:
+    """Binary cross-entropy of each step's reward (a logit) against its label, the probability
+    that the step is correct; soft labels (Monte-Carlo estimates) train as they are."""
+    loss = F.binary_cross_entropy_with_logits(logits, labels)
+    with torch.no_grad():
+        accuracy = ((logits >= 0) == (labels >= 0.5)).float().mean()
+        mean_probability = torch.sigmoid(logits).mean()
+    return StepLossOutput(loss, accuracy, mean_probability)

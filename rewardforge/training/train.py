@@ -16,7 +16,6 @@ from transformers import TrainerCallback, set_seed
 
 from rewardforge.adoption.families import is_reward_model_folder
 from rewardforge.adoption.resolve import ResolvedRewardModel, resolve_reward_model
-from rewardforge.data import LoadReport, load_preferences
 from rewardforge.errors import UserError
 from rewardforge.forward.plan import ForwardPlan
 from rewardforge.forward.reward_forward import RewardForward
@@ -54,6 +53,8 @@ from rewardforge.training.run_directory import (
     refuse_a_different_run,
     resume_checkpoint,
 )
+from rewardforge.training.step_trainer import StepRewardTrainer
+from rewardforge.training.train_data import encode_data, is_step_data, load_data
 from rewardforge.training.trainer import RewardTrainer
 
 METRICS_FILE = "metrics.json"
@@ -92,8 +93,11 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
     reference_mode = config.reference_mode or bool(base_recipe and base_recipe.reference_mode)
     kept_recipe = _kept_recipe(config, base_recipe, reference_mode)
     added_tokens = kept_recipe.added_tokens if kept_recipe else _new_markers(config, reference_mode)
-    train_report = _load(config.data, config, reference_mode)
-    eval_report = _load(config.eval_data, config, reference_mode) if config.eval_data else None
+    process = _is_process(config, base_recipe, reference_mode)
+    train_report = load_data(config.data, config, reference_mode, process)
+    eval_report = (
+        load_data(config.eval_data, config, reference_mode, process) if config.eval_data else None
+    )
 
     model, tokenizer, is_encoder = load_reward_backbone(
         str(base.folder) if base else config.model,
@@ -110,6 +114,8 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
     recipe = kept_recipe or ScoringRecipe.for_model(
         tokenizer, is_encoder, config.max_length, reference_mode, markers
     )
+    if process and kept_recipe is None:  # a reward at the end of every step
+        recipe = replace(recipe, kind="process", step_separator=config.step_separator)
     encoder = RecipeEncoder(recipe, tokenizer)
     reward_forward = RewardForward(model)
     plan = ForwardPlan.for_model(reward_forward, encoder)
@@ -132,10 +138,10 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
             "tip: this CPU multiplies bf16 in hardware; --mixed-precision bf16 (autocast over "
             "float32 weights) trained SmolLM2 1.40x faster than fp32 on such a CPU (BENCHMARKS.md)."
         )
-    train_rows = _encode(encoder, train_report, "train")
-    eval_rows = _encode(encoder, eval_report, "eval") if eval_report else None
+    train_rows = encode_data(encoder, train_report, "train")
+    eval_rows = encode_data(encoder, eval_report, "eval") if eval_report else None
 
-    trainer = RewardTrainer(
+    trainer = (StepRewardTrainer if process else RewardTrainer)(
         model=reward_forward,
         args=training_arguments(config, output, has_eval=eval_rows is not None),
         train_dataset=datasets.Dataset.from_list(train_rows),
@@ -162,12 +168,13 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
     fit = trainer.train(resume_from_checkpoint=checkpoint)
     pairs, tokens = trainer.throughput_totals()
     runtime = fit.metrics["train_runtime"]
+    unit = "labelled_steps" if process else "pairs"  # what the loss compares
     metrics: dict[str, Any] = {
         "train_runtime_s": runtime,
-        "train_pairs": pairs,
-        "train_pairs_counted": pairs_counted(trainer.loss_options),
+        f"train_{unit}": pairs,
+        "train_pairs_counted": "labelled steps" if process else pairs_counted(trainer.loss_options),
         "train_tokens": tokens,
-        "pairs_per_s": pairs / runtime if runtime else 0.0,
+        f"{unit}_per_s": pairs / runtime if runtime else 0.0,
         "tokens_per_s": tokens / runtime if runtime else 0.0,
         "train_loss": fit.metrics.get("train_loss"),
         "train_examples": len(train_rows),
@@ -255,6 +262,22 @@ def _describe(plan: ForwardPlan) -> str:
     return "shared prompt, packed rows" if plan.pack else "shared prompt, one sequence a row"
 
 
+def _is_process(
+    config: TrainConfig, base_recipe: ScoringRecipe | None, reference_mode: bool
+) -> bool:
+    """Whether this run trains a process reward model: `--kind prm`, a process model to
+    continue, or step-labelled data under `--kind auto`."""
+    process = config.kind == "prm" or (
+        config.kind == "auto"
+        and (base_recipe.kind == "process" if base_recipe else is_step_data(config.data))
+    )
+    if process and reference_mode:
+        raise UserError(
+            "a process reward model cannot be reference-based; leave out --reference-mode."
+        )
+    return process
+
+
 def _base_reward_model(config: TrainConfig) -> ResolvedRewardModel | None:
     """The reward model `--model` names, ours or trained elsewhere (its recipe is kept), or
     None for a plain backbone, which gets a new head and recipe."""
@@ -290,23 +313,3 @@ def _new_markers(config: TrainConfig, reference_mode: bool) -> list[str]:
     if not reference_mode or is_encoder_backbone(config.model):
         return []
     return [config.split_token, config.reward_marker]
-
-
-def _load(paths: list[str], config: TrainConfig, reference_mode: bool) -> LoadReport:
-    report = load_preferences(
-        paths,
-        columns=config.columns,
-        skip_invalid=config.skip_invalid,
-        min_score_gap=config.min_score_gap,
-        reference_mode=reference_mode,
-    )
-    for path, fmt in report.formats.items():
-        print(f"{path}: detected format '{fmt}'")
-    return report
-
-
-def _encode(encoder: RecipeEncoder, report: LoadReport, split: str) -> list[dict[str, Any]]:
-    groups = [encoder.encode_example(example) for example in report.examples]
-    truncated = sum(group.truncated for group in groups)
-    print(f"{split} data: {report.summary(truncated=truncated)}")
-    return [group.as_row() for group in groups]

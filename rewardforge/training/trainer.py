@@ -152,25 +152,36 @@ class RewardTrainer(Trainer):
         inputs: dict[str, torch.Tensor],
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        rewards = self.plan.rewards(model, inputs)
-        output = preference_loss(rewards, inputs["margin"], **self.loss_options)
-        loss = output.loss
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
+        rewards, loss, seen, stats = self.loss_and_stats(model, inputs)
+        raw = loss
         if num_items_in_batch is not None:  # this micro-batch's share of the optimizer step
             share = self._loss_terms(inputs) / num_items_in_batch
             loss = loss * share * self.accelerator.num_processes  # DDP averages over processes
         if model.training:
-            seen = rewards.values.detach()[rewards.present]
             if not bool(seen.isfinite().all()):
                 self._non_finite = "reward"
-            elif not math.isfinite(output.loss.item()):
+            elif not math.isfinite(raw.item()):
                 self._non_finite = "loss"
             self.tokens_fed += inputs["input_ids"].numel()
             self.pairs_trained += self._pairs_compared(inputs)
-            for name in ("accuracy", "margin", "chosen_reward", "rejected_reward"):
-                self._pair_stats[name].append(getattr(output, name).item())
+            for name, value in stats.items():
+                self._pair_stats[name].append(value.item())
             self.recent_rewards.extend(seen.tolist())
         return (loss, {"rewards": rewards}) if return_outputs else loss
+
+    def loss_and_stats(
+        self, model: torch.nn.Module, inputs: dict[str, torch.Tensor]
+    ) -> tuple[Any, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(rewards, loss, the rewards as one detached tensor, statistics to log) of a
+        micro-batch: the preference loss over its groups."""
+        rewards = self.plan.rewards(model, inputs)
+        output = preference_loss(rewards, inputs["margin"], **self.loss_options)
+        stats = {
+            name: getattr(output, name)
+            for name in ("accuracy", "margin", "chosen_reward", "rejected_reward")
+        }
+        return rewards, output.loss, rewards.values.detach()[rewards.present], stats
 
     def get_batch_samples(
         self, epoch_iterator: Iterator, num_batches: int, device: torch.device

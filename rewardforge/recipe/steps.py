@@ -1,0 +1,106 @@
+"""Step-labelled solutions under a process reward model's recipe: each step followed by the
+recipe's separator, the whole solution rendered as the response, and the reward read at the
+last token of each step (its separator).
+
+Solutions to one problem share the problem's tokens, as a preference group's responses share
+its prompt, so the forward plan reads every step of every solution in one forward.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from rewardforge.data.example import Prompt
+from rewardforge.data.steps import StepExample
+from rewardforge.errors import UserError
+from rewardforge.recipe.encoder import EncodedResponse, RecipeEncoder
+
+
+@dataclass
+class EncodedSolutions:
+    """A problem's solutions, tokenized, with each step's reward position and label."""
+
+    solutions: list[EncodedResponse]
+    labels: list[list[float]]  # one list per solution; empty lists when unlabelled
+    source: str = ""
+
+    @property
+    def truncated(self) -> bool:
+        return any(solution.truncated for solution in self.solutions)
+
+    def as_row(self) -> dict[str, Any]:
+        """A flat dict for a `datasets.Dataset` row: the plan reads `step_ends`."""
+        row: dict[str, Any] = {
+            "input_ids": [solution.input_ids for solution in self.solutions],
+            "step_ends": [solution.step_ends for solution in self.solutions],
+            "step_labels": self.labels,
+            "margin": math.nan,
+        }
+        if self.solutions[0].token_type_ids is not None:
+            row["token_type_ids"] = [solution.token_type_ids for solution in self.solutions]
+        else:
+            row["prompt_length"] = [solution.prompt_length for solution in self.solutions]
+        return row
+
+
+def encode_solution(encoder: RecipeEncoder, prompt: Prompt, steps: list[str]) -> EncodedResponse:
+    """Token ids of one solution and the position of each step's reward. Steps that do not
+    fit the recipe's length are left out whole (and the solution marked truncated)."""
+    recipe, tokenizer = encoder.recipe, encoder.tokenizer
+    separator = recipe.step_separator
+    if any(not step.strip() for step in steps):
+        raise UserError("a solution has an empty step.")
+    text = "".join(step + separator for step in steps)
+    prompt_text, response_text = encoder.render(prompt, text)
+    start = response_text.find(text)
+    if start < 0:
+        raise UserError("the chat template rewrites the steps, so their ends cannot be found.")
+    char_ends, position = [], start
+    for step in steps:
+        position += len(step) + len(separator)
+        char_ends.append(position)
+    encoded = tokenizer(response_text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    ends = [max(i for i, (_, stop) in enumerate(offsets) if stop <= end) for end in char_ends]
+    head, prompt_ids, tail = encoder._prompt_parts(prompt_text)
+    if encoder._pair_builder is not None:  # an encoder: (prompt, solution) as a sentence pair
+        probe, _ = encoder._pair_builder(prompt_ids, [-1])
+        offset = probe.index(-1)
+        room = recipe.max_length - len(encoder._pair_builder([], [])[0])
+        ends, truncated = _fit(ends, room - len(prompt_ids))
+        full, types = encoder._pair_builder(prompt_ids, ids[: ends[-1] + 1])
+        return EncodedResponse(full, types, truncated, 0, [offset + e for e in ends])
+    prefix = head + prompt_ids + tail
+    ends, truncated = _fit(ends, recipe.max_length - len(prefix))
+    if not ends:  # not even the first step fits after the whole prompt: cut the prompt's start
+        first_end = max(i for i, (_, stop) in enumerate(offsets) if stop <= char_ends[0])
+        keep = max(recipe.max_length - len(head) - len(tail) - first_end - 1, 0)
+        prefix = head + (prompt_ids[len(prompt_ids) - keep :] if keep else []) + tail
+        ends, truncated = [first_end], True
+    response = ids[: ends[-1] + 1]
+    return EncodedResponse(
+        prefix + response, None, truncated, len(prefix), [len(prefix) + e for e in ends]
+    )
+
+
+def encode_step_example(encoder: RecipeEncoder, example: StepExample) -> EncodedSolutions:
+    """Every solution of a step-labelled example, with its labels (those of steps that fit)."""
+    try:
+        solutions = [
+            encode_solution(encoder, example.prompt, list(s.steps)) for s in example.solutions
+        ]
+    except UserError as error:
+        raise UserError(f"{example.source}: {error}" if example.source else str(error)) from None
+    labels = [
+        list(s.labels[: len(encoded.step_ends)]) if s.labels is not None else []
+        for s, encoded in zip(example.solutions, solutions)
+    ]
+    return EncodedSolutions(solutions, labels, example.source)
+
+
+def _fit(ends: list[int], room: int) -> tuple[list[int], bool]:
+    """The step ends whose tokens fit in `room` tokens, and whether any were left out."""
+    kept = [end for end in ends if end < room]
+    return kept, len(kept) < len(ends)
