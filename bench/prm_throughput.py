@@ -106,7 +106,14 @@ def run_token_classifier(kind: str, args: argparse.Namespace, seed: int) -> dict
         data = datasets.Dataset.from_list(
             [{k: row[k] for k in ("prompt", "completions", "labels")} for row in train_rows]
         )
-        config = PRMConfig(**common, step_separator=SEPARATOR, max_length=256)
+        # TRL's configs default to bf16 autocast (and CPU bf16 here); fp32 like the others.
+        config = PRMConfig(
+            **common,
+            step_separator=SEPARATOR,
+            max_length=256,
+            bf16=False,
+            gradient_checkpointing=False,
+        )
         trainer = PRMTrainer(
             model=model, args=config, train_dataset=data, processing_class=tokenizer
         )
@@ -141,6 +148,7 @@ def run_rewardforge(args: argparse.Namespace, seed: int) -> dict:
         max_length=256,
         seed=seed,
         max_tokens_per_micro_batch=args.micro_batch_tokens,
+        mixed_precision=args.mixed_precision,
     )
     result = train(config)
     model = RewardModel.load(result.output_dir, device="cpu")
@@ -192,6 +200,9 @@ def main() -> None:
     parser.add_argument(
         "--micro-batch-tokens", type=int, help="rewardforge's --max-tokens-per-micro-batch"
     )
+    parser.add_argument(
+        "--mixed-precision", default="no", help="rewardforge's --mixed-precision (bf16 on CPU)"
+    )
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -207,6 +218,7 @@ def main() -> None:
             command += ["--limit", str(args.limit)] if args.limit else []
             if args.micro_batch_tokens:
                 command += ["--micro-batch-tokens", str(args.micro_batch_tokens)]
+            command += ["--mixed-precision", args.mixed_precision]
             env = {**os.environ, "THP_MEM_ALLOC_ENABLE": "1"}
             done = subprocess.run(command, capture_output=True, text=True, env=env)
             line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
