@@ -175,7 +175,7 @@ def test_a_short_run_on_the_bundled_data_finds_errors_it_could_not_before(tmp_pa
     from rewardforge.data.step_loader import load_step_examples
     from rewardforge.forward.plan import ForwardPlan
     from rewardforge.forward.reward_forward import RewardForward
-    from rewardforge.forward.steps import score_steps, sigmoid
+    from rewardforge.forward.steps import sigmoid
     from rewardforge.models import load_reward_backbone
     from rewardforge.recipe import RecipeEncoder, ScoringRecipe
     from rewardforge.recipe.steps import encode_step_example
@@ -189,9 +189,7 @@ def test_a_short_run_on_the_bundled_data_finds_errors_it_could_not_before(tmp_pa
     def f1(forward, encoder) -> float:
         rows = [encode_step_example(encoder, example).as_row() for example in examples]
         plan = ForwardPlan.for_model(forward, encoder)
-        logits = [
-            s for problem in score_steps(plan, forward, rows, progress=False) for s in problem
-        ]
+        logits = [s for problem in plan.score(forward, rows, progress=False) for s in problem]
         probabilities = [[sigmoid(value) for value in steps] for steps in logits]
         return step_metrics(probabilities, labels)["processbench_f1"]
 

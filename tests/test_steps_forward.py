@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from rewardforge.data.steps import Solution, StepExample
 from rewardforge.forward.plan import ForwardPlan
 from rewardforge.forward.reward_forward import RewardForward
-from rewardforge.forward.steps import score_steps, step_rewards
+from rewardforge.forward.steps import step_rewards
 from rewardforge.models import load_reward_backbone
 from rewardforge.recipe import RecipeEncoder, ScoringRecipe
 from rewardforge.recipe.steps import encode_step_example
@@ -57,7 +57,7 @@ def test_shared_steps_equal_each_solution_alone(kind, tiny_llama_dir, tiny_bert_
     model_dir = tiny_llama_dir if kind == "decoder" else tiny_bert_dir
     forward, plan, rows = build(model_dir, is_encoder=kind == "encoder")
     assert plan.pack  # the layout under test: solutions packed (and, for decoders, shared)
-    shared = score_steps(plan, forward, rows, progress=False)
+    shared = plan.score(forward, rows, progress=False)
     for row, got in zip(rows, shared):
         expected = [[value.item() for value in solution] for solution in alone(forward, row)]
         assert [len(s) for s in got] == [len(s) for s in row["step_labels"]]

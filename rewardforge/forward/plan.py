@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.forward.segment_attention import SEGMENT_SDPA
-from rewardforge.forward.steps import padded_steps, with_steps
+from rewardforge.forward.steps import padded_steps, step_rewards, with_steps
 from rewardforge.recipe import RecipeEncoder
 
 logger = logging.getLogger(__name__)
@@ -172,21 +172,25 @@ class ForwardPlan:
         max_tokens_per_batch: int = 16384,
         progress: bool = True,
         description: str = "Scoring",
-    ) -> list[list[float]]:
-        """Rewards for each row's responses, in input order, on the model's own device.
+    ) -> list[list[Any]]:
+        """Rewards for each row's responses, in input order, on the model's own device; for
+        step-labelled rows (a process reward model), each solution's step rewards (logits).
 
         Rows are sorted by length and cut into batches of at most `max_tokens_per_batch`
         tokens fed (padding included), so a batch holds many short groups or a few long ones.
         """
         model.eval()
         device = next(model.parameters()).device
-        results: list[list[float]] = [[] for _ in rows]
+        results: list[list[Any]] = [[] for _ in rows]
         batches = self.micro_batches(rows, max_tokens_per_batch)
         with tqdm(total=len(rows), desc=description, disable=not progress, unit="group") as bar:
             for indices in batches:
                 batch = self.collate([rows[index] for index in indices])
                 batch = {key: value.to(device) for key, value in batch.items()}
-                rewards = self.rewards(model, batch).as_lists()
+                if "step_index" in batch:
+                    rewards = step_rewards(model, batch).as_lists(len(indices))
+                else:
+                    rewards = self.rewards(model, batch).as_lists()
                 for position, index in enumerate(indices):
                     results[index] = rewards[position]
                 bar.update(len(indices))

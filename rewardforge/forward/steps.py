@@ -11,13 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-from tqdm.auto import tqdm
-
-if TYPE_CHECKING:
-    from rewardforge.forward.plan import ForwardPlan
 
 Row = dict[str, Any]
 
@@ -87,27 +83,3 @@ def step_rewards(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Step
 
     flat = model(**{key: batch[key] for key in MODEL_INPUTS if key in batch})
     return StepRewards(flat, batch["group_index"], batch["rank_index"], batch["step_index"])
-
-
-@torch.no_grad()
-def score_steps(
-    plan: ForwardPlan,
-    model: torch.nn.Module,
-    rows: Sequence[Row],
-    max_tokens_per_batch: int = 16384,
-    progress: bool = True,
-) -> list[list[list[float]]]:
-    """Step rewards (logits) for each row's solutions, in input order: [row][solution][step]."""
-    model.eval()
-    device = next(model.parameters()).device
-    results: list[list[list[float]]] = [[] for _ in rows]
-    batches = plan.micro_batches(rows, max_tokens_per_batch)
-    with tqdm(total=len(rows), desc="Scoring steps", disable=not progress, unit="problem") as bar:
-        for indices in batches:
-            batch = plan.collate([rows[index] for index in indices])
-            batch = {key: value.to(device) for key, value in batch.items()}
-            nested = step_rewards(model, batch).as_lists(len(indices))
-            for position, index in enumerate(indices):
-                results[index] = nested[position]
-            bar.update(len(indices))
-    return results

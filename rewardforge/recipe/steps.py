@@ -50,8 +50,8 @@ def encode_solution(encoder: RecipeEncoder, prompt: Prompt, steps: list[str]) ->
     fit the recipe's length are left out whole (and the solution marked truncated)."""
     recipe, tokenizer = encoder.recipe, encoder.tokenizer
     separator = recipe.step_separator
-    if any(not step.strip() for step in steps):
-        raise UserError("a solution has an empty step.")
+    if not steps or any(not step.strip() for step in steps):
+        raise UserError("a solution needs steps, and none of them may be empty.")
     text = "".join(step + separator for step in steps)
     prompt_text, response_text = encoder.render(prompt, text)
     start = response_text.find(text)

@@ -7,6 +7,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -17,11 +18,11 @@ from rewardforge.errors import UserError
 from rewardforge.forward.architecture import default_device, use_plan_attention
 from rewardforge.forward.plan import ForwardPlan
 from rewardforge.forward.reward_forward import RewardForward
-from rewardforge.forward.steps import score_steps, sigmoid
+from rewardforge.forward.steps import sigmoid
 from rewardforge.models.reward_head import HEAD_PREFIXES, quiet_load_report
 from rewardforge.recipe import EncodedGroup, EncodedResponse, RecipeEncoder, ScoringRecipe
 from rewardforge.recipe.steps import EncodedSolutions, encode_solution
-from rewardforge.scoring.step_aggregates import Aggregate, aggregate, split_steps
+from rewardforge.scoring.step_aggregates import Aggregate, aggregate, solution_steps
 
 
 class RewardModel:
@@ -119,9 +120,7 @@ class RewardModel:
             ).as_row()
             for indices in groups.values()
         ]
-        logits = score_steps(
-            self.plan, self.reward_forward, rows, self.max_tokens_per_batch, progress
-        )
+        logits = self._score_rows(rows, progress)
         results: list[list[float]] = [[] for _ in prompts]
         for indices, problem in zip(groups.values(), logits):
             for index, steps in zip(indices, problem):
@@ -142,7 +141,7 @@ class RewardModel:
                 "and no --normalize."
             )
         separator = self.recipe.step_separator
-        solutions = [split_steps(text, separator) or [text] for text in responses]
+        solutions = [solution_steps(text, separator) for text in responses]
         step_probabilities = self.score_steps(prompts, solutions, progress)
         return [aggregate(steps, self.aggregate) for steps in step_probabilities]
 
@@ -232,7 +231,7 @@ class RewardModel:
             lambda prompts, texts, references: self.score(prompts, texts, references, normalize)
         )
 
-    def _score_rows(self, rows: list[dict], progress: bool) -> list[list[float]]:
+    def _score_rows(self, rows: list[dict], progress: bool) -> list[list[Any]]:
         return self.plan.score(
             self.reward_forward, rows, self.max_tokens_per_batch, progress=progress
         )

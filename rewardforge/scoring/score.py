@@ -10,7 +10,7 @@ from rewardforge.data.loader import invalid_rows_error
 from rewardforge.data.scoring_rows import RejectedRow, ScoringRow, read_scoring_rows
 from rewardforge.errors import UserError
 from rewardforge.scoring.reward_model import RewardModel
-from rewardforge.scoring.step_aggregates import Aggregate, split_steps
+from rewardforge.scoring.step_aggregates import Aggregate, solution_steps
 from rewardforge.scoring.step_aggregates import aggregate as aggregate_steps
 
 
@@ -72,7 +72,7 @@ def score_file(
         separator = reward_model.recipe.step_separator
         steps = reward_model.score_steps(
             [row.prompt for row in rows],
-            [row.steps or split_steps(row.response, separator) for row in rows],
+            [solution_steps(row.response, separator, row.steps) for row in rows],
             progress,
         )
         rewards = [aggregate_steps(found, reward_model.aggregate) for found in steps]

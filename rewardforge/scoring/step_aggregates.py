@@ -33,6 +33,14 @@ def split_steps(text: str, separator: str) -> list[str]:
     return [step.strip() for step in text.split(separator) if step.strip()]
 
 
+def solution_steps(response: str, separator: str, steps: Sequence[str] | None = None) -> list[str]:
+    """The steps to score for one item: its given steps, else its response cut at the
+    separator, else the whole response as one step."""
+    if steps:
+        return list(steps)
+    return split_steps(response, separator) or [response]
+
+
 def aggregate_setting() -> Any:
     """A field for `--aggregate`: how a process reward model's steps make one reward."""
     return setting(

@@ -34,7 +34,7 @@ from rewardforge.data.scoring_rows import parse_reference, parse_scoring_item, p
 from rewardforge.errors import UserError
 from rewardforge.recipe import EncodedResponse
 from rewardforge.scoring.reward_model import RewardModel
-from rewardforge.scoring.step_aggregates import aggregate, split_steps
+from rewardforge.scoring.step_aggregates import aggregate, solution_steps
 from rewardforge.serving.batcher import BatcherClosed, MicroBatcher
 from rewardforge.serving.config import ServerSettings
 from rewardforge.serving.gate import RequestGate
@@ -190,7 +190,7 @@ def create_app(
         for index, item in enumerate(body.items):
             try:
                 prompt, response = parse_scoring_item(item)
-                steps = parse_steps(item) or split_steps(response, separator) or [response]
+                steps = solution_steps(response, separator, parse_steps(item))
             except RowError as error:
                 raise HTTPException(422, f"item {index}: {error}") from error
             check_text(index, _prompt_text(prompt), *steps)

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from rewardforge.forward.steps import score_steps, sigmoid, step_rewards
+from rewardforge.forward.steps import sigmoid, step_rewards
 from rewardforge.training.losses import step_loss
 from rewardforge.training.step_metrics import step_metrics
 from rewardforge.training.trainer import RewardTrainer
@@ -36,13 +36,7 @@ class StepRewardTrainer(RewardTrainer):
     def score_eval_set(self, metric_key_prefix: str = "eval") -> dict[str, float]:
         """Step accuracy (also as `accuracy`, which --load-best compares) and ProcessBench's
         metrics of the model as it is now."""
-        logits = [
-            solution
-            for problem in score_steps(
-                self.plan, self.model, self.eval_rows, self.max_tokens_per_batch, progress=False
-            )
-            for solution in problem
-        ]
+        logits = [solution for problem in self._score_eval_rows() for solution in problem]
         self.eval_rewards = logits
         labels = [solution for row in self.eval_rows for solution in row["step_labels"]]
         probabilities = [[sigmoid(value) for value in solution] for solution in logits]

@@ -238,8 +238,9 @@ class RewardTrainer(Trainer):
         metrics = pairwise_metrics(self.eval_rewards)
         return {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
 
-    def _score_eval_rows(self) -> list[list[float]]:
-        """Every evaluation group's rewards, in order.
+    def _score_eval_rows(self) -> list[list[Any]]:
+        """Every evaluation group's rewards (a process reward model's: its solutions' step
+        rewards), in order.
 
         Under DDP each process scores every N-th group and the parts are gathered. Under FSDP
         and DeepSpeed every forward is a collective that all processes must join with the same
@@ -255,7 +256,7 @@ class RewardTrainer(Trainer):
             self.model, self.eval_rows[rank::processes], self.max_tokens_per_batch, progress=False
         )
         parts = gather_object([mine])  # one list per process, in process order
-        rewards: list[list[float]] = [[] for _ in self.eval_rows]
+        rewards: list[list[Any]] = [[] for _ in self.eval_rows]
         for process, part in enumerate(parts):
             rewards[process::processes] = part
         return rewards
