@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/prm_throughput.py --seeds 42 --json prm.json
 
-Three trainers, the same MiniLM-L6 backbone, the bundled step-labelled training solutions
-(`--limit` of them), one epoch, lr 1e-4, 64 solutions a step (16 problems of 4), max length 256,
-no dropout, fp32, each run its own subprocess:
+Three trainers, the same backbone (`--model`: MiniLM-L6, an encoder, or SmolLM2-135M, a
+decoder), the bundled step-labelled training solutions (`--limit` of them), one epoch, lr 1e-4,
+64 solutions a step (16 problems of 4), max length 256, no dropout, fp32, each run its own
+subprocess:
 
-- rewardforge: `train()` on the step rows (a reward at every step, solutions to a problem
-  sharing its tokens in one packed forward);
+- rewardforge: `train()` on the step rows (a reward at every step, in one packed forward; a
+  decoder reads each problem's solutions as their prefix tree, so the problem, shared leading
+  steps and repeated solutions are fed once; an encoder reads a repeated solution once);
 - TRL 1.13's `trl.experimental.prm.PRMTrainer` (`AutoModelForTokenClassification`, two labels),
   installed beside transformers 5.24 in `.venv-trl113` (the script makes it: a venv holding only
   trl==1.13.0, the rest of `.venv` on its path);
@@ -39,9 +41,11 @@ def step_rows(path: str, limit: int | None) -> list[dict]:
 
 
 def tokenize(tokenizer, row: dict, max_length: int) -> dict:
-    """TRL 1.13's `PRMTrainer.tokenize_row`: prompt, then each step and the separator, the label
-    at the separator's last token."""
+    """TRL 1.13's `PRMTrainer.tokenize_row`: BOS (where the tokenizer has one) and the prompt,
+    then each step and the separator, the label at the separator's last token."""
     prompt = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
+    if tokenizer.bos_token_id is not None:
+        prompt = [tokenizer.bos_token_id] + prompt
     separator = tokenizer.encode(SEPARATOR, add_special_tokens=False)
     ids, labels = list(prompt), [-100] * len(prompt)
     for step, label in zip(row["completions"], row["labels"]):
@@ -82,9 +86,12 @@ def run_token_classifier(kind: str, args: argparse.Namespace, seed: int) -> dict
     from rewardforge.models import resolve_backbone
 
     torch.manual_seed(seed)
-    path = resolve_backbone("minilm-l6")
+    path = resolve_backbone(args.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:  # a decoder without one: pad with EOS (labels mask it)
+        tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForTokenClassification.from_pretrained(path, num_labels=2)
+    model.config.pad_token_id = tokenizer.pad_token_id
     for module in model.modules():  # no dropout, as the other trainers
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
@@ -99,6 +106,7 @@ def run_token_classifier(kind: str, args: argparse.Namespace, seed: int) -> dict
         save_strategy="no",
         use_cpu=True,
         logging_steps=10,
+        bf16=args.mixed_precision == "bf16",  # autocast, as rewardforge's --mixed-precision
     )
     if kind == "trl":
         from trl.experimental.prm import PRMConfig, PRMTrainer
@@ -106,13 +114,9 @@ def run_token_classifier(kind: str, args: argparse.Namespace, seed: int) -> dict
         data = datasets.Dataset.from_list(
             [{k: row[k] for k in ("prompt", "completions", "labels")} for row in train_rows]
         )
-        # TRL's configs default to bf16 autocast (and CPU bf16 here); fp32 like the others.
+        # TRL's configs default to bf16 autocast; `common` sets it as for the others.
         config = PRMConfig(
-            **common,
-            step_separator=SEPARATOR,
-            max_length=256,
-            bf16=False,
-            gradient_checkpointing=False,
+            **common, step_separator=SEPARATOR, max_length=256, gradient_checkpointing=False
         )
         trainer = PRMTrainer(
             model=model, args=config, train_dataset=data, processing_class=tokenizer
@@ -141,7 +145,8 @@ def run_rewardforge(args: argparse.Namespace, seed: int) -> dict:
     data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     config = TrainConfig(
         data=[str(data)],
-        model="minilm-l6",
+        model=args.model,
+        template=args.template,
         output=str(Path(args.work) / f"rewardforge-{seed}"),
         batch_pairs=16,
         lr=1e-4,
@@ -201,7 +206,11 @@ def main() -> None:
         "--micro-batch-tokens", type=int, help="rewardforge's --max-tokens-per-micro-batch"
     )
     parser.add_argument(
-        "--mixed-precision", default="no", help="rewardforge's --mixed-precision (bf16 on CPU)"
+        "--mixed-precision", default="no", help="no or bf16 (autocast, for every trainer)"
+    )
+    parser.add_argument("--model", default="minilm-l6", help="minilm-l6 or smollm2-135m")
+    parser.add_argument(
+        "--template", help="rewardforge's --template (plain: the token classifiers' text)"
     )
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -214,7 +223,8 @@ def main() -> None:
         for kind in args.trainers.split(","):
             python = trl_python() if kind == "trl" else sys.executable
             command = [python, __file__, "--worker", kind, seed, "--work", args.work]
-            command += ["--train", args.train, "--eval", args.eval]
+            command += ["--train", args.train, "--eval", args.eval, "--model", args.model]
+            command += ["--template", args.template] if args.template else []
             command += ["--limit", str(args.limit)] if args.limit else []
             if args.micro_batch_tokens:
                 command += ["--micro-batch-tokens", str(args.micro_batch_tokens)]

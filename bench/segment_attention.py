@@ -41,8 +41,9 @@ def packed_row_attention() -> dict:
     segment_ids = torch.cat(
         [torch.full((length,), index) for index, length in enumerate(SEGMENT_LENGTHS)]
     )[None]
-    block_ids = torch.zeros_like(segment_ids)  # no shared prompt: each segment one block
-    return attention_inputs(segment_ids, block_ids, causal=True, backend=SEGMENT_SDPA)
+    # no shared prefixes: each token is seen by the rest of its own segment
+    subtree_sizes = torch.cat([torch.arange(length, 0, -1) for length in SEGMENT_LENGTHS])[None]
+    return attention_inputs(segment_ids, subtree_sizes, causal=True, backend=SEGMENT_SDPA)
 
 
 def sliced(module, query, key, value, attention_mask, segment_spans):

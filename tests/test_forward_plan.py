@@ -136,13 +136,18 @@ def test_score_keeps_input_order_under_any_budget(backbone):
         assert narrow == pytest.approx(wide, abs=1e-5)
 
 
-def test_truncated_groups_with_different_prompts_do_not_share(tiny_llama_dir):
+def distinct_prefixes(sequences) -> int:
+    return len({tuple(ids[: end + 1]) for ids in sequences for end in range(len(ids))})
+
+
+def test_truncated_groups_with_different_prompts_share_only_their_common_start(tiny_llama_dir):
     model, encoder, _ = build(str(tiny_llama_dir), max_length=40)
     example = PreferenceExample("a long question " * 10, ("ok", "a much longer answer " * 6))
     row = encoder.encode_example(example).as_row()
     assert row["prompt_length"][0] != row["prompt_length"][1]
     plan = ForwardPlan(encoder.tokenizer.pad_token_id, share_prompt=True)
-    assert plan.collate([row])["input_ids"].shape[0] == 2
+    input_ids = plan.collate([row])["input_ids"]
+    assert input_ids.shape == (1, distinct_prefixes(row["input_ids"]))
     with torch.no_grad():
         got = plan.rewards(model, plan.collate([row])).as_lists()[0]
     assert got == pytest.approx(separate_rewards(model, [row])[0], abs=1e-5)

@@ -24,6 +24,10 @@ EXAMPLES = [
             Solution(("2 + 3 = 5.", "The answer is 5."), (1.0, 1.0)),
             Solution(("2 + 3 = 6.", "The answer is 6."), (0.0, 0.0)),
             Solution(("He starts with 2.", "Adding 3 gives 5.", "So 5."), (1.0, 0.75, 1.0)),
+            # the first step of the first solution, then its own: one shared step
+            Solution(("2 + 3 = 5.", "The answer is 6."), (1.0, 0.0)),
+            # the first solution again, labelled otherwise: read once, trained on both labels
+            Solution(("2 + 3 = 5.", "The answer is 5."), (0.5, 1.0)),
         ),
     ),
     StepExample("你好，一共几个？", (Solution(("一个。", "答案是一。"), (1.0, 0.0)),)),
@@ -57,6 +61,15 @@ def test_shared_steps_equal_each_solution_alone(kind, tiny_llama_dir, tiny_bert_
     model_dir = tiny_llama_dir if kind == "decoder" else tiny_bert_dir
     forward, plan, rows = build(model_dir, is_encoder=kind == "encoder")
     assert plan.pack  # the layout under test: solutions packed (and, for decoders, shared)
+    fed = plan.collate(rows)["input_ids"].numel()
+    if kind == "decoder":  # every distinct prefix once: the prompt, shared steps, duplicates
+        prefixes = [
+            {tuple(ids[: n + 1]) for ids in row["input_ids"] for n in range(len(ids))}
+            for row in rows
+        ]
+        assert fed == sum(len(problem) for problem in prefixes)
+    else:  # both ways: only a duplicate solution is read once
+        assert fed == sum(len(ids) for row in rows for ids in {tuple(i) for i in row["input_ids"]})
     shared = plan.score(forward, rows, progress=False)
     for row, got in zip(rows, shared):
         expected = [[value.item() for value in solution] for solution in alone(forward, row)]

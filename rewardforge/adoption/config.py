@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rewardforge.config_fields import require, setting
+from rewardforge.errors import UserError
 
 RewardFormat = Literal[
     "auto", "rewardforge", "trl", "skywork", "openrlhf", "text-pair", "polar", "internlm2-reward"
@@ -20,7 +21,7 @@ def reward_format_setting() -> Any:
     return setting(
         "auto",
         "How a reward model trained elsewhere scores: auto (read from its folder), rewardforge, "
-        "trl, skywork, openrlhf, text-pair, polar or internlm2-reward.",
+        "trl, trl-prm, skywork, openrlhf, text-pair, polar or internlm2-reward.",
     )
 
 
@@ -45,6 +46,14 @@ class AdoptSettings:
     output: str = setting("", "Where to write it as a rewardforge model folder.", shown="required")
     reward_format: RewardFormat = reward_format_setting()
     template: TemplateChoice | None = template_setting()
+    step_separator: str | None = setting(
+        None,
+        "A process reward model's step separator, where the source does not record it (a TRL "
+        "PRM was trained with PRMConfig.step_separator).",
+        shown="the family's own: a newline for trl-prm",
+    )
 
     def __post_init__(self) -> None:
         require("adopt", source=self.source, output=self.output)
+        if self.step_separator == "":
+            raise UserError("--step-separator must not be empty: each step's reward is read there.")

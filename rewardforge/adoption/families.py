@@ -11,29 +11,29 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from transformers import PreTrainedTokenizerBase
 
 from rewardforge.errors import UserError
 from rewardforge.forward.architecture import is_encoder_config
 from rewardforge.recipe import RECIPE_FILE, ScoringRecipe
+from rewardforge.recipe.scoring_recipe import Family
 
 # The formats `--reward-format` accepts; `auto` reads the folder.
-REWARD_FORMATS = (
-    "auto",
-    "rewardforge",
-    "trl",
-    "skywork",
-    "openrlhf",
-    "text-pair",
-    "polar",
-    "internlm2-reward",
-)
+REWARD_FORMATS = ("auto", *get_args(Family))
 FOREIGN_MAX_LENGTH = 4096  # tokens a prompt + response may take when a family sets no limit
 POLAR_MAX_LENGTH = 16384  # POLAR's client: the whole input ...
 POLAR_MAX_RESPONSE_LENGTH = 4096  # ... and each answer
 INTERNLM2_ARCHITECTURES = ("InternLM2ForRewardModel",)
+TRL_PRM_SEPARATOR = "\n"  # TRL's PRMConfig.step_separator default; TRL does not save it
+
+
+def is_token_classifier(config: dict[str, Any]) -> bool:
+    """A transformers token classifier with two labels: how TRL's PRMTrainer saves a PRM."""
+    architectures = config.get("architectures") or []
+    two_labels = len(config.get("id2label") or {0: "LABEL_0", 1: "LABEL_1"}) == 2  # the default
+    return two_labels and any(name.endswith("ForTokenClassification") for name in architectures)
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -51,6 +51,8 @@ def detect_family(folder: Path) -> str:
         return "openrlhf"
     if config.get("auto_map"):
         raise unsupported(folder, config)
+    if is_token_classifier(config):
+        return "trl-prm"
     if is_encoder_config(config.get("model_type", "")):
         return "text-pair"
     if "skywork-reward" in str(config.get("_name_or_path", "")).lower():
@@ -60,8 +62,8 @@ def detect_family(folder: Path) -> str:
 
 def is_reward_model_folder(folder: Path) -> bool:
     """Whether `folder` holds a reward model (ours, or one of a known family) rather than a
-    plain backbone: a rewardforge recipe, a one-output sequence classifier, an OpenRLHF value
-    head or an InternLM2 reward model."""
+    plain backbone: a rewardforge recipe, a one-output sequence classifier, a two-label token
+    classifier (a TRL PRM), an OpenRLHF value head or an InternLM2 reward model."""
     if not (folder / "config.json").is_file():
         return False
     if (folder / RECIPE_FILE).is_file():
@@ -72,6 +74,7 @@ def is_reward_model_folder(folder: Path) -> bool:
     return (
         "value_head_prefix" in config
         or bool(set(architectures) & set(INTERNLM2_ARCHITECTURES))
+        or is_token_classifier(config)
         or (
             one_output and any(name.endswith("ForSequenceClassification") for name in architectures)
         )
@@ -98,7 +101,8 @@ def unsupported(folder: Path, config: dict[str, Any]) -> UserError:
     return UserError(
         f"{folder} is a {kind} model defined by Python code shipped in the folder (auto_map). "
         "rewardforge never runs shipped code, and no family it knows describes this model (trl, "
-        "skywork, openrlhf, text-pair, polar, internlm2-reward), so it cannot be scored here. "
+        "trl-prm, skywork, openrlhf, text-pair, polar, internlm2-reward), so it cannot be scored "
+        "here. "
         "If it is a transformers sequence classifier after all, name its family with "
         "--reward-format trl."
     )
@@ -124,6 +128,19 @@ def foreign_recipe(
             reward_marker=tokenizer.convert_ids_to_tokens(config["reward_token_id"]),
             family="polar",
             max_response_length=POLAR_MAX_RESPONSE_LENGTH,
+        )
+    if family == "trl-prm":
+        if is_encoder_config(config.get("model_type", "")):
+            raise UserError(
+                f"{folder}: a token-classifier PRM on an encoder is not supported; rewardforge "
+                "reads TRL-trained PRMs on decoders (Llama, Qwen2, Mistral, ...)."
+            )
+        return ScoringRecipe(
+            "plain",
+            FOREIGN_MAX_LENGTH,
+            family=family,
+            kind="process",
+            step_separator=TRL_PRM_SEPARATOR,
         )
     if family == "internlm2-reward":
         if not tokenizer.chat_template:
@@ -152,6 +169,11 @@ def describe(recipe: ScoringRecipe) -> str:
         return (
             "TRL-trained plain-text RM: prompt + response + EOS with the tokenizer's special "
             "tokens, reward at the last token that is not padding"
+        )
+    if recipe.family == "trl-prm":
+        return (
+            "TRL-trained PRM (a two-label token classifier): BOS + prompt + each step and "
+            f"{recipe.step_separator!r} tokenized apart, P(correct) read at each separator"
         )
     if recipe.family == "skywork":
         return (

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoTokenizer
 
 from rewardforge.adoption.families import (
     REWARD_FORMATS,
@@ -22,6 +22,7 @@ from rewardforge.adoption.families import (
 from rewardforge.adoption.internlm2 import convert_internlm2
 from rewardforge.errors import UserError
 from rewardforge.models.backbones import cache_dir
+from rewardforge.models.reward_head import reward_model_class
 from rewardforge.recipe import RECIPE_FILE, ScoringRecipe
 
 CONVERTED_FAMILIES = ("polar", "internlm2-reward")  # their weights need converting once
@@ -140,14 +141,22 @@ def adopt(
     output: str | Path,
     reward_format: str | None = None,
     template: str | None = None,
+    step_separator: str | None = None,
 ) -> ResolvedRewardModel:
     """Write the reward model at `source` to `output` as a rewardforge model folder: native
-    safetensors weights, its tokenizer and the recipe it scores under."""
+    safetensors weights, its tokenizer and the recipe it scores under. `step_separator` sets a
+    process reward model's separator where its folder does not record it (TRL's)."""
     resolved = resolve_reward_model(source, reward_format, template)
+    if step_separator is not None:
+        if resolved.recipe.kind != "process":
+            raise UserError(f"--step-separator: {source} is not a process reward model.")
+        recipe = replace(resolved.recipe, step_separator=step_separator)
+        resolved = replace(resolved, recipe=recipe, summary=describe(recipe))
     output = Path(output)
     if output.resolve() == resolved.folder.resolve():
         raise UserError("--output must differ from the source folder.")
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model_class, _ = reward_model_class(resolved.recipe.reads_token_classifier)
+    model = model_class.from_pretrained(
         resolved.folder, use_safetensors=True, key_mapping=resolved.key_mapping
     )
     model.save_pretrained(output, safe_serialization=True)

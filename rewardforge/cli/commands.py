@@ -137,7 +137,9 @@ def adopt_command(config: Path | None = None, **flags: Any) -> None:
     from rewardforge.adoption.resolve import adopt
 
     run = settings(AdoptSettings, config, flags)
-    adopted = or_exit(lambda: adopt(run.source, run.output, run.reward_format, run.template))
+    adopted = or_exit(
+        lambda: adopt(run.source, run.output, run.reward_format, run.template, run.step_separator)
+    )
     typer.echo(f"{run.source}: {adopted.summary or 'a rewardforge model'}; saved to {run.output}")
 
 

@@ -1,9 +1,11 @@
 """The forward plan's attention mask, described once and realised per attention backend.
 
-Every token carries a segment id (which sequence it belongs to; -1 for padding) and a block id
-(0 for a shared prompt, 1..K for the K responses after it). A token sees another when both sit
-in the same segment, the other is in the prompt or in its own block, and, for decoders, the
-other does not come later. Padding sees only itself, so that no row of the mask is empty.
+Every token carries a segment id (which sequence it belongs to; -1 for padding) and, for
+decoders, a subtree size: a segment is a prefix tree laid out depth-first (`prefix_tree`), so
+the tokens that see token k are k itself and the `subtree_size - 1` tokens right after it (its
+descendants). A token sees another when both sit in the same segment and, for decoders, the
+query is the key or one of its descendants. Padding sees only itself, so that no row of the mask
+is empty.
 
 `visible` states that rule once. `dense_mask` evaluates it on index grids for SDPA and eager
 attention (any device); `block_mask` hands the same function to FlexAttention, which skips the
@@ -24,39 +26,39 @@ from rewardforge.forward.segment_attention import SEGMENT_SDPA
 MaskMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def visible(segment_ids: torch.Tensor, block_ids: torch.Tensor, causal: bool) -> MaskMod:
+def visible(segment_ids: torch.Tensor, subtree_sizes: torch.Tensor, causal: bool) -> MaskMod:
     """The mask rule as a FlexAttention `mask_mod(batch, head, query, key) -> bool`."""
 
     def mask_mod(
         batch: torch.Tensor, head: torch.Tensor, query: torch.Tensor, key: torch.Tensor
     ) -> torch.Tensor:
         query_segment = segment_ids[batch, query]
-        query_block, key_block = block_ids[batch, query], block_ids[batch, key]
-        same_segment = (query_segment == segment_ids[batch, key]) & (query_segment >= 0)
-        seen = same_segment & ((key_block == 0) | (key_block == query_block))
-        if causal:
-            seen = seen & (key <= query)
+        seen = (query_segment == segment_ids[batch, key]) & (query_segment >= 0)
+        if causal:  # the query is the key or one of its descendants
+            seen = seen & (key <= query) & (query < key + subtree_sizes[batch, key])
         return seen | (query == key)
 
     return mask_mod
 
 
-def dense_mask(segment_ids: torch.Tensor, block_ids: torch.Tensor, causal: bool) -> torch.Tensor:
+def dense_mask(
+    segment_ids: torch.Tensor, subtree_sizes: torch.Tensor, causal: bool
+) -> torch.Tensor:
     """`(rows, 1, L, L)` boolean mask (True = attend), for SDPA or eager attention."""
     rows, length = segment_ids.shape
     device = segment_ids.device
     batch = torch.arange(rows, device=device)[:, None, None]
     positions = torch.arange(length, device=device)
-    mask_mod = visible(segment_ids, block_ids, causal)
+    mask_mod = visible(segment_ids, subtree_sizes, causal)
     return mask_mod(batch, None, positions[None, :, None], positions[None, None, :])[:, None]
 
 
-def block_mask(segment_ids: torch.Tensor, block_ids: torch.Tensor, causal: bool):
+def block_mask(segment_ids: torch.Tensor, subtree_sizes: torch.Tensor, causal: bool):
     """A FlexAttention `BlockMask` of the same rule, built on the ids' device."""
     from torch.nn.attention.flex_attention import create_block_mask
 
     rows, length = segment_ids.shape
-    mask_mod = visible(segment_ids, block_ids, causal)
+    mask_mod = visible(segment_ids, subtree_sizes, causal)
     return create_block_mask(mask_mod, rows, None, length, length, device=segment_ids.device)
 
 
@@ -68,7 +70,7 @@ def segment_spans(segment_ids: torch.Tensor) -> list[tuple[int, int]]:
 
 def segment_blocks(
     segment_ids: torch.Tensor,
-    block_ids: torch.Tensor,
+    subtree_sizes: torch.Tensor,
     causal: bool,
     spans: Sequence[tuple[int, int]],
 ) -> torch.Tensor:
@@ -80,22 +82,22 @@ def segment_blocks(
         (1, 1, segment_ids.shape[1], longest), dtype=torch.bool, device=segment_ids.device
     )
     for start, end in spans:
-        piece = dense_mask(segment_ids[:, start:end], block_ids[:, start:end], causal)
+        piece = dense_mask(segment_ids[:, start:end], subtree_sizes[:, start:end], causal)
         blocks[:, :, start:end, : end - start] = piece
     return blocks
 
 
 def attention_inputs(
-    segment_ids: torch.Tensor, block_ids: torch.Tensor, causal: bool, backend: str
+    segment_ids: torch.Tensor, subtree_sizes: torch.Tensor, causal: bool, backend: str
 ) -> dict[str, Any]:
     """The mask (and, for `SEGMENT_SDPA` on one packed row, the segment spans) in the form the
     model's attention implementation (`backend`) takes, as keyword arguments of its forward."""
     if backend == "flex_attention":
-        return {"attention_mask": block_mask(segment_ids, block_ids, causal)}
+        return {"attention_mask": block_mask(segment_ids, subtree_sizes, causal)}
     if backend == SEGMENT_SDPA and segment_ids.shape[0] == 1:
         spans = segment_spans(segment_ids)
         return {
-            "attention_mask": segment_blocks(segment_ids, block_ids, causal, spans),
+            "attention_mask": segment_blocks(segment_ids, subtree_sizes, causal, spans),
             "segment_spans": spans,
         }
-    return {"attention_mask": dense_mask(segment_ids, block_ids, causal)}
+    return {"attention_mask": dense_mask(segment_ids, subtree_sizes, causal)}

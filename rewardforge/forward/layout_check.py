@@ -63,7 +63,7 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
     try:
         with torch.no_grad(), torch.autocast(device.type, enabled=False):
             batch = {key: value.to(device) for key, value in plan.collate(probes).items()}
-            keys = ("input_ids", "position_ids", "segment_ids", "block_ids", "reward_index")
+            keys = ("input_ids", "position_ids", "segment_ids", "subtree_sizes", "reward_index")
             shared = model.reward_features(
                 *(batch[key] for key in keys), token_type_ids=batch.get("token_type_ids")
             )

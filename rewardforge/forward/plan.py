@@ -2,17 +2,20 @@
 
 Two layouts, one interface:
 
-- segments (decoders): a group is one segment `[prompt][response 1]...[response K]`. Each
-  response attends causally to the prompt and to itself only, its position ids restart where the
-  prompt ends, and its reward is read at its own last token. The prompt is encoded once per
-  group instead of once per response. The segments of a micro-batch are packed end to end into
-  one row, so nothing is padded: FlexAttention (CUDA) skips the masked blocks, and
-  `rewardforge_segment_sdpa` (CPU) runs attention one segment at a time. Under plain SDPA or
-  eager attention each segment is its own row, length-sorted so that padding stays small.
-- packed encoders (FlexAttention or segment SDPA): every response is its own segment of one row,
-  with a block-diagonal mask and position ids restarting per segment, so nothing is padded;
-  the reward is read at each segment's first token through the model's pooler and classifier.
-  Encoders read both ways, so a prompt cannot be shared.
+- segments (decoders): a group is one segment, the prefix tree of its responses laid out
+  depth-first (`segments.prefix_tree_segment`): `[prompt][response 1]...[response K]` when the
+  responses part right after the prompt, and any leading steps or whole solutions they share
+  are fed once too. Each token attends causally to its own prefix only, its position id is its
+  depth, and each reward is read at its response's last token (a process reward model's at each
+  step's end). The segments of a micro-batch are packed end to end into one row, so nothing is
+  padded: FlexAttention (CUDA) skips the masked blocks, and `rewardforge_segment_sdpa` (CPU)
+  runs attention one segment at a time. Under plain SDPA or eager attention each segment is its
+  own row, length-sorted so that padding stays small.
+- packed encoders (FlexAttention or segment SDPA): every distinct response is its own segment of
+  one row (identical responses are read once), with a block-diagonal mask and position ids
+  restarting per segment, so nothing is padded; the reward is read at each segment's first
+  token through the model's pooler and classifier. Encoders read both ways, so a prompt cannot
+  be shared.
 - padded (encoders elsewhere, and architectures that fail the layout check): each response is
   its own right-padded row, and the model's own head reads the reward.
 
@@ -33,6 +36,7 @@ from tqdm.auto import tqdm
 
 from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.forward.segment_attention import SEGMENT_SDPA
+from rewardforge.forward.segments import Segment, distinct_segments, prefix_tree_segment
 from rewardforge.forward.steps import padded_steps, step_rewards, with_steps
 from rewardforge.recipe import RecipeEncoder
 
@@ -44,7 +48,7 @@ MODEL_INPUTS = (
     "token_type_ids",
     "position_ids",
     "segment_ids",
-    "block_ids",
+    "subtree_sizes",
     "reward_index",
 )
 
@@ -126,7 +130,9 @@ class ForwardPlan:
 
     def sequence_lengths(self, row: Row) -> list[int]:
         """Lengths of the sequences (segments) this row becomes under the plan."""
-        return [sum(len(ids) for ids in segment) for segment in self._segments(row)]
+        if not (self.share_prompt or self.pack):
+            return [len(ids) for ids in row["input_ids"]]
+        return [len(segment.ids) for segment in self._segments(row)]
 
     def batch_tokens(self, lengths: Sequence[int]) -> int:
         """Tokens fed for a batch of sequences of these lengths, padding included."""
@@ -196,21 +202,12 @@ class ForwardPlan:
                 bar.update(len(indices))
         return results
 
-    def _segments(self, row: Row) -> list[list[list[int]]]:
-        """Split a row into sequences: `[prompt, response 1, ...]` when shared, else one each."""
-        responses = row["input_ids"]
-        if not self.share_prompt:
-            return [[ids] for ids in responses]
-        prompt_length = row["prompt_length"][0]
-        prompt = responses[0][:prompt_length]
-        if all(length == prompt_length for length in row["prompt_length"]) and all(
-            ids[:prompt_length] == prompt for ids in responses
-        ):
-            return [[prompt] + [ids[prompt_length:] for ids in responses]]
-        # Truncation left these responses with different prompts: they cannot share one.
-        return [
-            [ids[:length], ids[length:]] for ids, length in zip(responses, row["prompt_length"])
-        ]
+    def _segments(self, row: Row) -> list[Segment]:
+        """The sequences this row becomes: decoders one (the prefix tree of its responses),
+        packed encoders one per distinct response."""
+        if self.share_prompt:
+            return [prefix_tree_segment(row["input_ids"])]
+        return distinct_segments(row["input_ids"], row.get("token_type_ids"))
 
     def _collate_padded(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
         sequences = [ids for row in rows for ids in row["input_ids"]]
@@ -228,55 +225,46 @@ class ForwardPlan:
         return padded_steps(batch, rows) if "step_ends" in rows[0] else batch
 
     def _collate_segments(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
-        """Segments with position ids restarting after the prompt, block ids and reward spots.
+        """Segments (`_segments`) with their position ids, subtree sizes and reward spots.
 
         Packed: all segments end to end in one row, told apart by segment id. Otherwise one
         segment a row, right-padded (segment id -1). Decoders read each response's reward at
-        its last token, encoders at its first.
+        its last token, encoders at its first; a process reward model's at each step's end.
         """
-        sequences: list[list[int]] = []
-        positions: list[list[int]] = []
-        blocks: list[list[int]] = []
-        types: list[list[int]] = []  # token type ids (encoders)
+        segments: list[Segment] = []
         reward_at: list[tuple[int, int]] = []  # (segment, token) where each reward is read
         group_index: list[int] = []
         rank_index: list[int] = []
         step_index: list[int] = []
         for group, row in enumerate(rows):
-            rank = 0
+            spots_of_rank: dict[int, list[tuple[int, int]]] = {}
             for segment in self._segments(row):
-                prompt, responses = (
-                    (segment[0], segment[1:]) if self.share_prompt else ([], segment)
-                )
-                ids, pos, block = list(prompt), list(range(len(prompt))), [0] * len(prompt)
-                for number, response in enumerate(responses, start=1):
-                    start = len(ids)
-                    ids += response
-                    pos += range(len(prompt), len(prompt) + len(response))
-                    block += [number] * len(response)
+                number = len(segments)
+                segments.append(segment)
+                for rank, where in zip(segment.ranks, segment.where):
                     if "step_ends" in row:  # a process reward model: a reward per step
-                        skip = row["prompt_length"][rank] if self.share_prompt else 0
-                        spots = [start + end - skip for end in row["step_ends"][rank]]
+                        read = [where[end] for end in row["step_ends"][rank]]
                     else:
-                        spots = [start if self.encoder else len(ids) - 1]
-                    reward_at += [(len(sequences), spot) for spot in spots]
-                    step_index += range(len(spots))
-                    if "token_type_ids" in row:
-                        types.append(row["token_type_ids"][rank])
-                    group_index += [group] * len(spots)
-                    rank_index += [rank] * len(spots)
-                    rank += 1
-                sequences.append(ids)
-                positions.append(pos)
-                blocks.append(block)
+                        read = [where[0] if self.encoder else where[-1]]
+                    spots_of_rank[rank] = [(number, token) for token in read]
+            for rank in range(len(row["input_ids"])):  # rewards in response order
+                spots = spots_of_rank[rank]
+                reward_at += spots
+                step_index += range(len(spots))
+                group_index += [group] * len(spots)
+                rank_index += [rank] * len(spots)
+        sequences = [segment.ids for segment in segments]
+        positions = [segment.positions for segment in segments]
+        sizes = [segment.subtree_sizes for segment in segments]
+        types = [segment.token_type_ids for segment in segments if segment.token_type_ids]
         if self.pack:
             starts = [0]
             for ids in sequences[:-1]:
                 starts.append(starts[-1] + len(ids))
             segment_ids = [[number] * len(ids) for number, ids in enumerate(sequences)]
-            sequences, positions, blocks, segment_ids, types = (
+            sequences, positions, sizes, segment_ids, types = (
                 [[token for part in parts for token in part]] if parts else []
-                for parts in (sequences, positions, blocks, segment_ids, types)
+                for parts in (sequences, positions, sizes, segment_ids, types)
             )
             spots = [starts[segment] + token for segment, token in reward_at]
         else:
@@ -287,7 +275,7 @@ class ForwardPlan:
             "input_ids": _pad(sequences, self.pad_token_id)[0],
             "position_ids": _pad(positions, 0)[0],
             "segment_ids": _pad(segment_ids, -1)[0],
-            "block_ids": _pad(blocks, -1)[0],
+            "subtree_sizes": _pad(sizes, 1)[0],
             "reward_index": torch.tensor(spots),
             "group_index": torch.tensor(group_index),
             "rank_index": torch.tensor(rank_index),

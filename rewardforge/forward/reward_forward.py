@@ -18,7 +18,7 @@ class RewardForward(torch.nn.Module):
     """Wraps a single-output sequence classifier (optionally PEFT-wrapped) for plan batches.
 
     Two batch layouts arrive here:
-    - segments (`segment_ids`, `block_ids`, `position_ids`, `reward_index`): decoders with
+    - segments (`segment_ids`, `subtree_sizes`, `position_ids`, `reward_index`): decoders with
       shared prompts, packed or one sequence a row, or packed encoder responses. The backbone
       runs with the plan's mask (causal for decoders) and the head reads the hidden state at
       `reward_index`: each response's last token (decoders) or first token (encoders).
@@ -50,7 +50,7 @@ class RewardForward(torch.nn.Module):
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         segment_ids: torch.Tensor | None = None,
-        block_ids: torch.Tensor | None = None,
+        subtree_sizes: torch.Tensor | None = None,
         reward_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Rewards of the batch's responses, flat, in collation order, as float32."""
@@ -72,7 +72,7 @@ class RewardForward(torch.nn.Module):
                 features = hidden.reshape(-1, hidden.shape[-1])[reward_index]
             return _fresh_float(self._head(features)[:, 0])
         features = self.reward_features(
-            input_ids, position_ids, segment_ids, block_ids, reward_index, token_type_ids
+            input_ids, position_ids, segment_ids, subtree_sizes, reward_index, token_type_ids
         )
         return _fresh_float(self._head(features)[:, 0])
 
@@ -81,8 +81,18 @@ class RewardForward(torch.nn.Module):
         """Whether this is an encoder with BERT's head, which packed segments can use."""
         return self.is_encoder and has_bert_style_head(self.transformers_model)
 
+    @property
+    def reads_two_labels(self) -> bool:
+        """A two-label token classifier (a PRM trained by TRL): the reward is the logit of
+        label 1 (correct) minus that of label 0, so its sigmoid is the classifier's softmax."""
+        model = self.transformers_model
+        return type(model).__name__.endswith("ForTokenClassification")
+
     def _head(self, features: torch.Tensor) -> torch.Tensor:
         model = self.transformers_model
+        if self.reads_two_labels:
+            logits = model.score(model.dropout(features))
+            return logits[:, 1:] - logits[:, :1]
         if not self.is_encoder:
             return model.score(features)
         # BertPooler reads token 0 of each sequence: give it one-token sequences.
@@ -104,13 +114,13 @@ class RewardForward(torch.nn.Module):
         input_ids: torch.Tensor,
         position_ids: torch.Tensor,
         segment_ids: torch.Tensor,
-        block_ids: torch.Tensor,
+        subtree_sizes: torch.Tensor,
         reward_index: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The backbone's final hidden state at each `reward_index` (the head's input)."""
         attention = attention_masks.attention_inputs(
-            segment_ids, block_ids, causal=not self.is_encoder, backend=self.attention_backend
+            segment_ids, subtree_sizes, causal=not self.is_encoder, backend=self.attention_backend
         )
         types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         hidden = self.backbone(

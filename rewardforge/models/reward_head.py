@@ -16,6 +16,7 @@ import torch
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
@@ -55,6 +56,7 @@ def load_reward_backbone(
     allow_pickle_weights: bool = False,
     added_tokens: Sequence[str] = (),
     key_mapping: dict[str, str] | None = None,
+    token_classifier: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, bool]:
     """Load a backbone as a single-output sequence classifier, ready to train as a reward model.
 
@@ -63,8 +65,9 @@ def load_reward_backbone(
     run code); code shipped with a model folder never runs (no `trust_remote_code`).
     `added_tokens` become special tokens of the tokenizer (the reference-mode markers) unless it
     has them; their embeddings are new rows, trained in full also under LoRA. `key_mapping`
-    renames weights while loading (an OpenRLHF `value_head` to `score`). Returns the model,
-    its tokenizer (with a pad token distinct from EOS) and whether it is an encoder.
+    renames weights while loading (an OpenRLHF `value_head` to `score`). `token_classifier`
+    loads a two-label token classifier instead (a PRM trained by TRL, to train on). Returns
+    the model, its tokenizer (with a pad token distinct from EOS) and whether it is an encoder.
     """
     path = resolve_backbone(name)
     config = _config_without_remote_code(path)
@@ -83,9 +86,10 @@ def load_reward_backbone(
     # transformers reports the new head as a table of MISSING weights, which alarms for what
     # is expected; the same facts are said in one plain line instead.
     with quiet_load_report():
-        model, loading = AutoModelForSequenceClassification.from_pretrained(
+        model_class, labels = reward_model_class(token_classifier)
+        model, loading = model_class.from_pretrained(
             path,
-            num_labels=1,
+            num_labels=labels,
             dtype=_torch_dtype(dtype),
             pad_token_id=tokenizer.pad_token_id if pad_in_table else None,
             quantization_config=_quantization_config(quantization),
@@ -110,6 +114,14 @@ def load_reward_backbone(
     if lora is not None:
         model = _with_lora(model, lora, tokenizer.convert_tokens_to_ids(list(added_tokens)))
     return model, tokenizer, is_encoder
+
+
+def reward_model_class(token_classifier: bool) -> tuple[type, int]:
+    """The transformers auto class a reward model loads as, and its number of labels: a
+    one-output sequence classifier, or a two-label token classifier (a TRL-trained PRM)."""
+    if token_classifier:
+        return AutoModelForTokenClassification, 2
+    return AutoModelForSequenceClassification, 1
 
 
 HEAD_PREFIXES = ("score.", "classifier.")  # the head of transformers' sequence classifiers

@@ -18,7 +18,14 @@ DEFAULT_SPLIT_TOKEN = "<|split|>"
 DEFAULT_REWARD_MARKER = "<|reward|>"
 Template = Literal["chat", "plain", "pair"]
 Family = Literal[
-    "rewardforge", "trl", "skywork", "openrlhf", "text-pair", "polar", "internlm2-reward"
+    "rewardforge",
+    "trl",
+    "trl-prm",
+    "skywork",
+    "openrlhf",
+    "text-pair",
+    "polar",
+    "internlm2-reward",
 ]
 # Families whose own tooling tokenizes the whole formatted text at once (`recipe/foreign.py`);
 # the others are encoded in parts, as rewardforge trains (`recipe/encoder.py`).
@@ -62,6 +69,10 @@ class ScoringRecipe:
     # at the last token of the separator that follows each step (`recipe/steps.py`).
     kind: Literal["outcome", "process"] = "outcome"
     step_separator: str = "\n\n"
+    # How a solution becomes tokens: each step and its separator apart, so that every step's
+    # reward is read at the same separator token (`pieces`); PRMs saved before this field read
+    # the solution tokenized as one text (`whole`), and load that way.
+    step_tokens: Literal["pieces", "whole"] = "pieces"
     reward_token_id: int | None = None
     trailing_pad_id: int | None = None
     max_response_length: int | None = None
@@ -94,6 +105,12 @@ class ScoringRecipe:
         )
 
     @property
+    def reads_token_classifier(self) -> bool:
+        """Whether the model is a two-label token classifier (a TRL-trained PRM): a step's
+        logit is its second label's logit minus its first's."""
+        return self.family == "trl-prm"
+
+    @property
     def added_tokens(self) -> list[str]:
         """Special tokens this recipe needs in the tokenizer (the reference-mode markers)."""
         return [token for token in (self.split_token, self.reward_marker) if token is not None]
@@ -121,6 +138,8 @@ class ScoringRecipe:
                 "with `rewardforge train`, or load it with transformers directly."
             )
         values = json.loads(path.read_text(encoding="utf-8"))
+        if values.get("kind") == "process":
+            values.setdefault("step_tokens", "whole")  # saved before pieces were the rule
         return cls(
             **{key: value for key, value in values.items() if key in cls.__dataclass_fields__}
         )

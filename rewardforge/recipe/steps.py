@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from rewardforge.data.conversation import prompt_as_text
 from rewardforge.data.example import Prompt
 from rewardforge.data.steps import StepExample
 from rewardforge.errors import UserError
@@ -52,11 +53,69 @@ def encode_solution(encoder: RecipeEncoder, prompt: Prompt, steps: list[str]) ->
     separator = recipe.step_separator
     if not steps or any(not step.strip() for step in steps):
         raise UserError("a solution needs steps, and none of them may be empty.")
+    if recipe.family == "trl-prm":
+        return _trl_solution(encoder, prompt, steps)
     text = "".join(step + separator for step in steps)
     prompt_text, response_text = encoder.render(prompt, text)
     start = response_text.find(text)
     if start < 0:
         raise UserError("the chat template rewrites the steps, so their ends cannot be found.")
+    if recipe.step_tokens == "whole":
+        ids, all_ends = _whole_text_ends(tokenizer, response_text, start, steps, separator)
+    else:
+        ids, all_ends = _piece_ends(tokenizer, response_text[:start], steps, separator)
+    head, prompt_ids, tail = encoder._prompt_parts(prompt_text)
+    if encoder._pair_builder is not None:  # an encoder: (prompt, solution) as a sentence pair
+        probe, _ = encoder._pair_builder(prompt_ids, [-1])
+        offset = probe.index(-1)
+        room = recipe.max_length - len(encoder._pair_builder([], [])[0])
+        ends, truncated = _fit(all_ends, room - len(prompt_ids))
+        if not ends:  # not even the first step fits after the whole prompt: cut its start
+            prompt_ids = prompt_ids[len(prompt_ids) - max(room - all_ends[0] - 1, 0) :]
+            ends, truncated = all_ends[:1], True
+        full, types = encoder._pair_builder(prompt_ids, ids[: ends[-1] + 1])
+        return EncodedResponse(full, types, truncated, 0, [offset + e for e in ends])
+    prefix = head + prompt_ids + tail
+    ends, truncated = _fit(all_ends, recipe.max_length - len(prefix))
+    if not ends:  # not even the first step fits after the whole prompt: cut the prompt's start
+        keep = max(recipe.max_length - len(head) - len(tail) - all_ends[0] - 1, 0)
+        prefix = head + (prompt_ids[len(prompt_ids) - keep :] if keep else []) + tail
+        ends, truncated = all_ends[:1], True
+    response = ids[: ends[-1] + 1]
+    return EncodedResponse(
+        prefix + response, None, truncated, len(prefix), [len(prefix) + e for e in ends]
+    )
+
+
+def _piece_ends(
+    tokenizer: Any, lead: str, steps: list[str], separator: str
+) -> tuple[list[int], list[int]]:
+    """The response's ids with each step and its separator tokenized apart (`lead`, what the
+    template writes before the steps, with the first), and the index of each step's separator's
+    last token.
+    Apart, every separator is the same tokens, so every step's reward is read at the same token;
+    tokenized as one text, a separator can merge differently at the end than between steps."""
+
+    def tokens(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"] if text else []
+
+    separator_ids = tokens(separator)
+    ids: list[int] = []
+    ends = []
+    for number, step in enumerate(steps, start=1):
+        piece = tokens(lead + step if number == 1 else step) + separator_ids
+        if not piece:
+            raise UserError(f"step {number} is no tokens at all under this tokenizer.")
+        ids += piece
+        ends.append(len(ids) - 1)
+    return ids, ends
+
+
+def _whole_text_ends(
+    tokenizer: Any, response_text: str, start: int, steps: list[str], separator: str
+) -> tuple[list[int], list[int]]:
+    """The response tokenized as one text, and the last token of each step's separator (PRMs
+    saved before `step_tokens` was recorded read their steps this way)."""
     char_ends, position = [], start
     for step in steps:
         position += len(step) + len(separator)
@@ -64,25 +123,7 @@ def encode_solution(encoder: RecipeEncoder, prompt: Prompt, steps: list[str]) ->
     encoded = tokenizer(response_text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
     ends = [max(i for i, (_, stop) in enumerate(offsets) if stop <= end) for end in char_ends]
-    head, prompt_ids, tail = encoder._prompt_parts(prompt_text)
-    if encoder._pair_builder is not None:  # an encoder: (prompt, solution) as a sentence pair
-        probe, _ = encoder._pair_builder(prompt_ids, [-1])
-        offset = probe.index(-1)
-        room = recipe.max_length - len(encoder._pair_builder([], [])[0])
-        ends, truncated = _fit(ends, room - len(prompt_ids))
-        full, types = encoder._pair_builder(prompt_ids, ids[: ends[-1] + 1])
-        return EncodedResponse(full, types, truncated, 0, [offset + e for e in ends])
-    prefix = head + prompt_ids + tail
-    ends, truncated = _fit(ends, recipe.max_length - len(prefix))
-    if not ends:  # not even the first step fits after the whole prompt: cut the prompt's start
-        first_end = max(i for i, (_, stop) in enumerate(offsets) if stop <= char_ends[0])
-        keep = max(recipe.max_length - len(head) - len(tail) - first_end - 1, 0)
-        prefix = head + (prompt_ids[len(prompt_ids) - keep :] if keep else []) + tail
-        ends, truncated = [first_end], True
-    response = ids[: ends[-1] + 1]
-    return EncodedResponse(
-        prefix + response, None, truncated, len(prefix), [len(prefix) + e for e in ends]
-    )
+    return ids, ends
 
 
 def encode_step_example(encoder: RecipeEncoder, example: StepExample) -> EncodedSolutions:
@@ -98,6 +139,30 @@ def encode_step_example(encoder: RecipeEncoder, example: StepExample) -> Encoded
         for s, encoded in zip(example.solutions, solutions)
     ]
     return EncodedSolutions(solutions, labels, example.source)
+
+
+def _trl_solution(encoder: RecipeEncoder, prompt: Prompt, steps: list[str]) -> EncodedResponse:
+    """TRL's PRMTrainer's tokenization: BOS (where the tokenizer has one) and the prompt, then
+    each step and the separator, every piece tokenized on its own without special tokens; the
+    step's reward is read at its separator's last token."""
+    tokenizer, recipe = encoder.tokenizer, encoder.recipe
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    prompt_ids = tokenizer(prompt_as_text(prompt), add_special_tokens=False, verbose=False)
+    prefix = bos + prompt_ids["input_ids"]
+    response, ends = _piece_ends(tokenizer, "", steps, recipe.step_separator)
+    ends, truncated = _fit(ends, recipe.max_length - len(prefix))
+    if not ends:
+        raise UserError(
+            f"the prompt alone takes {len(prefix)} of the model's {recipe.max_length} tokens, "
+            "so no step fits after it."
+        )
+    return EncodedResponse(
+        prefix + response[: ends[-1] + 1],
+        None,
+        truncated,
+        len(prefix),
+        [len(prefix) + e for e in ends],
+    )
 
 
 def _fit(ends: list[int], room: int) -> tuple[list[int], bool]:

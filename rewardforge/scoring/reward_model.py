@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoTokenizer
 
 from rewardforge.adoption.resolve import resolve_reward_model
 from rewardforge.data.example import PreferenceExample, Prompt
@@ -19,7 +19,7 @@ from rewardforge.forward.architecture import default_device, use_plan_attention
 from rewardforge.forward.plan import ForwardPlan
 from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.forward.steps import sigmoid
-from rewardforge.models.reward_head import HEAD_PREFIXES, quiet_load_report
+from rewardforge.models.reward_head import HEAD_PREFIXES, quiet_load_report, reward_model_class
 from rewardforge.recipe import EncodedGroup, EncodedResponse, RecipeEncoder, ScoringRecipe
 from rewardforge.recipe.steps import EncodedSolutions, encode_solution
 from rewardforge.scoring.step_aggregates import Aggregate, aggregate, solution_steps
@@ -55,16 +55,18 @@ class RewardModel:
     ) -> RewardModel:
         """Load a reward model: a folder written by `rewardforge train` or `adopt`, or one
         trained elsewhere (TRL, OpenRLHF, Skywork, POLAR and InternLM2 reward models, encoder
-        pair classifiers; see docs/reward-models.md). How a model trained elsewhere scores is
-        detected from its files, or named by `reward_format`, and said in one line. `aggregate`
-        is how a process reward model's step probabilities make one reward."""
+        pair classifiers, PRMs saved by TRL's PRMTrainer; see docs/reward-models.md). How a
+        model trained elsewhere scores is detected from its files, or named by `reward_format`,
+        and said in one line. `aggregate` is how a process reward model's step probabilities
+        make one reward."""
         resolved = resolve_reward_model(directory, reward_format, template)
         if resolved.summary is not None:
             print(f"{directory}: scoring as {resolved.summary}", file=sys.stderr)
         tokenizer = AutoTokenizer.from_pretrained(resolved.folder)
         device = device or default_device()
         with quiet_load_report():  # a missing head is said below, in one line
-            model, loading = AutoModelForSequenceClassification.from_pretrained(
+            model_class, _ = reward_model_class(resolved.recipe.reads_token_classifier)
+            model, loading = model_class.from_pretrained(
                 resolved.folder,
                 use_safetensors=True,  # pickle files can run code
                 key_mapping=resolved.key_mapping,

@@ -109,6 +109,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
         allow_pickle_weights=config.allow_pickle_weights,
         added_tokens=added_tokens,
         key_mapping=base.key_mapping if base else None,
+        token_classifier=bool(base_recipe and base_recipe.reads_token_classifier),
     )
     markers = (config.split_token, config.reward_marker)
     recipe = kept_recipe or ScoringRecipe.for_model(
