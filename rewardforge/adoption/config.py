@@ -9,10 +9,9 @@ from typing import Any, Literal
 
 from rewardforge.config_fields import require, setting
 from rewardforge.errors import UserError
+from rewardforge.recipe.families import FAMILY_NAMES, REWARD_FORMATS
 
-RewardFormat = Literal[
-    "auto", "rewardforge", "trl", "skywork", "openrlhf", "text-pair", "polar", "internlm2-reward"
-]
+RewardFormat = Literal[REWARD_FORMATS]  # type: ignore[valid-type]  # from the registry
 TemplateChoice = Literal["chat", "plain"]
 
 
@@ -20,8 +19,8 @@ def reward_format_setting() -> Any:
     """A field for `--reward-format`: how the reward model scores, `auto` to read its folder."""
     return setting(
         "auto",
-        "How a reward model trained elsewhere scores: auto (read from its folder), rewardforge, "
-        "trl, trl-prm, skywork, openrlhf, text-pair, polar or internlm2-reward.",
+        "How a reward model trained elsewhere scores: auto (read from its folder), "
+        f"{', '.join(FAMILY_NAMES[:-1])} or {FAMILY_NAMES[-1]}.",
     )
 
 

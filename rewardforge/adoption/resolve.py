@@ -12,22 +12,19 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from rewardforge.adoption.families import (
-    REWARD_FORMATS,
-    describe,
-    detect_family,
-    foreign_recipe,
-    read_json,
-)
 from rewardforge.adoption.internlm2 import convert_internlm2
 from rewardforge.errors import UserError
 from rewardforge.models.backbones import cache_dir
-from rewardforge.models.reward_head import reward_model_class
+from rewardforge.models.reward_head import load_trained_reward_model
 from rewardforge.recipe import RECIPE_FILE, ScoringRecipe
-
-CONVERTED_FAMILIES = ("polar", "internlm2-reward")  # their weights need converting once
-# OpenRLHF before v0.5.3 named the head `value_head`; transformers' classifiers call it `score`.
-OPENRLHF_HEAD = {"value_head": "score"}
+from rewardforge.recipe.families import (
+    REWARD_FORMATS,
+    describe,
+    detect_family,
+    family,
+    foreign_recipe,
+)
+from rewardforge.recipe.model_folder import read_json
 
 
 @dataclass(frozen=True)
@@ -41,9 +38,11 @@ class ResolvedRewardModel:
 
     @property
     def key_mapping(self) -> dict[str, str] | None:
-        """Weight names to rename while loading (an OpenRLHF `value_head`), or None."""
-        prefix = read_json(self.folder / "config.json").get("value_head_prefix")
-        if self.recipe.family != "openrlhf" or prefix in (None, "score"):
+        """Weight names to rename while loading (a head that its family keeps under a prefix
+        its config names, as OpenRLHF's `value_head_prefix`), or None."""
+        key = family(self.recipe.family).head_config_key
+        prefix = read_json(self.folder / "config.json").get(key) if key else None
+        if prefix in (None, "score"):
             return None
         return {f"^{prefix}\\.": "score."}
 
@@ -68,8 +67,8 @@ def resolve_reward_model(
         raise FileNotFoundError(
             f"{folder} has no {RECIPE_FILE}; it was not trained by rewardforge."
         )
-    family = wanted or detect_family(folder)
-    if family in CONVERTED_FAMILIES:
+    name = wanted or detect_family(folder)
+    if family(name).converted:
         folder = converted(folder)
     elif not any(folder.glob("*.bin")):
         require_weights(folder)
@@ -80,7 +79,7 @@ def resolve_reward_model(
             "safetensors with transformers first."
         )
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    recipe = foreign_recipe(family, folder, tokenizer, template)
+    recipe = foreign_recipe(name, folder, tokenizer, template)
     return ResolvedRewardModel(folder, recipe, describe(recipe))
 
 
@@ -155,11 +154,21 @@ def adopt(
     output = Path(output)
     if output.resolve() == resolved.folder.resolve():
         raise UserError("--output must differ from the source folder.")
-    model_class, _ = reward_model_class(resolved.recipe.reads_token_classifier)
-    model = model_class.from_pretrained(
-        resolved.folder, use_safetensors=True, key_mapping=resolved.key_mapping
+    model = load_trained_reward_model(
+        resolved.folder,
+        token_classifier=resolved.recipe.reads_token_classifier,
+        key_mapping=resolved.key_mapping,
+        dtype=_saved_dtype(resolved.folder),
     )
     model.save_pretrained(output, safe_serialization=True)
     AutoTokenizer.from_pretrained(resolved.folder).save_pretrained(output)
     resolved.recipe.save(output)
     return ResolvedRewardModel(output, resolved.recipe, resolved.summary)
+
+
+def _saved_dtype(folder: Path) -> str | None:
+    """The dtype a folder's config says its weights are in, so that `adopt` writes them as
+    they were (None: float32)."""
+    config = read_json(folder / "config.json")
+    saved = config.get("dtype") or config.get("torch_dtype")
+    return saved if saved in ("float32", "bfloat16", "float16") else None

@@ -6,15 +6,9 @@ from __future__ import annotations
 
 import torch
 from transformers import PreTrainedModel
-from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 from transformers.utils import is_torch_flex_attn_available
 
 from rewardforge.forward.segment_attention import SEGMENT_SDPA
-
-
-def is_encoder_config(model_type: str) -> bool:
-    """True for bidirectional encoders (BERT, RoBERTa, DeBERTa, ...): they read the first token."""
-    return model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
 def default_device() -> str:

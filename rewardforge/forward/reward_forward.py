@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 
 from rewardforge.forward import attention_masks
-from rewardforge.forward.architecture import has_bert_style_head, is_encoder_config
+from rewardforge.forward.architecture import has_bert_style_head
+from rewardforge.recipe.model_types import is_encoder_config
 
 
 class RewardForward(torch.nn.Module):

@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,8 +25,9 @@ from transformers import (
 )
 
 from rewardforge.errors import UserError
-from rewardforge.forward.architecture import default_device, is_encoder_config, use_plan_attention
+from rewardforge.forward.architecture import default_device, use_plan_attention
 from rewardforge.models.backbones import resolve_backbone
+from rewardforge.recipe.model_types import is_encoder_config
 
 PAD_TOKEN = "<|pad|>"
 
@@ -125,6 +127,58 @@ def reward_model_class(token_classifier: bool) -> tuple[type, int]:
 
 
 HEAD_PREFIXES = ("score.", "classifier.")  # the head of transformers' sequence classifiers
+
+
+def load_trained_reward_model(
+    folder: str | Path,
+    *,
+    token_classifier: bool = False,
+    key_mapping: dict[str, str] | None = None,
+    dtype: str | None = None,
+    device: str = "cpu",
+) -> PreTrainedModel:
+    """A trained reward model's classifier from `folder`'s safetensors (never pickle, never
+    shipped code): a one-output sequence classifier, or a two-label token classifier (a
+    TRL-trained PRM).
+
+    The number of labels is given, not read from the config: OpenRLHF saves none, and
+    transformers would assume two. `dtype` None computes in float32 on a CPU (a float16 or
+    bfloat16 checkpoint is upcast: half precision on a CPU rounds rewards and runs slower
+    without hardware support) and in the checkpoint's own dtype on a GPU. A reward head that
+    is missing or does not fit is refused in one line: a head at random would score noise.
+    """
+    model_class, labels = reward_model_class(token_classifier)
+    with quiet_load_report():  # a missing head is said below, in one line
+        model, loading = model_class.from_pretrained(
+            folder,
+            num_labels=labels,
+            dtype=_torch_dtype(dtype) if dtype else scoring_dtype(device),
+            use_safetensors=True,  # pickle files can run code
+            key_mapping=key_mapping,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,  # said below, in one line
+        )
+    missing = [key for key in loading["missing_keys"] if key.startswith(HEAD_PREFIXES)]
+    if missing:
+        raise UserError(
+            f"{folder} has no weights for the reward head ({', '.join(missing)}): it is "
+            "not a reward model, or its head has another name. Name its family with "
+            "--reward-format (see docs/reward-models.md)."
+        )
+    mismatched = [key for key, *_ in loading["mismatched_keys"]]
+    if mismatched:
+        raise UserError(
+            f"{folder}: {', '.join(mismatched)} has another shape than a reward model's "
+            f"({labels} output{'s' if labels > 1 else ''}): it is not a reward model of "
+            "this kind. Name its family with --reward-format (see docs/reward-models.md)."
+        )
+    return model
+
+
+def scoring_dtype(device: str) -> torch.dtype | str:
+    """The dtype a reward model scores in unless told: float32 on a CPU, the checkpoint's own
+    (`auto`) on a GPU."""
+    return "auto" if device.startswith("cuda") else torch.float32
 
 
 def describe_loading(loading: dict[str, Any], source: str) -> list[str]:

@@ -13,8 +13,9 @@ from rewardforge.data.conversation import prompt_as_text
 from rewardforge.data.example import PreferenceExample, Prompt
 from rewardforge.errors import UserError
 from rewardforge.recipe.chat_render import render_chat
+from rewardforge.recipe.families import family
 from rewardforge.recipe.foreign import ForeignFormat
-from rewardforge.recipe.scoring_recipe import WHOLE_TEXT_FAMILIES, ScoringRecipe
+from rewardforge.recipe.scoring_recipe import ScoringRecipe
 from rewardforge.recipe.tokenizer_probes import (
     added_specials,
     pair_builder,
@@ -80,7 +81,7 @@ class RecipeEncoder:
         self._added_specials = added_specials(tokenizer) if plain else ([], [])
         self._turn_end = self._assistant_turn_end()
         self._tail = self._reward_tail()
-        whole_text = recipe.family in WHOLE_TEXT_FAMILIES
+        whole_text = family(recipe.family).whole_text
         self._foreign = ForeignFormat(recipe, tokenizer) if whole_text else None
 
     def encode(

@@ -9,27 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from transformers import PreTrainedTokenizerBase
+if TYPE_CHECKING:  # transformers takes a second to import; the CLI reads this module
+    from transformers import PreTrainedTokenizerBase
 
 RECIPE_FILE = "rewardforge_recipe.json"
 DEFAULT_SPLIT_TOKEN = "<|split|>"
 DEFAULT_REWARD_MARKER = "<|reward|>"
 Template = Literal["chat", "plain", "pair"]
-Family = Literal[
-    "rewardforge",
-    "trl",
-    "trl-prm",
-    "skywork",
-    "openrlhf",
-    "text-pair",
-    "polar",
-    "internlm2-reward",
-]
-# Families whose own tooling tokenizes the whole formatted text at once (`recipe/foreign.py`);
-# the others are encoded in parts, as rewardforge trains (`recipe/encoder.py`).
-WHOLE_TEXT_FAMILIES = ("trl", "skywork", "openrlhf", "polar", "internlm2-reward")
 
 
 @dataclass(frozen=True)
@@ -60,11 +48,12 @@ class ScoringRecipe:
     split_token: str | None = None
     reward_marker: str | None = None
     format_version: int = 1
-    # How a reward model trained elsewhere reads text (see `recipe/foreign.py`): its family, a
+    # How a reward model trained elsewhere reads text (see `recipe/foreign.py`): its family (a
+    # name in `recipe/families.py`'s registry), a
     # token id appended after the text (InternLM2 reward models), a pad id whose trailing copies
     # are dropped so the reward is read at the last other token (transformers' rule when the pad
     # token is EOS), and an answer's token limit (POLAR's client).
-    family: Family = "rewardforge"
+    family: str = "rewardforge"
     # A process reward model (`kind="process"`) gives one reward per step of a solution, read
     # at the last token of the separator that follows each step (`recipe/steps.py`).
     kind: Literal["outcome", "process"] = "outcome"
@@ -108,7 +97,9 @@ class ScoringRecipe:
     def reads_token_classifier(self) -> bool:
         """Whether the model is a two-label token classifier (a TRL-trained PRM): a step's
         logit is its second label's logit minus its first's."""
-        return self.family == "trl-prm"
+        from rewardforge.recipe.families import family
+
+        return family(self.family).classifier == "token"
 
     @property
     def added_tokens(self) -> list[str]:

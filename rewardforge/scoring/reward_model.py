@@ -19,7 +19,7 @@ from rewardforge.forward.architecture import default_device, use_plan_attention
 from rewardforge.forward.plan import ForwardPlan
 from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.forward.steps import sigmoid
-from rewardforge.models.reward_head import HEAD_PREFIXES, quiet_load_report, reward_model_class
+from rewardforge.models.reward_head import load_trained_reward_model
 from rewardforge.recipe import EncodedGroup, EncodedResponse, RecipeEncoder, ScoringRecipe
 from rewardforge.recipe.steps import EncodedSolutions, encode_solution
 from rewardforge.scoring.step_aggregates import Aggregate, aggregate, solution_steps
@@ -52,33 +52,30 @@ class RewardModel:
         reward_format: str | None = None,
         template: str | None = None,
         aggregate: Aggregate = "min",
+        dtype: str | None = None,
     ) -> RewardModel:
         """Load a reward model: a folder written by `rewardforge train` or `adopt`, or one
         trained elsewhere (TRL, OpenRLHF, Skywork, POLAR and InternLM2 reward models, encoder
         pair classifiers, PRMs saved by TRL's PRMTrainer; see docs/reward-models.md). How a
         model trained elsewhere scores is detected from its files, or named by `reward_format`,
         and said in one line. `aggregate` is how a process reward model's step probabilities
-        make one reward."""
+        make one reward. `dtype` (float32, bfloat16, float16) is what the model computes in:
+        by default float32 on a CPU and the checkpoint's own dtype on a GPU."""
         resolved = resolve_reward_model(directory, reward_format, template)
-        if resolved.summary is not None:
-            print(f"{directory}: scoring as {resolved.summary}", file=sys.stderr)
-        tokenizer = AutoTokenizer.from_pretrained(resolved.folder)
         device = device or default_device()
-        with quiet_load_report():  # a missing head is said below, in one line
-            model_class, _ = reward_model_class(resolved.recipe.reads_token_classifier)
-            model, loading = model_class.from_pretrained(
-                resolved.folder,
-                use_safetensors=True,  # pickle files can run code
-                key_mapping=resolved.key_mapping,
-                output_loading_info=True,
+        model = load_trained_reward_model(
+            resolved.folder,
+            token_classifier=resolved.recipe.reads_token_classifier,
+            key_mapping=resolved.key_mapping,
+            dtype=dtype,
+            device=device,
+        )
+        if resolved.summary is not None:
+            print(
+                f"{directory}: scoring as {resolved.summary}, in {_dtype_name(model)}",
+                file=sys.stderr,
             )
-        missing = [key for key in loading["missing_keys"] if key.startswith(HEAD_PREFIXES)]
-        if missing:  # a head left at random would score noise without a word
-            raise UserError(
-                f"{directory} has no weights for the reward head ({', '.join(missing)}): it is "
-                "not a reward model, or its head has another name. Name its family with "
-                "--reward-format (see docs/reward-models.md)."
-            )
+        tokenizer = AutoTokenizer.from_pretrained(resolved.folder)
         recipe = resolved.recipe
         use_plan_attention(model, is_encoder=recipe.template == "pair", device=device)
         model.to(device)
@@ -237,6 +234,10 @@ class RewardModel:
         return self.plan.score(
             self.reward_forward, rows, self.max_tokens_per_batch, progress=progress
         )
+
+
+def _dtype_name(model: torch.nn.Module) -> str:
+    return str(next(model.parameters()).dtype).removeprefix("torch.")
 
 
 Scorer = Callable[[list[Prompt], list[str], list[str] | None], list[float]]

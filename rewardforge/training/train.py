@@ -14,7 +14,6 @@ import datasets
 import torch
 from transformers import TrainerCallback, set_seed
 
-from rewardforge.adoption.families import is_reward_model_folder
 from rewardforge.adoption.resolve import ResolvedRewardModel, resolve_reward_model
 from rewardforge.errors import UserError
 from rewardforge.forward.plan import ForwardPlan
@@ -30,6 +29,7 @@ from rewardforge.recipe import (
     RecipeEncoder,
     ScoringRecipe,
 )
+from rewardforge.recipe.families import is_reward_model_folder
 from rewardforge.torch_environment import unset_torch_environment_defaults
 from rewardforge.training.arguments import (
     lora_settings,
