@@ -162,8 +162,11 @@ TINY_DECODERS = {
 }
 
 
-def save_tiny_decoder(directory: Path, model_type: str, chat_template: bool = True) -> Path:
-    """Save a randomly initialised two-layer causal LM of `model_type` with the tiny tokenizer."""
+def save_tiny_decoder(
+    directory: Path, model_type: str, chat_template: bool = True, shape: dict | None = None
+) -> Path:
+    """Save a randomly initialised two-layer causal LM of `model_type` with the tiny tokenizer
+    (`shape`: its configuration's layer and head counts, for a type not in TINY_DECODERS)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -178,7 +181,7 @@ def save_tiny_decoder(directory: Path, model_type: str, chat_template: bool = Tr
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         **sizes,
-        **TINY_DECODERS[model_type],
+        **(shape if shape is not None else TINY_DECODERS[model_type]),
     )
     AutoModelForCausalLM.from_config(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)

@@ -32,12 +32,12 @@ SOLUTIONS = [
 ]
 
 
-def save_trl_prm(backbone: Path, output: Path, encoder: bool = False) -> Path:
+def save_trl_prm(backbone: Path, output: Path) -> Path:
     """A token classifier with two labels and a trained-looking head (bias included)."""
     torch.manual_seed(0)
     model = AutoModelForTokenClassification.from_pretrained(backbone, num_labels=2)
     with torch.no_grad():
-        head = model.classifier if encoder else model.score
+        head = model.score if hasattr(model, "score") else model.classifier
         head.weight.normal_(std=0.5)
         head.bias.copy_(torch.tensor([0.3, -0.2]))
     model.save_pretrained(output)
@@ -135,7 +135,7 @@ def test_training_continues_a_trl_prm_from_its_head(trl_prm, tmp_path):
 
 
 def test_a_token_classifier_prm_on_an_encoder_is_refused_in_one_line(tiny_bert_dir, tmp_path):
-    folder = save_trl_prm(tiny_bert_dir, tmp_path / "bert-prm", encoder=True)
+    folder = save_trl_prm(tiny_bert_dir, tmp_path / "bert-prm")
     rows = tmp_path / "rows.jsonl"
     rows.write_text(json.dumps({"prompt": "q", "completions": ["a."]}) + "\n")
     result = runner.invoke(

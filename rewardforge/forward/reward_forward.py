@@ -90,14 +90,14 @@ class RewardForward(torch.nn.Module):
         return type(model).__name__.endswith("ForTokenClassification")
 
     def _head(self, features: torch.Tensor) -> torch.Tensor:
+        """The classifier's own head over final hidden states, one row per reward."""
         model = self.transformers_model
         if self.reads_two_labels:
-            logits = model.score(model.dropout(features))
+            logits = token_head(model, features)
             return logits[:, 1:] - logits[:, :1]
         if not self.is_encoder:
-            return model.score(features)
-        # BertPooler reads token 0 of each sequence: give it one-token sequences.
-        return model.classifier(model.dropout(self.backbone.pooler(features[:, None])))
+            return model.score(features)  # every decoder *ForSequenceClassification
+        return encoder_sequence_head(model, self.backbone, features)
 
     @staticmethod
     def classifier_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -128,6 +128,32 @@ class RewardForward(torch.nn.Module):
             input_ids=input_ids, position_ids=position_ids, **attention, **types
         ).last_hidden_state
         return hidden.reshape(-1, hidden.shape[-1])[reward_index]
+
+
+def token_head(model: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """A `*ForTokenClassification` head: dropout, then a linear layer that Llama-family
+    classifiers name `score` and GPT-2, GPT-NeoX, Bloom, Falcon and encoders `classifier`."""
+    linear = model.score if hasattr(model, "score") else model.classifier
+    dropout = getattr(model, "dropout", None)
+    return linear(dropout(features) if dropout is not None else features)
+
+
+def encoder_sequence_head(
+    model: torch.nn.Module, backbone: torch.nn.Module, features: torch.Tensor
+) -> torch.Tensor:
+    """An encoder `*ForSequenceClassification` head as the architecture's own forward applies
+    it to the final hidden states. Each head reads token 0 of the sequence it is given, so it
+    gets one-token sequences: the hidden state where each reward is read."""
+    first = features[:, None]
+    pooler = getattr(backbone, "pooler", None)
+    if pooler is not None:  # BERT: the backbone's pooler, dropout, a linear classifier
+        return model.classifier(model.dropout(pooler(first)))
+    if getattr(model, "pooler", None) is not None:  # DeBERTa: a context pooler on the model
+        return model.classifier(model.dropout(model.pooler(first)))
+    if hasattr(model, "pre_classifier"):  # DistilBERT
+        hidden = torch.nn.functional.relu(model.pre_classifier(features))
+        return model.classifier(model.dropout(hidden))
+    return model.classifier(first)  # RoBERTa, XLM-R, ELECTRA: a head that reads token 0
 
 
 def _fresh_float(rewards: torch.Tensor) -> torch.Tensor:
