@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from rewardforge import RewardModel, TrainConfig, train
 from rewardforge.cli import app
 from rewardforge.data.sample import prm_sample_paths
+from rewardforge.models.policy import Policy
 from rewardforge.scoring.step_aggregates import aggregate
-from tests.conftest import write_jsonl
+from tests.conftest import moved_weights, write_jsonl
 
 runner = CliRunner()
 
@@ -49,13 +50,36 @@ STEPS = [
 ]
 
 
+def hand_step_probabilities(folder: Path, prompt: str, steps: list[str]) -> list[float]:
+    """The oracle, written here from the model's parts: the chat template's prompt with its
+    generation prompt, then each step and the blank line tokenized apart; the backbone's hidden
+    state at each blank line's last token through the classifier's `score`, then a sigmoid."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1).eval()
+    messages = [{"role": "user", "content": prompt}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ends = []
+    for step in steps:
+        ids += tokenizer(step, add_special_tokens=False)["input_ids"]
+        ids += tokenizer("\n\n", add_special_tokens=False)["input_ids"]
+        ends.append(len(ids) - 1)
+    with torch.no_grad():
+        hidden = model.model(input_ids=torch.tensor([ids])).last_hidden_state[0]
+        return torch.sigmoid(model.score(hidden[ends])[:, 0]).tolist()
+
+
 def test_a_prm_reloads_with_its_recipe_and_scores_every_step(prm_dir):
     rm = RewardModel.load(prm_dir)
     recipe = json.loads((prm_dir / "rewardforge_recipe.json").read_text())
     assert recipe["kind"] == "process" and recipe["step_separator"] == "\n\n"
     found = rm.score_steps(["How many apples?"] * 2, STEPS)
-    assert [len(steps) for steps in found] == [3, 2]
-    assert all(0.0 < p < 1.0 for steps in found for p in steps)
+    for steps, probabilities in zip(STEPS, found):
+        expected = hand_step_probabilities(prm_dir, "How many apples?", steps)
+        assert probabilities == pytest.approx(expected, abs=1e-5)
     # one problem alone gives the same as with another solution beside it (shared prompt)
     alone = rm.score_steps(["How many apples?"], STEPS[1:])
     assert alone[0] == pytest.approx(found[1], abs=1e-5)
@@ -82,7 +106,7 @@ def test_score_writes_step_rewards_and_their_aggregate(prm_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     scored = [json.loads(line) for line in output.read_text().splitlines()]
-    expected = RewardModel.load(prm_dir).score_steps(["How many apples?"] * 2, STEPS)
+    expected = [hand_step_probabilities(prm_dir, "How many apples?", steps) for steps in STEPS]
     for row, steps in zip(scored, expected):
         assert row["step_rewards"] == pytest.approx(steps, abs=1e-6)
         assert row["reward"] == pytest.approx(aggregate(steps, "prod"), abs=1e-6)
@@ -95,6 +119,9 @@ def test_score_writes_step_rewards_and_their_aggregate(prm_dir, tmp_path):
 
 
 def test_eval_reports_processbench_metrics(prm_dir, tmp_path):
+    """ProcessBench's rules, written here over the oracle's step probabilities: a wrong
+    solution counts when the earliest step below 0.5 is its labelled first error, a correct one
+    when no step is below 0.5, and F1 is their harmonic mean."""
     _, _, processbench = prm_sample_paths()
     data = first_rows(processbench, 24, tmp_path / "eval.jsonl")
     report = tmp_path / "report"
@@ -104,13 +131,42 @@ def test_eval_reports_processbench_metrics(prm_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "ProcessBench F1" in result.output
     metrics = json.loads((report / "metrics.json").read_text())
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    wrong_found, right_kept = [], []
+    for row in rows:
+        found = hand_step_probabilities(prm_dir, row["problem"], row["steps"])
+        flagged = next((i for i, p in enumerate(found) if p < 0.5), -1)
+        (right_kept if row["label"] == -1 else wrong_found).append(flagged == row["label"])
+    error_acc = sum(wrong_found) / len(wrong_found)
+    correct_acc = sum(right_kept) / len(right_kept)
     assert metrics["n_solutions"] == 24
-    for name in ("step_accuracy", "processbench_error_acc", "processbench_correct_acc"):
-        low, high = metrics[f"{name}_ci95"]
-        assert low <= metrics[name] <= high
+    assert metrics["processbench_error_acc"] == pytest.approx(error_acc)
+    assert metrics["processbench_correct_acc"] == pytest.approx(correct_acc)
+    f1 = 2 * error_acc * correct_acc / (error_acc + correct_acc) if error_acc + correct_acc else 0
+    assert metrics["processbench_f1"] == pytest.approx(f1)
     assert set(metrics["best_of_n"]) >= {"min", "last", "prod", "mean", "oracle"}
     assert (report / "step_errors.png").stat().st_size > 0
     assert "Where the model" in (report / "report.html").read_text()
+
+
+def test_eval_counts_a_neutral_rating_as_the_flag_says(prm_dir, tmp_path):
+    """A PRM800K rating of 0 is correct by default and wrong with --neutral-rating wrong."""
+    rows = write_jsonl(
+        tmp_path / "prm800k.jsonl",
+        [{"prompt": "How many apples?", "steps": STEPS[0], "ratings": [1, 0, 1]}],
+    )
+    found = hand_step_probabilities(prm_dir, "How many apples?", STEPS[0])
+    for flag, middle in (("correct", 1.0), ("wrong", 0.0)):
+        out = tmp_path / flag
+        command = ["eval", "--model", str(prm_dir), "--data", str(rows), "--report", str(out)]
+        result = runner.invoke(app, [*command, "--neutral-rating", flag])
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((out / "metrics.json").read_text())
+        truth = [1.0, middle, 1.0]
+        hits = sum((p >= 0.5) == (y >= 0.5) for p, y in zip(found, truth))
+        assert metrics["step_accuracy"] == pytest.approx(hits / 3)
+        undefined = "processbench_error_acc" if middle else "processbench_correct_acc"
+        assert metrics[undefined] is None  # null in metrics.json, not 0
 
 
 def test_serve_returns_step_rewards(prm_dir):
@@ -124,24 +180,55 @@ def test_serve_returns_step_rewards(prm_dir):
     with TestClient(create_app(rm, ServerSettings())) as client:
         answer = client.post("/v1/score", json={"items": items}).json()
         refused = client.post("/get_reward", json={"query": ["text"]})
-    expected = rm.score_steps(["How many apples?"] * 2, STEPS)
+    expected = [hand_step_probabilities(prm_dir, "How many apples?", steps) for steps in STEPS]
     for got, steps in zip(answer["step_rewards"], expected):
         assert got == pytest.approx(steps, abs=1e-6)
     assert answer["rewards"] == pytest.approx([min(steps) for steps in expected], abs=1e-6)
     assert refused.status_code == 422 and "/v1/score" in refused.json()["detail"]
 
 
-def test_best_of_n_keeps_the_answer_with_the_best_weakest_step(prm_dir, tiny_llama_dir, tmp_path):
+class FixedAnswers(Policy):
+    """A policy that answers every prompt with the same candidates, one of them empty."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers
+
+    def sample(self, prompt, n, sampling):
+        return self.answers[:n]
+
+
+CANDIDATES = ["\n\n".join(STEPS[0]), "", "\n\n".join(STEPS[1]), "2 + 3 = 5."]
+
+
+def test_best_of_n_ranks_every_answer_by_its_weakest_step(prm_dir, tmp_path):
     from rewardforge.generation.best_of_n import best_of_n
 
     prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "How many apples?"}])
-    output = tmp_path / "best.jsonl"
-    best_of_n(str(tiny_llama_dir), str(prm_dir), prompts, output, n=3, progress=False)
-    (kept,) = [json.loads(line) for line in output.read_text().splitlines()]
-    rm = RewardModel.load(prm_dir)
-    assert kept["reward"] == pytest.approx(
-        rm.score(["How many apples?"], [kept["response"]])[0], abs=1e-6
-    )
+    output, pairs = tmp_path / "best.jsonl", tmp_path / "pairs.jsonl"
+    policy = FixedAnswers(CANDIDATES)
+    best_of_n(policy, str(prm_dir), prompts, output, n=4, top_k=4, pairs_output_path=pairs)
+    kept = [json.loads(line) for line in output.read_text().splitlines()]
+    steps = [[""] if not answer else answer.split("\n\n") for answer in CANDIDATES]
+    weakest = {
+        answer: min(hand_step_probabilities(prm_dir, "How many apples?", s))
+        for answer, s in zip(CANDIDATES, steps)
+    }
+    assert [row["response"] for row in kept] == sorted(CANDIDATES, key=lambda a: -weakest[a])
+    assert [row["rank"] for row in kept] == [1, 2, 3, 4]
+    for row in kept:  # the empty answer too: a reward, not a crash
+        assert row["reward"] == pytest.approx(weakest[row["response"]], abs=1e-5)
+    (pair,) = [json.loads(line) for line in pairs.read_text().splitlines()]
+    assert pair["chosen"] == kept[0]["response"] and pair["rejected"] == kept[-1]["response"]
+
+
+def test_the_rlhf_reward_function_gives_an_empty_completion_a_reward(prm_dir):
+    """A policy that emits EOS first gives "": under a PRM it is one empty step."""
+    reward = RewardModel.load(prm_dir, aggregate="mean").reward_function()
+    completions = ["", "   ", "\n\n".join(STEPS[1])]
+    got = reward(prompts=["How many apples?"] * 3, completions=completions)
+    empty = hand_step_probabilities(prm_dir, "How many apples?", [""])
+    solved = hand_step_probabilities(prm_dir, "How many apples?", STEPS[1])
+    assert got == pytest.approx([empty[0], empty[0], sum(solved) / len(solved)], abs=1e-5)
 
 
 def test_two_grpo_steps_against_a_prm(prm_dir, tiny_plain_llama_dir, tmp_path):
@@ -165,6 +252,7 @@ def test_two_grpo_steps_against_a_prm(prm_dir, tiny_plain_llama_dir, tmp_path):
     records = [json.loads(line) for line in (result.output_dir / "log.jsonl").open()]
     rewards = [record["reward"] for record in records if "reward" in record]
     assert len(rewards) == 2 and all(0.0 <= r <= 1.0 and math.isfinite(r) for r in rewards)
+    assert moved_weights(result.output_dir, tiny_plain_llama_dir)  # the PRM's rewards trained it
 
 
 def test_a_short_run_on_the_bundled_data_finds_errors_it_could_not_before(tmp_path):

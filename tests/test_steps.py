@@ -74,6 +74,13 @@ PROCESSBENCH_ROW = {"problem": "p", "steps": ["a"], "label": -1}
             SHEPHERD_ROW,
             "differs at step 2",
         ),
+        # a Math-Shepherd row without tags (the format is read from the first row)
+        ({"input": "Q? Step 1: a\n", "label": "Q? Step 1: a\n"}, SHEPHERD_ROW, "no step tag"),
+        (
+            {"input": "Q? Step 1: a ки\nStep 2: b", "label": "Q? Step 1: a +\nStep 2: b"},
+            SHEPHERD_ROW,
+            "text after its last step tag",
+        ),
         ({**PROCESSBENCH_ROW, "label": 3}, PROCESSBENCH_ROW, "index of the earliest wrong step"),
     ],
 )
@@ -146,3 +153,20 @@ def test_processbench_metrics_on_a_hand_made_set():
     assert metrics["processbench_f1"] == 0.5
     assert metrics["step_accuracy"] == pytest.approx(9 / 11)
     assert Solution(("a", "b"), (1.0, 0.0)).first_error == 1
+
+
+def test_processbench_f1_is_undefined_without_wrong_solutions():
+    """Not 0.0: a set with only correct solutions has no error accuracy, and so no F1; the
+    bootstrap leaves the undefined draws out instead of collecting zeros."""
+    from rewardforge.evaluation.step_evaluation import _intervals
+
+    labels, probabilities = [[1, 1], [1, 1, 1]], [[0.9, 0.8], [0.9, 0.2, 0.9]]
+    metrics = step_metrics(probabilities, labels)
+    assert math.isnan(metrics["processbench_error_acc"]) and math.isnan(metrics["processbench_f1"])
+    assert metrics["processbench_correct_acc"] == 0.5
+    intervals = _intervals(probabilities, labels, resamples=50)
+    assert (
+        "processbench_f1_ci95" not in intervals and "processbench_error_acc_ci95" not in intervals
+    )
+    # both kinds present but neither found: a defined 0
+    assert step_metrics([[0.2], [0.9]], [[1], [0]])["processbench_f1"] == 0.0

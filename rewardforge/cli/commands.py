@@ -87,7 +87,9 @@ def eval_command(config: Path | None = None, **flags: Any) -> None:
         "template": run.template,
     }
     if run.compare is None:
-        metrics = or_exit(lambda: evaluate(run.model, run.data, **options))
+        metrics = or_exit(
+            lambda: evaluate(run.model, run.data, **options, neutral_rating=run.neutral_rating)
+        )
         reports = {Path(run.model).name: metrics}
     else:
         metrics = or_exit(lambda: compare(run.model, run.compare, run.data, **options))

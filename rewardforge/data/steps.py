@@ -17,13 +17,20 @@ with row-numbered errors; nothing after this module knows which format a row cam
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from rewardforge.config_fields import setting
 from rewardforge.data.example import Prompt
 from rewardforge.data.formats import RowError, parse_prompt
 
 STEP_FORMATS = ("trl-stepwise", "math-shepherd", "prm800k", "processbench")
 MATH_SHEPHERD_TAG = "ки"
+NeutralRating = Literal["correct", "wrong"]
+
+
+def neutral_rating_setting() -> Any:
+    """A field for `--neutral-rating`: how a PRM800K rating of 0 counts, in training and eval."""
+    return setting("correct", "prm: how a PRM800K rating of 0 (neutral) counts.")
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,18 @@ def _math_shepherd(row: dict[str, Any]) -> tuple[Prompt, Solution]:
     if not isinstance(text, str) or not isinstance(marked, str):
         raise RowError("wrong type", "'input' and 'label' must be strings.")
     parts = text.split(MATH_SHEPHERD_TAG)
+    if len(parts) == 1:
+        raise RowError(
+            "tag missing",
+            f"'input' has no step tag {MATH_SHEPHERD_TAG!r}, so no step has a label; a "
+            f"Math-Shepherd row ends each step with {MATH_SHEPHERD_TAG!r}.",
+        )
+    if parts[-1].strip():
+        raise RowError(
+            "tag missing",
+            f"'input' has text after its last step tag {MATH_SHEPHERD_TAG!r} with no label: "
+            f"end the last step with {MATH_SHEPHERD_TAG!r} too.",
+        )
     labels, position = [], 0
     for part in parts[:-1]:  # `label` repeats `input` with + or - where each tag is
         sign = marked[position + len(part) : position + len(part) + 1]

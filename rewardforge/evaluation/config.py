@@ -12,6 +12,7 @@ from rewardforge.adoption.config import (
     template_setting,
 )
 from rewardforge.config_fields import require, setting
+from rewardforge.data.steps import NeutralRating, neutral_rating_setting
 
 
 @dataclass
@@ -34,6 +35,7 @@ class EvalSettings:
         help="Key mapping, e.g. prompt=question.", factory=dict, shown="none"
     )
     skip_invalid: bool = setting(False, "Skip bad rows, counted.")
+    neutral_rating: NeutralRating = neutral_rating_setting()
     as_json: bool = setting(False, "Print one JSON object.", flags=("--json",))
 
     def __post_init__(self) -> None:

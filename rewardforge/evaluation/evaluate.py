@@ -37,6 +37,7 @@ def evaluate(
     report_dir: str | Path | None = None,
     reward_format: str = "auto",
     template: str | None = None,
+    neutral_rating: str = "correct",
 ) -> dict[str, Any]:
     """Score every preference example in `data` and diagnose the model.
 
@@ -45,12 +46,17 @@ def evaluate(
     `calibration` (ECE and reliability bins), `categories` when the data has a category column,
     `ranking` (best-of-N accuracy, Kendall tau) when it has groups of more than two responses,
     and the data `formats`. With `report_dir`, also writes `metrics.json`, `scores.jsonl`, the
-    PNG plots and a self-contained `report.html` there.
+    PNG plots and a self-contained `report.html` there. A process reward model is measured on
+    step-labelled rows instead (`evaluate_steps`; `neutral_rating` says how a PRM800K rating of
+    0 counts).
     """
     label, reward_model = _model(model, reward_format, template)
     if reward_model.is_process:  # step-labelled data: step accuracy and ProcessBench's metrics
         directory = None if report_dir is None else _report_directory(report_dir)
-        return evaluate_steps(reward_model, data, label, skip_invalid, progress, directory)
+        neutral_is_correct = neutral_rating == "correct"
+        return evaluate_steps(
+            reward_model, data, label, skip_invalid, progress, directory, neutral_is_correct
+        )
     report = _load(data, columns, skip_invalid, reward_model.reference_mode)
     scored = score_examples(reward_model, report.examples, progress)
     metrics = {**diagnose(scored), **_data_account(report)}

@@ -55,6 +55,8 @@ def step_summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     """A process reward model's headline numbers: step accuracy and ProcessBench's metrics."""
 
     def with_interval(name: str) -> str:
+        if math.isnan(metrics[name]):  # no solutions of the kind it counts
+            return "undefined (no solutions of this kind in the data)"
         low, high = metrics.get(f"{name}_ci95", (math.nan, math.nan))
         return f"{metrics[name]:.4f}  [95% CI {low:.4f}, {high:.4f}]"
 

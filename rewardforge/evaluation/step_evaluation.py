@@ -37,9 +37,15 @@ def evaluate_steps(
     skip_invalid: bool = False,
     progress: bool = True,
     report_dir: Path | None = None,
+    neutral_is_correct: bool = True,
 ) -> dict[str, Any]:
-    """Score every step of every solution in `data` and measure the model against the labels."""
-    report = load_step_examples(data, skip_invalid=skip_invalid)
+    """Score every step of every solution in `data` and measure the model against the labels
+    (a PRM800K rating of 0 counts as correct, or as wrong without `neutral_is_correct`). A
+    metric over no solutions (ProcessBench's error accuracy on a set without an error) is NaN
+    here and null in metrics.json."""
+    report = load_step_examples(
+        data, skip_invalid=skip_invalid, neutral_is_correct=neutral_is_correct
+    )
     prompts, solutions, labels, finals, problems = [], [], [], [], []
     for number, example in enumerate(report.examples):
         for solution in example.solutions:
@@ -57,7 +63,8 @@ def evaluate_steps(
     metrics["rows_skipped"] = dict(report.skipped)
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
-        (report_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+        written = json.dumps(_undefined_as_null(metrics), indent=2)
+        (report_dir / "metrics.json").write_text(written + "\n", "utf-8")
         with (report_dir / "scores.jsonl").open("w", encoding="utf-8") as out:
             for prompt, steps, truth, found in zip(prompts, solutions, labels, probabilities):
                 record = {"prompt": prompt, "steps": steps, "labels": truth, "step_rewards": found}
@@ -150,3 +157,12 @@ def _intervals(
         for name, values in draws.items()
         if values
     }
+
+
+def _undefined_as_null(value: Any) -> Any:
+    """`value` with NaN (an undefined metric) as None, so that metrics.json is valid JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _undefined_as_null(item) for key, item in value.items()}
+    return value

@@ -48,10 +48,19 @@ class EncodedSolutions:
 
 def encode_solution(encoder: RecipeEncoder, prompt: Prompt, steps: list[str]) -> EncodedResponse:
     """Token ids of one solution and the position of each step's reward. Steps that do not
-    fit the recipe's length are left out whole (and the solution marked truncated)."""
+    fit the recipe's length are left out whole (and the solution marked truncated); when not
+    even the first fits, the prompt loses its start, and a first step longer than the whole
+    length keeps its end (its separator, where its reward is read).
+
+    An empty or blank solution (a policy that stopped at once) is one empty step: its reward is
+    read at the separator that follows it (or, where the tokenizer drops the separator, as
+    BERT's drops a blank line, at the token before where the solution would start), so it is
+    judged like any other answer."""
     recipe, tokenizer = encoder.recipe, encoder.tokenizer
     separator = recipe.step_separator
-    if not steps or any(not step.strip() for step in steps):
+    if len(steps) == 1 and not steps[0].strip():
+        steps = [""]
+    elif not steps or any(not step.strip() for step in steps):
         raise UserError("a solution needs steps, and none of them may be empty.")
     if recipe.family == "trl-prm":
         return _trl_solution(encoder, prompt, steps)
@@ -59,32 +68,48 @@ def encode_solution(encoder: RecipeEncoder, prompt: Prompt, steps: list[str]) ->
     prompt_text, response_text = encoder.render(prompt, text)
     start = response_text.find(text)
     if start < 0:
-        raise UserError("the chat template rewrites the steps, so their ends cannot be found.")
+        raise UserError(
+            "the chat template rewrites the steps (it trims or escapes the text), so their "
+            "ends cannot be found; score this model with --template plain."
+        )
     if recipe.step_tokens == "whole":
         ids, all_ends = _whole_text_ends(tokenizer, response_text, start, steps, separator)
     else:
         ids, all_ends = _piece_ends(tokenizer, response_text[:start], steps, separator)
     head, prompt_ids, tail = encoder._prompt_parts(prompt_text)
-    if encoder._pair_builder is not None:  # an encoder: (prompt, solution) as a sentence pair
-        probe, _ = encoder._pair_builder(prompt_ids, [-1])
-        offset = probe.index(-1)
-        room = recipe.max_length - len(encoder._pair_builder([], [])[0])
-        ends, truncated = _fit(all_ends, room - len(prompt_ids))
-        if not ends:  # not even the first step fits after the whole prompt: cut its start
-            prompt_ids = prompt_ids[len(prompt_ids) - max(room - all_ends[0] - 1, 0) :]
-            ends, truncated = all_ends[:1], True
-        full, types = encoder._pair_builder(prompt_ids, ids[: ends[-1] + 1])
-        return EncodedResponse(full, types, truncated, 0, [offset + e for e in ends])
+    build = encoder._pair_builder
+    if build is not None:  # an encoder: (prompt, solution) as a sentence pair
+        room = recipe.max_length - len(build([], [])[0])
+        prompt_ids, response, ends, truncated = _cut(prompt_ids, ids, all_ends, room)
+        full, types = build(prompt_ids, response)
+        offset = build(prompt_ids, [-1])[0].index(-1)  # where the solution starts
+        return EncodedResponse(full, types, truncated, 0, [offset + end for end in ends])
+    room = recipe.max_length - len(head) - len(tail)
+    prompt_ids, response, ends, truncated = _cut(prompt_ids, ids, all_ends, room)
     prefix = head + prompt_ids + tail
-    ends, truncated = _fit(all_ends, recipe.max_length - len(prefix))
-    if not ends:  # not even the first step fits after the whole prompt: cut the prompt's start
-        keep = max(recipe.max_length - len(head) - len(tail) - all_ends[0] - 1, 0)
-        prefix = head + (prompt_ids[len(prompt_ids) - keep :] if keep else []) + tail
-        ends, truncated = all_ends[:1], True
-    response = ids[: ends[-1] + 1]
     return EncodedResponse(
         prefix + response, None, truncated, len(prefix), [len(prefix) + e for e in ends]
     )
+
+
+def _cut(
+    prompt_ids: list[int], ids: list[int], ends: list[int], room: int
+) -> tuple[list[int], list[int], list[int], bool]:
+    """Prompt and solution ids in `room` tokens: (prompt ids, solution ids, step ends, cut).
+
+    Whole steps are kept from the first while they fit after the whole prompt. When not even
+    the first does, the prompt loses its start; when the first step alone is longer than
+    `room`, it loses its start too and the prompt goes, so that its end, where its reward is
+    read, stays."""
+    if room < 1:
+        raise UserError(f"the model's length leaves {room} tokens for the solution.")
+    kept = [end for end in ends if end < room - len(prompt_ids)]
+    if kept:
+        return prompt_ids, ids[: kept[-1] + 1], kept, len(kept) < len(ends)
+    first = ids[: ends[0] + 1][-room:] if ends[0] >= 0 else []
+    keep = room - len(first)
+    prompt_ids = prompt_ids[len(prompt_ids) - keep :] if keep > 0 else []
+    return prompt_ids, first, [len(first) - 1], True
 
 
 def _piece_ends(
@@ -104,7 +129,7 @@ def _piece_ends(
     ends = []
     for number, step in enumerate(steps, start=1):
         piece = tokens(lead + step if number == 1 else step) + separator_ids
-        if not piece:
+        if not piece and step:
             raise UserError(f"step {number} is no tokens at all under this tokenizer.")
         ids += piece
         ends.append(len(ids) - 1)
@@ -148,24 +173,11 @@ def _trl_solution(encoder: RecipeEncoder, prompt: Prompt, steps: list[str]) -> E
     tokenizer, recipe = encoder.tokenizer, encoder.recipe
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     prompt_ids = tokenizer(prompt_as_text(prompt), add_special_tokens=False, verbose=False)
-    prefix = bos + prompt_ids["input_ids"]
     response, ends = _piece_ends(tokenizer, "", steps, recipe.step_separator)
-    ends, truncated = _fit(ends, recipe.max_length - len(prefix))
-    if not ends:
-        raise UserError(
-            f"the prompt alone takes {len(prefix)} of the model's {recipe.max_length} tokens, "
-            "so no step fits after it."
-        )
-    return EncodedResponse(
-        prefix + response[: ends[-1] + 1],
-        None,
-        truncated,
-        len(prefix),
-        [len(prefix) + e for e in ends],
+    prompt_ids, response, ends, truncated = _cut(
+        prompt_ids["input_ids"], response, ends, recipe.max_length - len(bos)
     )
-
-
-def _fit(ends: list[int], room: int) -> tuple[list[int], bool]:
-    """The step ends whose tokens fit in `room` tokens, and whether any were left out."""
-    kept = [end for end in ends if end < room]
-    return kept, len(kept) < len(ends)
+    prefix = bos + prompt_ids
+    return EncodedResponse(
+        prefix + response, None, truncated, len(prefix), [len(prefix) + e for e in ends]
+    )

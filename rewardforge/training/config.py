@@ -15,6 +15,7 @@ from rewardforge.adoption.config import (
     template_setting,
 )
 from rewardforge.config_fields import flag_name, setting, settings_from_sources
+from rewardforge.data.steps import NeutralRating, neutral_rating_setting
 from rewardforge.errors import UserError
 
 # Names only: the losses themselves (and torch) live in losses.py, which the CLI does not import.
@@ -63,9 +64,7 @@ class TrainConfig:
     step_separator: str = setting(
         "\n\n", "prm: the text after each step, where its reward is read."
     )
-    neutral_rating: Literal["correct", "wrong"] = setting(
-        "correct", "prm: how a PRM800K rating of 0 counts."
-    )
+    neutral_rating: NeutralRating = neutral_rating_setting()
     reference_mode: bool = setting(
         False,
         "Train a reference-based (POLAR-style) model that scores each response against a "

@@ -25,7 +25,10 @@ def step_metrics(
 ) -> dict[str, float]:
     """`step_accuracy` over every step, and per solution ProcessBench's `processbench_error_acc`
     (solutions with an error: its earliest step found exactly), `processbench_correct_acc`
-    (correct solutions: no step judged wrong) and their harmonic mean `processbench_f1`."""
+    (correct solutions: no step judged wrong) and their harmonic mean `processbench_f1`.
+
+    A ProcessBench metric over no solutions is undefined (NaN), not 0: a set without a wrong
+    solution has no error accuracy, and then no F1."""
     pairs = [(p, y) for ps, ys in zip(probabilities, labels) for p, y in zip(ps, ys)]
     if not pairs:
         raise UserError("No labelled steps to evaluate.")
@@ -39,11 +42,13 @@ def step_metrics(
     error_acc = sum(errors) / len(errors) if errors else math.nan
     correct_acc = sum(correct) / len(correct) if correct else math.nan
     both = error_acc + correct_acc
+    f1 = 2 * error_acc * correct_acc / both if both > 0 else 0.0
+    f1 = math.nan if math.isnan(both) else f1  # undefined, not 0, without one kind
     return {
         "step_accuracy": sum((p >= threshold) == (y >= 0.5) for p, y in pairs) / len(pairs),
         "n_steps": len(pairs),
         "n_solutions": len(found),
         "processbench_error_acc": error_acc,
         "processbench_correct_acc": correct_acc,
-        "processbench_f1": 2 * error_acc * correct_acc / both if both > 0 else 0.0,
+        "processbench_f1": f1,
     }
