@@ -15,6 +15,7 @@ from rewardforge import RewardModel, TrainConfig, train
 from rewardforge.cli import app
 from rewardforge.data.sample import prm_sample_paths
 from rewardforge.models.policy import Policy
+from rewardforge.recipe.steps import encode_solution
 from rewardforge.scoring.step_aggregates import aggregate
 from tests.conftest import moved_weights, write_jsonl
 
@@ -253,6 +254,44 @@ def test_two_grpo_steps_against_a_prm(prm_dir, tiny_plain_llama_dir, tmp_path):
     rewards = [record["reward"] for record in records if "reward" in record]
     assert len(rewards) == 2 and all(0.0 <= r <= 1.0 and math.isfinite(r) for r in rewards)
     assert moved_weights(result.output_dir, tiny_plain_llama_dir)  # the PRM's rewards trained it
+
+
+def test_an_outcome_rm_continued_as_a_prm_is_saved_as_one(tiny_reward_model_dir, tmp_path):
+    """--kind prm on an outcome model: the recipe saved is the one trained, with its
+    separator, and each step's reward is read at that separator."""
+    train_rows, _, _ = prm_sample_paths()
+    config = TrainConfig(
+        data=[str(first_rows(train_rows, 8, tmp_path / "train.jsonl"))],
+        model=str(tiny_reward_model_dir),
+        output=str(tmp_path / "prm"),
+        kind="prm",
+        step_separator="\n",
+        max_steps=1,
+        batch_pairs=4,
+    )
+    output = train(config).output_dir
+    recipe = json.loads((output / "rewardforge_recipe.json").read_text())
+    assert recipe["kind"] == "process" and recipe["step_separator"] == "\n"
+    rm = RewardModel.load(output)
+    solution = encode_solution(rm.encoder, "How many apples?", STEPS[0])
+    newline = rm.encoder.tokenizer("\n", add_special_tokens=False)["input_ids"]
+    assert all(solution.input_ids[end] == newline[-1] for end in solution.step_ends)
+
+
+def test_a_prm_continued_as_an_outcome_rm_is_saved_as_one(prm_dir, hh_file, tmp_path):
+    config = TrainConfig(
+        data=[str(hh_file)],
+        model=str(prm_dir),
+        output=str(tmp_path / "orm"),
+        kind="orm",
+        max_steps=1,
+        batch_pairs=4,
+        max_length=64,
+    )
+    output = train(config).output_dir
+    recipe = json.loads((output / "rewardforge_recipe.json").read_text())
+    assert recipe["kind"] == "outcome"
+    assert not RewardModel.load(output).is_process  # one reward per response, as trained
 
 
 def test_a_short_run_on_the_bundled_data_finds_errors_it_could_not_before(tmp_path):

@@ -144,3 +144,12 @@ def test_a_token_classifier_prm_on_an_encoder_is_refused_in_one_line(tiny_bert_d
     )
     assert result.exit_code == 2
     assert "not supported" in result.output and "bert-prm" in result.output
+
+
+def test_a_trl_prm_cannot_be_continued_as_an_outcome_model(trl_prm, hh_file, tmp_path):
+    command = ["train", "--model", str(trl_prm), "--data", str(hh_file), "--kind", "orm"]
+    result = runner.invoke(app, [*command, "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert "two-label token classifier" in error and "--kind prm" in error
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()

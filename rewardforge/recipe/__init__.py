@@ -4,6 +4,7 @@ the encoder that applies it."""
 from rewardforge.recipe.scoring_recipe import (
     DEFAULT_REWARD_MARKER,
     DEFAULT_SPLIT_TOKEN,
+    DEFAULT_STEP_SEPARATOR,
     RECIPE_FILE,
     ScoringRecipe,
 )
@@ -11,6 +12,7 @@ from rewardforge.recipe.scoring_recipe import (
 __all__ = [
     "DEFAULT_REWARD_MARKER",
     "DEFAULT_SPLIT_TOKEN",
+    "DEFAULT_STEP_SEPARATOR",
     "RECIPE_FILE",
     "EncodedGroup",
     "EncodedResponse",

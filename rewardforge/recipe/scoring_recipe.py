@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # transformers takes a second to import; the CLI reads this m
 RECIPE_FILE = "rewardforge_recipe.json"
 DEFAULT_SPLIT_TOKEN = "<|split|>"
 DEFAULT_REWARD_MARKER = "<|reward|>"
+DEFAULT_STEP_SEPARATOR = "\n\n"  # a blank line after each step of a process reward model
 Template = Literal["chat", "plain", "pair"]
 
 
@@ -57,7 +58,7 @@ class ScoringRecipe:
     # A process reward model (`kind="process"`) gives one reward per step of a solution, read
     # at the last token of the separator that follows each step (`recipe/steps.py`).
     kind: Literal["outcome", "process"] = "outcome"
-    step_separator: str = "\n\n"
+    step_separator: str = DEFAULT_STEP_SEPARATOR
     # How a solution becomes tokens: each step and its separator apart, so that every step's
     # reward is read at the same separator token (`pieces`); PRMs saved before this field read
     # the solution tokenized as one text (`whole`), and load that way.

@@ -61,8 +61,10 @@ class TrainConfig:
         "orm (a reward per response) or prm (a reward per step, from step-labelled rows); auto "
         "reads the data.",
     )
-    step_separator: str = setting(
-        "\n\n", "prm: the text after each step, where its reward is read."
+    step_separator: str | None = setting(
+        None,
+        "prm: the text after each step, where its reward is read.",
+        shown="a blank line; a PRM to continue: its own",
     )
     neutral_rating: NeutralRating = neutral_rating_setting()
     reference_mode: bool = setting(
@@ -194,7 +196,7 @@ class TrainConfig:
             raise UserError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
         if not self.split_token.strip() or not self.reward_marker.strip():
             raise UserError("--split-token and --reward-marker must not be empty.")
-        if not self.step_separator:
+        if self.step_separator == "":
             raise UserError("--step-separator must not be empty: each step's reward is read there.")
         if self.split_token == self.reward_marker:
             raise UserError(

@@ -25,6 +25,7 @@ from rewardforge.models.reward_head import is_encoder_backbone
 from rewardforge.recipe import (
     DEFAULT_REWARD_MARKER,
     DEFAULT_SPLIT_TOKEN,
+    DEFAULT_STEP_SEPARATOR,
     RECIPE_FILE,
     RecipeEncoder,
     ScoringRecipe,
@@ -86,7 +87,6 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
     set_seed(config.seed)
     output = Path(config.output)
     refuse_a_different_run(output, config)
-    output.mkdir(parents=True, exist_ok=True)
 
     base = _base_reward_model(config)  # fine-tuning a reward model, ours or not
     base_recipe = base.recipe if base else None
@@ -99,6 +99,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
         load_data(config.eval_data, config, reference_mode, process) if config.eval_data else None
     )
 
+    output.mkdir(parents=True, exist_ok=True)  # after the checks: a refused run leaves none
     model, tokenizer, is_encoder = load_reward_backbone(
         str(base.folder) if base else config.model,
         dtype=config.dtype,
@@ -115,8 +116,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
     recipe = kept_recipe or ScoringRecipe.for_model(
         tokenizer, is_encoder, config.max_length, reference_mode, markers
     )
-    if process and kept_recipe is None:  # a reward at the end of every step
-        recipe = replace(recipe, kind="process", step_separator=config.step_separator)
+    recipe = _of_this_kind(recipe, config, process)
     encoder = RecipeEncoder(recipe, tokenizer)
     reward_forward = RewardForward(model)
     plan = ForwardPlan.for_model(reward_forward, encoder)
@@ -276,7 +276,31 @@ def _is_process(
         raise UserError(
             "a process reward model cannot be reference-based; leave out --reference-mode."
         )
+    if not process and base_recipe is not None and base_recipe.reads_token_classifier:
+        raise UserError(
+            f"{config.model} is a PRM saved as a two-label token classifier; it can only be "
+            "trained on step-labelled rows (--kind prm)."
+        )
     return process
+
+
+def _of_this_kind(recipe: ScoringRecipe, config: TrainConfig, process: bool) -> ScoringRecipe:
+    """`recipe` as this run trains: a process reward model (a reward at the end of every step,
+    with this run's separator, else the one the model was trained with, else a blank line) or
+    an outcome model. The recipe trained with is the recipe saved, so a model continued as the
+    other kind is saved as what it became, in rewardforge's own encoding."""
+    if not process:
+        if recipe.kind == "outcome":
+            return recipe
+        return replace(recipe, kind="outcome", family="rewardforge")
+    continuing = recipe.kind == "process"
+    separator = config.step_separator or (recipe.step_separator if continuing else None)
+    separator = separator or DEFAULT_STEP_SEPARATOR
+    if continuing:
+        return replace(recipe, step_separator=separator)
+    return replace(
+        recipe, kind="process", step_separator=separator, step_tokens="pieces", family="rewardforge"
+    )
 
 
 def _base_reward_model(config: TrainConfig) -> ResolvedRewardModel | None:
