@@ -310,3 +310,17 @@ def test_a_hub_id_loads_from_what_the_hub_client_fetched(trl_chat_rm, monkeypatc
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(UserError, match="someone/missing is not a folder, and the hub id"):
         RewardModel.load("someone/missing")
+
+
+def test_adopt_refuses_a_model_without_a_reward_head(tiny_llama_dir, tmp_path):
+    """A plain causal LM named as a TRL RM has no `score`: adopt used to write one at random,
+    which then loaded without complaint."""
+    output = tmp_path / "adopted"
+    result = CliRunner().invoke(
+        app,
+        ["adopt", "--source", str(tiny_llama_dir), "--output", str(output)]
+        + ["--reward-format", "trl"],
+    )
+    assert result.exit_code == 2
+    assert "no weights for the reward head (score.weight)" in result.output
+    assert not output.exists()

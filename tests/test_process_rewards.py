@@ -337,3 +337,25 @@ def test_a_short_run_on_the_bundled_data_finds_errors_it_could_not_before(tmp_pa
     trained_model = RewardModel.load(train(config).output_dir, device="cpu")
     trained = f1(trained_model.reward_forward, trained_model.encoder)
     assert trained > untrained + 0.05, (untrained, trained)
+
+
+def test_a_served_prm_gives_the_aggregate_the_client_asks_for(prm_dir):
+    """`rlhf --reward-model http://... --aggregate mean` sends its aggregate; without one the
+    server's own (min here) holds."""
+    from rewardforge.policy.rlhf import _reward_model
+    from rewardforge.policy.rlhf_config import RLHFConfig
+    from rewardforge.serving.app import create_app
+    from rewardforge.serving.config import ServerSettings
+    from tests.conftest import running_server
+
+    found = hand_step_probabilities(prm_dir, "How many apples?", STEPS[0])
+    text = "\n\n".join(STEPS[0])
+    app_ = create_app(RewardModel.load(prm_dir), ServerSettings())
+    with running_server(app_) as url:
+        for asked, expected in ((None, min(found)), ("mean", sum(found) / len(found))):
+            config = RLHFConfig(
+                reward_model=url, prompts="p.jsonl", policy="policy", output="out", aggregate=asked
+            )
+            reward = _reward_model(config).reward_function()
+            got = reward(prompts=["How many apples?"], completions=[text])
+            assert got == pytest.approx([expected], abs=1e-5)

@@ -81,12 +81,12 @@ def _reward_model(config: RLHFConfig) -> RewardModel | RemoteRewardModel:
             config.reward_model,
             reward_format=config.reward_format,
             template=config.template,
-            aggregate=config.aggregate,
+            aggregate=config.aggregate or "min",
         )
     key = None
     if config.reward_api_key_env is not None:
         key = api_key_from_env(config.reward_api_key_env, "--reward-api-key-env")
-    return RemoteRewardModel(config.reward_model, api_key=key)
+    return RemoteRewardModel(config.reward_model, api_key=key, aggregate=config.aggregate)
 
 
 def _prompt_dataset(path: str, chat: bool) -> datasets.Dataset:

@@ -30,7 +30,9 @@ class RLHFConfig:
     )
     reward_format: RewardFormat = reward_format_setting()
     template: TemplateChoice | None = template_setting()
-    aggregate: Aggregate = aggregate_setting()
+    aggregate: Aggregate | None = aggregate_setting(
+        default=None, shown="min; a served PRM: the server's own --aggregate"
+    )
     reward_api_key_env: str | None = setting(
         None, "Environment variable that holds the reward server's API key.", shown="none"
     )

@@ -16,6 +16,7 @@ import httpx
 from rewardforge.data.example import Prompt
 from rewardforge.errors import UserError
 from rewardforge.scoring.reward_model import trl_reward_function
+from rewardforge.scoring.step_aggregates import Aggregate
 
 logger = logging.getLogger(__name__)
 ITEMS_PER_REQUEST = 64  # below the server's default --max-items-per-request (256)
@@ -32,7 +33,8 @@ class RemoteRewardModel:
     A server error (5xx), a timeout or a lost connection is retried `retries` times, waiting
     `backoff_s`, then twice as long each time, and logged; a server that restarts or is
     briefly overloaded does not end a long RLHF run. What still fails is one line naming the
-    URL and the last status.
+    URL and the last status. `aggregate` asks a process reward model's server for that way of
+    making one reward from the steps (None: the server's own `--aggregate`).
     """
 
     def __init__(
@@ -42,8 +44,10 @@ class RemoteRewardModel:
         timeout_s: float = 300.0,
         retries: int = 4,
         backoff_s: float = 1.0,
+        aggregate: Aggregate | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self.aggregate = aggregate
         self.retries = retries
         self.backoff_s = backoff_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -65,7 +69,10 @@ class RemoteRewardModel:
         rewards: list[float] = []
         for start in range(0, len(items), ITEMS_PER_REQUEST):
             chunk = items[start : start + ITEMS_PER_REQUEST]
-            rewards += self._post({"items": chunk, "normalize": normalize})["rewards"]
+            body = {"items": chunk, "normalize": normalize}
+            if self.aggregate is not None:
+                body["aggregate"] = self.aggregate
+            rewards += self._post(body)["rewards"]
         return rewards
 
     def reward_function(self, normalize: bool = False) -> Callable[..., list[float]]:

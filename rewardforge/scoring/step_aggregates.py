@@ -41,8 +41,10 @@ def solution_steps(response: str, separator: str, steps: Sequence[str] | None = 
     return split_steps(response, separator) or [response]
 
 
-def aggregate_setting() -> Any:
+def aggregate_setting(default: Aggregate | None = "min", shown: str | None = None) -> Any:
     """A field for `--aggregate`: how a process reward model's steps make one reward."""
     return setting(
-        "min", "A process reward model's reward from its steps: min, last, prod or mean."
+        default,
+        "A process reward model's reward from its steps: min, last, prod or mean.",
+        shown=shown,
     )

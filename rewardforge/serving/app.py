@@ -34,7 +34,7 @@ from rewardforge.data.scoring_rows import parse_reference, parse_scoring_item, p
 from rewardforge.errors import UserError
 from rewardforge.recipe import EncodedResponse
 from rewardforge.scoring.reward_model import RewardModel
-from rewardforge.scoring.step_aggregates import aggregate, solution_steps
+from rewardforge.scoring.step_aggregates import Aggregate, aggregate, solution_steps
 from rewardforge.serving.batcher import BatcherClosed, MicroBatcher
 from rewardforge.serving.config import ServerSettings
 from rewardforge.serving.gate import RequestGate
@@ -46,6 +46,7 @@ SCORING_PATHS = ("/v1/score", "/get_reward")
 class ScoreRequest(BaseModel):
     items: list[dict[str, Any]]
     normalize: bool = False
+    aggregate: Aggregate | None = None  # a process reward model's; None: the server's own
 
 
 class OpenRLHFRequest(BaseModel):
@@ -200,7 +201,8 @@ def create_app(
             found = await run_in_threadpool(reward_model.score_steps, prompts, solutions)
         except UserError as error:
             raise HTTPException(422, str(error)) from error
-        rewards = [aggregate(steps, reward_model.aggregate) for steps in found]
+        how = body.aggregate or reward_model.aggregate
+        rewards = [aggregate(steps, how) for steps in found]
         return {"rewards": rewards, "step_rewards": found}
 
     @app.post("/get_reward")
