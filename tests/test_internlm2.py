@@ -98,8 +98,11 @@ def polar_ids(sp, prompt: str, reference: str, output: str) -> list[int]:
     return [1, *reference_ids(sp, text), REWARD]
 
 
-def write_checkpoint(folder: Path, marker: Path) -> dict[str, torch.Tensor]:
-    """A random InternLM2 reward model in POLAR's published layout; returns its weights."""
+def write_checkpoint(
+    folder: Path, marker: Path, bias: bool = False, dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
+    """A random InternLM2 reward model in POLAR's published layout (with `bias`, attention
+    biases as `bias: true` makes them; saved in `dtype`); returns its weights."""
     generator = torch.Generator().manual_seed(0)
 
     def weight(*shape: int, scale: float = 0.2) -> torch.Tensor:
@@ -119,8 +122,12 @@ def write_checkpoint(folder: Path, marker: Path) -> dict[str, torch.Tensor]:
         state[prefix + "feed_forward.w2.weight"] = weight(HIDDEN, 64)
         state[prefix + "attention_norm.weight"] = norm()
         state[prefix + "ffn_norm.weight"] = norm()
+        if bias:
+            state[prefix + "attention.wqkv.bias"] = weight(KV_HEADS * (groups + 2) * HEAD_DIM)
+            state[prefix + "attention.wo.bias"] = weight(HIDDEN)
     state["model.norm.weight"] = norm()
     state["v_head.weight"] = weight(1, HIDDEN)
+    state = {key: value.to(dtype) for key, value in state.items()}
     folder.mkdir(parents=True)
     names = sorted(state)
     shards = {"pytorch_model-00001-of-00002.bin": names[: len(names) // 2]}
@@ -129,7 +136,8 @@ def write_checkpoint(folder: Path, marker: Path) -> dict[str, torch.Tensor]:
         torch.save({key: state[key] for key in keys}, folder / shard)
     weight_map = {key: shard for shard, keys in shards.items() for key in keys}
     (folder / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": weight_map}))
-    (folder / "config.json").write_text(json.dumps(CONFIG))
+    saved = str(dtype).removeprefix("torch.")
+    (folder / "config.json").write_text(json.dumps(CONFIG | {"bias": bias, "torch_dtype": saved}))
     (folder / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG))
     shutil.copy(TOKENIZER, folder / "tokenizer.model")
     for code in ("configuration_internlm2", "modeling_internlm2", "tokenization_internlm2"):
@@ -142,6 +150,10 @@ def internlm2_reward(state: dict[str, torch.Tensor], ids: list[int], naive: bool
     with `naive`, wrongly split as [all q | all k | all v]), rotate-half RoPE, RMSNorm, SwiGLU,
     the reward read by `v_head` at the last token."""
     groups, length = HEADS // KV_HEADS, len(ids)
+    state = {key: value.float() for key, value in state.items()}
+
+    def bias(name: str) -> torch.Tensor | float:
+        return state.get(name, 0.0)
 
     def rms(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + CONFIG["rms_norm_eps"]) * weight
@@ -162,7 +174,7 @@ def internlm2_reward(state: dict[str, torch.Tensor], ids: list[int], naive: bool
     for layer in range(LAYERS):
         p = f"model.layers.{layer}."
         h = rms(x, state[p + "attention_norm.weight"])
-        qkv = h @ state[p + "attention.wqkv.weight"].T
+        qkv = h @ state[p + "attention.wqkv.weight"].T + bias(p + "attention.wqkv.bias")
         if naive:
             q, k, v = qkv.split([HEADS * HEAD_DIM, KV_HEADS * HEAD_DIM, KV_HEADS * HEAD_DIM], -1)
             q = q.view(length, HEADS, HEAD_DIM)
@@ -175,7 +187,7 @@ def internlm2_reward(state: dict[str, torch.Tensor], ids: list[int], naive: bool
         k, v = k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)
         scores = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(HEAD_DIM) + causal
         attended = torch.einsum("hqk,khd->qhd", scores.softmax(-1), v).reshape(length, -1)
-        x = x + attended @ state[p + "attention.wo.weight"].T
+        x = x + attended @ state[p + "attention.wo.weight"].T + bias(p + "attention.wo.bias")
         h = rms(x, state[p + "ffn_norm.weight"])
         gate, up = (
             h @ state[p + "feed_forward.w1.weight"].T,
@@ -221,6 +233,29 @@ def test_a_polar_checkpoint_scores_as_its_architecture_does(polar, sp, tmp_path,
     naive = [internlm2_reward(state, polar_ids(sp, *case), naive=True) for case in CASES]
     assert max(abs(a - b) for a, b in zip(naive, expected)) > 1e-3  # the interleave matters
     assert not marker.exists()  # no shipped code ran
+
+
+@pytest.mark.parametrize(
+    ("bias", "dtype"), [(True, torch.float32), (False, torch.float16), (False, torch.bfloat16)]
+)
+def test_biases_and_half_precision_checkpoints_score_as_their_architecture_does(
+    bias, dtype, sp, tmp_path, monkeypatch
+):
+    """`bias: true` packs q/k/v biases in `wqkv.bias` (split as the weights are, not left at
+    random); a float16 or bfloat16 checkpoint is computed in float32 on a CPU, so its rewards
+    are those of its weights, not rounded."""
+    monkeypatch.setenv("REWARDFORGE_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "internlm2"
+    state = write_checkpoint(folder, tmp_path / "marker", bias=bias, dtype=dtype)
+    rm = RewardModel.load(folder)
+    prompts, references, outputs = map(list, zip(*CASES))
+    rewards = rm.score(prompts, outputs, references=references)
+    expected = [internlm2_reward(state, polar_ids(sp, *case)) for case in CASES]
+    assert rewards == pytest.approx(expected, abs=1e-5)
+    if bias:
+        unbiased = {k: v for k, v in state.items() if not k.endswith(".bias")}
+        without = [internlm2_reward(unbiased, polar_ids(sp, *case)) for case in CASES]
+        assert max(abs(a - b) for a, b in zip(without, expected)) > 1e-3  # the biases count
 
 
 def test_wqkv_rows_are_grouped_per_key_value_head():
@@ -355,3 +390,45 @@ def test_adopt_writes_a_polar_model_that_scores_the_same(polar, tmp_path, monkey
         original, abs=1e-6
     )
     assert not marker.exists()
+
+
+def _convert_in_a_process(folder: str, log: str, queue) -> None:
+    """What every rank under `accelerate launch` does: resolve the model, converting it."""
+    import time
+
+    from rewardforge.adoption import resolve
+
+    real = resolve.convert_internlm2
+
+    def slow_convert(source, target):
+        with open(log, "a") as out:
+            out.write(f"{target}\n")
+        time.sleep(1.0)  # long enough for the other process to arrive while this one works
+        real(source, target)
+
+    resolve.convert_internlm2 = slow_convert
+    queue.put(str(resolve.converted(Path(folder))))
+
+
+def test_processes_converting_at_once_convert_once(polar, tmp_path, monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setenv("REWARDFORGE_CACHE", str(tmp_path / "cache"))
+    folder, _, _ = polar
+    log = tmp_path / "conversions.log"
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    workers = [
+        context.Process(target=_convert_in_a_process, args=(str(folder), str(log), queue))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    targets = {queue.get(timeout=5) for _ in workers}
+    assert len(log.read_text().splitlines()) == 1  # one converted; the other waited, then read
+    (target,) = targets
+    assert (Path(target) / "config.json").is_file()
+    assert not list(Path(target).parent.glob("*.partial*"))

@@ -116,12 +116,13 @@ def convert_weights(
     for name, tensor in state.items():
         if name.startswith("output."):
             continue
-        if name.endswith(".attention.wqkv.weight"):
-            prefix = name[: -len("attention.wqkv.weight")]
+        packed = re.fullmatch(r"(.*\.)attention\.wqkv\.(weight|bias)", name)
+        if packed:  # a checkpoint with `bias: true` packs its q/k/v biases the same way
+            prefix, kind = packed.groups()
             q, k, v = split_wqkv(tensor, heads, kv_heads, head_dim)
-            converted[f"{prefix}self_attn.q_proj.weight"] = q
-            converted[f"{prefix}self_attn.k_proj.weight"] = k
-            converted[f"{prefix}self_attn.v_proj.weight"] = v
+            converted[f"{prefix}self_attn.q_proj.{kind}"] = q
+            converted[f"{prefix}self_attn.k_proj.{kind}"] = k
+            converted[f"{prefix}self_attn.v_proj.{kind}"] = v
             continue
         for pattern, replacement in _RENAMES:
             name = re.sub(pattern, replacement, name)
@@ -132,12 +133,13 @@ def convert_weights(
 def split_wqkv(
     wqkv: torch.Tensor, heads: int, kv_heads: int, head_dim: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Rows grouped per key-value head as [G query heads, key, value] -> (q, k, v) weights."""
-    group = heads // kv_heads
-    rows = wqkv.reshape(kv_heads, group + 2, head_dim, wqkv.shape[-1])
-    q = rows[:, :group].reshape(heads * head_dim, -1)
-    k = rows[:, group].reshape(kv_heads * head_dim, -1)
-    v = rows[:, group + 1].reshape(kv_heads * head_dim, -1)
+    """Rows grouped per key-value head as [G query heads, key, value] -> (q, k, v) weights, or
+    biases (one value a row)."""
+    group, columns = heads // kv_heads, wqkv.shape[1:]
+    rows = wqkv.reshape(kv_heads, group + 2, head_dim, *columns)
+    q = rows[:, :group].reshape(heads * head_dim, *columns)
+    k = rows[:, group].reshape(kv_heads * head_dim, *columns)
+    v = rows[:, group + 1].reshape(kv_heads * head_dim, *columns)
     return q.contiguous(), k.contiguous(), v.contiguous()
 
 

@@ -5,11 +5,13 @@ result, so that serving and RLHF load an adopted model as they load one rewardfo
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from filelock import FileLock
 from transformers import AutoTokenizer
 
 from rewardforge.adoption.internlm2 import convert_internlm2
@@ -119,19 +121,26 @@ _HUB_FILES = ["*.json", "*.safetensors", "tokenizer.model", "*.jinja", "*.bin"]
 
 
 def converted(folder: Path) -> Path:
-    """The native copy of an InternLM2 reward model, converted once into the cache."""
+    """The native copy of an InternLM2 reward model, converted once into the cache.
+
+    Under `accelerate launch` every process resolves the model at once: a lock file lets one
+    convert while the others wait, and then read what it wrote."""
     stamp = "".join(
         f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns};" for p in sorted(folder.iterdir())
     )
     key = hashlib.sha256(f"{folder.resolve()}|{stamp}".encode()).hexdigest()[:16]
     target = cache_dir() / "adopted" / f"{folder.name}-{key}"
-    if not (target / "config.json").is_file():
-        staging = target.with_name(target.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        print(f"converting {folder} to native transformers classes in {target}", file=sys.stderr)
-        convert_internlm2(folder, staging)
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.with_name(target.name + ".lock"))):
+        if not (target / "config.json").is_file():
+            staging = target.with_name(f"{target.name}.partial-{os.getpid()}")
+            shutil.rmtree(staging, ignore_errors=True)
+            print(
+                f"converting {folder} to native transformers classes in {target}", file=sys.stderr
+            )
+            convert_internlm2(folder, staging)
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
     return target
 
 
