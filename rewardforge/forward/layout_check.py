@@ -7,7 +7,9 @@ rows, with a warning that says why.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from dataclasses import replace
 
 import torch
@@ -36,7 +38,10 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
     """Why the segment layout would give wrong rewards on this architecture, or None.
 
     Compares, in float32 and without autocast, the hidden state the reward head reads for each
-    response of two probe groups under the segment layout with that of the response run alone.
+    response of two probe groups under the segment layout with that of the response run alone
+    under the architecture's SDPA (or eager) attention: a trusted reference, since the plan's
+    own backend may be what is broken (FlexAttention's CPU kernel in torch 2.13 gives NaN
+    without a block mask on AVX2-only CPUs, while its masked packed rows are right).
     """
     examples = [
         replace(probe, reference="Happy to help.") if encoder.recipe.reference_mode else probe
@@ -67,13 +72,14 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
             shared = model.reward_features(
                 *(batch[key] for key in keys), token_type_ids=batch.get("token_type_ids")
             )
-            alone = torch.cat(
-                [
-                    _features_alone(model, probe, rank, device)
-                    for probe in probes
-                    for rank in range(len(probe["input_ids"]))
-                ]
-            )
+            with _reference_attention(model.transformers_model):
+                alone = torch.cat(
+                    [
+                        _features_alone(model, probe, rank, device)
+                        for probe in probes
+                        for rank in range(len(probe["input_ids"]))
+                    ]
+                )
     except Exception as error:  # any failure of the custom mask means: do not use it
         return f"the model rejected the plan's attention mask ({type(error).__name__}: {error})"
     finally:
@@ -85,6 +91,21 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
             f"separate forwards by {difference:.2g} (relative) on this architecture"
         )
     return None
+
+
+@contextlib.contextmanager
+def _reference_attention(model: torch.nn.Module) -> Iterator[None]:
+    """The model switched to SDPA (eager where it has none) for the duration."""
+    original = model.config._attn_implementation
+    reference = "sdpa" if model._supports_sdpa else "eager"
+    if original == reference:
+        yield
+        return
+    model.set_attn_implementation(reference)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(original)
 
 
 def _features_alone(
