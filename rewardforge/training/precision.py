@@ -38,3 +38,16 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
         return False
     flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
     return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+def emulated_bf16_note(dtype: str, requested_precision: str) -> str | None:
+    """One line when bf16 is asked for (`--dtype bfloat16` or `--mixed-precision bf16`) on a
+    CPU that has no bf16 hardware, where torch emulates it, slower than float32; else None."""
+    asked = dtype == "bfloat16" or requested_precision == "bf16"
+    if not asked or torch.cuda.is_available() or cpu_has_native_bf16():
+        return None
+    return (
+        "note: this CPU has no bf16 hardware (no AVX512-BF16 or AMX), so torch emulates bf16 "
+        "and it runs slower than float32 here; float32 is the CPU default (leave out "
+        "--dtype bfloat16 and --mixed-precision bf16)."
+    )

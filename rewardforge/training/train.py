@@ -44,7 +44,7 @@ from rewardforge.training.config import (
     TrainConfig,
 )
 from rewardforge.training.losses import pairs_counted
-from rewardforge.training.precision import cpu_has_native_bf16
+from rewardforge.training.precision import cpu_has_native_bf16, emulated_bf16_note
 from rewardforge.training.run_directory import (
     CONFIG_FILE,
     STAGING_DIR,
@@ -84,6 +84,9 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
             "--load-best and --early-stopping choose by eval accuracy; give --eval-data FILE."
         )
     refuse_sharded_lora(config)
+    note = emulated_bf16_note(config.dtype, config.mixed_precision)
+    if note:
+        print(note)
     set_seed(config.seed)
     output = Path(config.output)
     refuse_a_different_run(output, config)
