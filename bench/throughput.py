@@ -286,9 +286,9 @@ def tokenized_pairs(row: str, path: Path, limit: int | None, data: str, model=No
     from transformers import AutoConfig, AutoTokenizer
 
     from rewardforge.data import load_preferences
-    from rewardforge.forward.architecture import is_encoder_config
     from rewardforge.models import load_reward_backbone
     from rewardforge.recipe import RecipeEncoder, ScoringRecipe
+    from rewardforge.recipe.model_types import is_encoder_config
 
     if model is False:
         tokenizer = AutoTokenizer.from_pretrained(backbone(row))

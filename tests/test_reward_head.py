@@ -9,15 +9,12 @@ from transformers import (
 )
 
 from rewardforge.errors import UserError
-from rewardforge.forward.architecture import (
-    has_bert_style_head,
-    is_encoder_config,
-    use_plan_attention,
-)
+from rewardforge.forward.architecture import has_bert_style_head, use_plan_attention
 from rewardforge.forward.plan import ForwardPlan
 from rewardforge.forward.segment_attention import SEGMENT_SDPA
 from rewardforge.models import LoraSettings, load_reward_backbone
 from rewardforge.models.reward_head import switch_off_dropout
+from rewardforge.recipe.model_types import is_encoder_config
 from rewardforge.training.losses import preference_loss
 from tests.test_forward_plan import build
 from tests.test_trainer import gradient
