@@ -64,18 +64,11 @@ def encode_solution(encoder: RecipeEncoder, prompt: Prompt, steps: list[str]) ->
         raise UserError("a solution needs steps, and none of them may be empty.")
     if recipe.family == "trl-prm":
         return _trl_solution(encoder, prompt, steps)
-    text = "".join(step + separator for step in steps)
-    prompt_text, response_text = encoder.render(prompt, text)
-    start = response_text.find(text)
-    if start < 0:
-        raise UserError(
-            "the chat template rewrites the steps (it trims or escapes the text), so their "
-            "ends cannot be found; score this model with --template plain."
-        )
     if recipe.step_tokens == "whole":
-        ids, all_ends = _whole_text_ends(tokenizer, response_text, start, steps, separator)
+        prompt_text, ids, all_ends = _whole_text_ends(encoder, prompt, steps, separator)
     else:
-        ids, all_ends = _piece_ends(tokenizer, response_text[:start], steps, separator)
+        prompt_text, lead = _solution_lead(encoder, prompt)
+        ids, all_ends = _piece_ends(tokenizer, lead, steps, separator)
     head, prompt_ids, tail = encoder._prompt_parts(prompt_text)
     build = encoder._pair_builder
     if build is not None:  # an encoder: (prompt, solution) as a sentence pair
@@ -136,19 +129,49 @@ def _piece_ends(
     return ids, ends
 
 
+# A stand-in answer: where the template writes it is where a solution's steps begin.
+_ANSWER_MARK = "rewardforge-solution-here"
+
+
+def _solution_lead(encoder: RecipeEncoder, prompt: Prompt) -> tuple[str, str]:
+    """(prompt text, lead): what the template writes before an answer's text in the
+    response part (a chat template's thinking block, or the plain recipe's space). Found with
+    a stand-in answer, so that a template that trims the answer's end (Llama 3, Gemma) or an
+    empty answer changes nothing: the steps and separators are tokenized here, and what the
+    template writes after the answer is not read."""
+    prompt_text, response_text = encoder.render(prompt, _ANSWER_MARK)
+    start = response_text.find(_ANSWER_MARK)
+    if start < 0:
+        raise UserError(
+            "the chat template rewrites the answer's text, so its steps cannot be placed; "
+            "score this model with --template plain."
+        )
+    return prompt_text, response_text[:start]
+
+
 def _whole_text_ends(
-    tokenizer: Any, response_text: str, start: int, steps: list[str], separator: str
-) -> tuple[list[int], list[int]]:
-    """The response tokenized as one text, and the last token of each step's separator (PRMs
-    saved before `step_tokens` was recorded read their steps this way)."""
+    encoder: RecipeEncoder, prompt: Prompt, steps: list[str], separator: str
+) -> tuple[str, list[int], list[int]]:
+    """The prompt text, the response tokenized as one text, and the last token of each step's
+    separator (PRMs saved before `step_tokens` was recorded read their steps this way)."""
+    text = "".join(step + separator for step in steps)
+    prompt_text, response_text = encoder.render(prompt, text)
+    start = response_text.find(text)
+    if start < 0:
+        raise UserError(
+            "the chat template rewrites the steps (it trims or escapes the text), so their "
+            "ends cannot be found; score this model with --template plain."
+        )
     char_ends, position = [], start
     for step in steps:
         position += len(step) + len(separator)
         char_ends.append(position)
-    encoded = tokenizer(response_text, add_special_tokens=False, return_offsets_mapping=True)
+    encoded = encoder.tokenizer(
+        response_text, add_special_tokens=False, return_offsets_mapping=True
+    )
     ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
     ends = [max(i for i, (_, stop) in enumerate(offsets) if stop <= end) for end in char_ends]
-    return ids, ends
+    return prompt_text, ids, ends
 
 
 def encode_step_example(encoder: RecipeEncoder, example: StepExample) -> EncodedSolutions:
