@@ -90,3 +90,47 @@ def test_a_nan_on_one_process_stops_both_without_a_hang(tiny_llama_dir, data, tm
     assert "Traceback" not in done.stderr.split("became non-finite")[0]
     assert "At step 1 the reward became non-finite" in done.stderr  # the second process
     assert not (tmp_path / "rm" / "model.safetensors").exists()
+
+
+@pytest.fixture(scope="module")
+def prm_one_and_two_processes(tiny_llama_dir, tmp_path_factory) -> dict[int, Path]:
+    """A process reward model's one-step run (16 solutions a step, evaluation on 10) in 1 and
+    2 processes."""
+    from rewardforge.data.sample import prm_sample_paths
+
+    root = tmp_path_factory.mktemp("distributed-prm")
+    train_rows, _, processbench = prm_sample_paths()
+    train = root / "train.jsonl"
+    train.write_text("".join(Path(train_rows).read_text().splitlines(True)[:32]))
+    dev = root / "dev.jsonl"
+    dev.write_text("".join(Path(processbench).read_text().splitlines(True)[:10]))
+    records = {}
+    for processes in (1, 2):
+        record = root / f"processes{processes}"
+        flags = (
+            f"--data {train} --eval-data {dev} --model {tiny_llama_dir} --kind prm "
+            f"--output {record / 'prm'} --batch-pairs 8 --max-steps 1 --max-length 256 "
+            "--logging-steps 1"
+        )
+        done = launched_train(record, processes, flags)
+        assert done.returncode == 0, done.stderr[-3000:]
+        records[processes] = record
+    return records
+
+
+def test_the_step_trainer_takes_the_same_first_step_in_two_processes(prm_one_and_two_processes):
+    """Per-step BCE over the whole batch, not averaged per process: the ranks' shares hold
+    different numbers of steps."""
+    one, two = prm_one_and_two_processes[1], prm_one_and_two_processes[2]
+    assert first_logged_loss(two / "prm") == pytest.approx(first_logged_loss(one / "prm"), abs=1e-5)
+    alone = load_file(one / "first_step_gradients.safetensors")
+    together = load_file(two / "first_step_gradients.safetensors")
+    assert alone.keys() == together.keys() and len(alone) > 10
+    for name, gradient in alone.items():
+        difference = (together[name] - gradient).abs().max().item()
+        assert difference < 1e-5, f"{name}: {difference}"
+    metrics_one = json.loads((one / "prm" / "metrics.json").read_text())
+    metrics_two = json.loads((two / "prm" / "metrics.json").read_text())
+    assert metrics_two["eval_n_solutions"] == metrics_one["eval_n_solutions"] == 10
+    for key in ("eval_step_accuracy", "eval_processbench_error_acc", "eval_processbench_f1"):
+        assert metrics_two[key] == pytest.approx(metrics_one[key], abs=1e-4), key
