@@ -21,12 +21,17 @@ sys.path.insert(0, str(ROOT))
 
 import rewardforge.forward.layout_check as layout_check  # noqa: E402
 from tests.conftest import TINY_DECODERS, save_tiny_decoder  # noqa: E402
-from tests.test_forward_plan import build, ignore_attention_mask, ignore_position_ids  # noqa: E402
+from tests.test_forward_plan import (  # noqa: E402
+    build,
+    ignore_attention_mask,
+    ignore_position_ids,
+    layout_to_check,
+)
 
 
 def difference(model, encoder) -> str:
     layout_check._LAYOUT_TOLERANCE = 0.0  # report every difference, not only the failing ones
-    message = layout_check.layout_problem(model, encoder)
+    message = layout_check.layout_problem(model, encoder, layout_to_check(model, encoder))
     return re.search(r"by (\S+) \(relative\)", message).group(1)
 
 

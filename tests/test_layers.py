@@ -36,10 +36,16 @@ def unit(module: str) -> str:
     return module.split(".")[1]
 
 
-def imports(path: Path) -> set[str]:
-    """The rewardforge modules a file imports, at module level or inside functions."""
+def imports(path: Path, run_time_only: bool = False) -> set[str]:
+    """The rewardforge modules a file imports, at module level or inside functions (with
+    `run_time_only`, not those under `if TYPE_CHECKING:`, which never run)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    if run_time_only:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+                node.body = []
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rewardforge."):
             found.add(node.module)
         elif isinstance(node, ast.Import):
@@ -75,3 +81,32 @@ def test_imports_only_go_down(path):
 def test_files_stay_short(path):
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{path.name} has {lines} lines; split it by job"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(("rewardforge", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    """No import circle, not even one hidden by an import inside a function."""
+    graph = {module_name(path): imports(path, True) for path in PACKAGE.rglob("*.py")}
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            module = todo.pop()
+            if module == goal:
+                return True
+            if module not in seen:
+                seen.add(module)
+                todo += [m for m in graph.get(module, ()) if m != module]
+        return False
+
+    circles = sorted(
+        f"{a} <-> {b}"
+        for a, targets in graph.items()
+        for b in targets
+        if b != a and not a.startswith(b + ".") and reaches(b, a)
+    )
+    assert not circles, circles

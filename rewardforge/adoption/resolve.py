@@ -25,6 +25,7 @@ from rewardforge.recipe.families import (
     detect_family,
     family,
     foreign_recipe,
+    reads_token_classifier,
 )
 from rewardforge.recipe.model_folder import read_json
 
@@ -165,7 +166,7 @@ def adopt(
         raise UserError("--output must differ from the source folder.")
     model = load_trained_reward_model(
         resolved.folder,
-        token_classifier=resolved.recipe.reads_token_classifier,
+        token_classifier=reads_token_classifier(resolved.recipe),
         key_mapping=resolved.key_mapping,
         dtype=_saved_dtype(resolved.folder),
     )

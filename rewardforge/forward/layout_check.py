@@ -11,15 +11,20 @@ import contextlib
 import copy
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import AutoModelForSequenceClassification, PretrainedConfig
 
 from rewardforge.data.example import PreferenceExample
-from rewardforge.forward.plan import Row, packs_segments, padding_id, segment_plan
 from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.forward.segment_attention import SEGMENT_SDPA
 from rewardforge.recipe import RecipeEncoder
+
+if TYPE_CHECKING:  # the plan imports this module to choose itself
+    from rewardforge.forward.plan import ForwardPlan
+
+Row = dict[str, Any]
 
 # Two groups, so that a packed probe row holds more than one segment.
 _PROBES = (
@@ -34,8 +39,8 @@ _PROBES = (
 _LAYOUT_TOLERANCE = 1e-5
 
 
-def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
-    """Why the segment layout would give wrong rewards on this architecture, or None.
+def layout_problem(model: RewardForward, encoder: RecipeEncoder, plan: ForwardPlan) -> str | None:
+    """Why the segment layout `plan` would give wrong rewards on this architecture, or None.
 
     Compares, in float32 and without autocast, the hidden state the reward head reads for each
     response of two probe groups under the segment layout with that of the response run alone
@@ -47,7 +52,6 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
         replace(probe, reference="Happy to help.") if encoder.recipe.reference_mode else probe
         for probe in _PROBES
     ]
-    is_encoder = encoder.recipe.template == "pair"
     probes = [encoder.encode_example(example).as_row() for example in examples]
     if not _is_float32(model):
         try:
@@ -62,7 +66,6 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder) -> str | None:
             for probe in probes
         ]
     device = next(model.parameters()).device
-    plan = segment_plan(padding_id(encoder.tokenizer), is_encoder, pack=packs_segments(model))
     was_training = model.training
     model.eval()
     try:

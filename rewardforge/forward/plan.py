@@ -34,7 +34,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from rewardforge.forward.reward_forward import RewardForward
+from rewardforge.forward.layout_check import layout_problem
+from rewardforge.forward.reward_forward import MODEL_INPUTS, RewardForward
 from rewardforge.forward.segment_attention import SEGMENT_SDPA
 from rewardforge.forward.segments import Segment, distinct_segments, prefix_tree_segment
 from rewardforge.forward.steps import padded_steps, step_rewards, with_steps
@@ -42,15 +43,6 @@ from rewardforge.recipe import RecipeEncoder
 
 logger = logging.getLogger(__name__)
 Row = dict[str, Any]
-MODEL_INPUTS = (
-    "input_ids",
-    "attention_mask",
-    "token_type_ids",
-    "position_ids",
-    "segment_ids",
-    "subtree_sizes",
-    "reward_index",
-)
 
 
 @dataclass
@@ -102,13 +94,12 @@ class ForwardPlan:
         is_encoder = encoder.recipe.template == "pair"
         if is_encoder and not (packs_segments(forward) and forward.reads_pooled_first_token):
             return padded
-        from rewardforge.forward.layout_check import layout_problem  # it builds plans itself
-
-        problem = layout_problem(forward, encoder)
+        chosen = segment_plan(pad_token_id, is_encoder, pack=packs_segments(forward))
+        problem = layout_problem(forward, encoder, chosen)
         if problem:
             logger.warning("Using padded rows, not the segment layout: %s", problem)
             return padded
-        return segment_plan(pad_token_id, is_encoder, pack=packs_segments(forward))
+        return chosen
 
     def collate(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
         """Lay a batch of rows out as model inputs plus the indices that map rewards back."""

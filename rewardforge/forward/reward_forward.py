@@ -14,6 +14,17 @@ from rewardforge.forward import attention_masks
 from rewardforge.forward.architecture import has_bert_style_head
 from rewardforge.recipe.model_types import is_encoder_config
 
+# The keyword arguments of `RewardForward.forward`, which a collated batch passes on.
+MODEL_INPUTS = (
+    "input_ids",
+    "attention_mask",
+    "token_type_ids",
+    "position_ids",
+    "segment_ids",
+    "subtree_sizes",
+    "reward_index",
+)
+
 
 class RewardForward(torch.nn.Module):
     """Wraps a single-output sequence classifier (optionally PEFT-wrapped) for plan batches.

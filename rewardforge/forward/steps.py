@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from rewardforge.forward.reward_forward import MODEL_INPUTS
+
 Row = dict[str, Any]
 
 
@@ -79,7 +81,5 @@ def padded_steps(batch: dict[str, torch.Tensor], rows: Sequence[Row]) -> dict:
 
 def step_rewards(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> StepRewards:
     """Run a `RewardForward` on a collated batch of step-labelled rows."""
-    from rewardforge.forward.plan import MODEL_INPUTS
-
     flat = model(**{key: batch[key] for key in MODEL_INPUTS if key in batch})
     return StepRewards(flat, batch["group_index"], batch["rank_index"], batch["step_index"])

@@ -253,6 +253,12 @@ def family(name: str) -> FamilyRecord:
     raise UserError(f"--reward-format must be one of {', '.join(REWARD_FORMATS)}, not {name!r}.")
 
 
+def reads_token_classifier(recipe: ScoringRecipe) -> bool:
+    """Whether `recipe`'s model is a two-label token classifier (a TRL-trained PRM): a step's
+    logit is its second label's logit minus its first's."""
+    return family(recipe.family).classifier == "token"
+
+
 def detect_family(path: Path) -> str:
     """The family of a reward model folder that has no rewardforge recipe, from its files."""
     folder = ModelFolder.read(path)

@@ -95,14 +95,6 @@ class ScoringRecipe:
         )
 
     @property
-    def reads_token_classifier(self) -> bool:
-        """Whether the model is a two-label token classifier (a TRL-trained PRM): a step's
-        logit is its second label's logit minus its first's."""
-        from rewardforge.recipe.families import family
-
-        return family(self.family).classifier == "token"
-
-    @property
     def added_tokens(self) -> list[str]:
         """Special tokens this recipe needs in the tokenizer (the reference-mode markers)."""
         return [token for token in (self.split_token, self.reward_marker) if token is not None]

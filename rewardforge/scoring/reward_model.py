@@ -21,6 +21,7 @@ from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.forward.steps import sigmoid
 from rewardforge.models.reward_head import load_trained_reward_model
 from rewardforge.recipe import EncodedGroup, EncodedResponse, RecipeEncoder, ScoringRecipe
+from rewardforge.recipe.families import reads_token_classifier
 from rewardforge.recipe.steps import EncodedSolutions, encode_solution
 from rewardforge.scoring.step_aggregates import Aggregate, aggregate, solution_steps
 
@@ -65,7 +66,7 @@ class RewardModel:
         device = device or default_device()
         model = load_trained_reward_model(
             resolved.folder,
-            token_classifier=resolved.recipe.reads_token_classifier,
+            token_classifier=reads_token_classifier(resolved.recipe),
             key_mapping=resolved.key_mapping,
             dtype=dtype,
             device=device,

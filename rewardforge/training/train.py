@@ -30,7 +30,7 @@ from rewardforge.recipe import (
     RecipeEncoder,
     ScoringRecipe,
 )
-from rewardforge.recipe.families import is_reward_model_folder
+from rewardforge.recipe.families import is_reward_model_folder, reads_token_classifier
 from rewardforge.torch_environment import unset_torch_environment_defaults
 from rewardforge.training.arguments import (
     lora_settings,
@@ -113,7 +113,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
         allow_pickle_weights=config.allow_pickle_weights,
         added_tokens=added_tokens,
         key_mapping=base.key_mapping if base else None,
-        token_classifier=bool(base_recipe and base_recipe.reads_token_classifier),
+        token_classifier=bool(base_recipe and reads_token_classifier(base_recipe)),
     )
     markers = (config.split_token, config.reward_marker)
     recipe = kept_recipe or ScoringRecipe.for_model(
@@ -279,7 +279,7 @@ def _is_process(
         raise UserError(
             "a process reward model cannot be reference-based; leave out --reference-mode."
         )
-    if not process and base_recipe is not None and base_recipe.reads_token_classifier:
+    if not process and base_recipe is not None and reads_token_classifier(base_recipe):
         raise UserError(
             f"{config.model} is a PRM saved as a two-label token classifier; it can only be "
             "trained on step-labelled rows (--kind prm)."
