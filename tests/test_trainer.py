@@ -6,11 +6,11 @@ import torch
 from transformers import TrainingArguments
 
 from rewardforge.forward.plan import ForwardPlan
-from rewardforge.training.losses import preference_loss
+from rewardforge.training.losses import LossOptions, preference_loss
 from rewardforge.training.trainer import RewardTrainer
 from tests.test_forward_plan import build
 
-LOSS_OPTIONS = {"loss": "bt", "pairs": "all", "hinge_margin": 1.0, "center_coef": 0.0}
+LOSS_OPTIONS = LossOptions()
 
 
 def reward_trainer(model, plan, args, micro_batch_tokens=4096, **kwargs) -> RewardTrainer:

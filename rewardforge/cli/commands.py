@@ -54,15 +54,9 @@ def train_command(config: Path | None = None, **flags: Any) -> None:
     result = or_exit(lambda: train(run))
     if not _is_main_process():
         return
-    if "eval_accuracy" in result.metrics:
-        typer.echo(f"eval accuracy: {result.metrics['eval_accuracy']:.4f}")
-    unit = "labelled_steps" if "train_labelled_steps" in result.metrics else "pairs"
-    shown = unit.replace("_", " ")
-    typer.echo(
-        f"trained {result.metrics[f'train_{unit}']} {shown} in "
-        f"{result.metrics['train_runtime_s']:.1f}s ({result.metrics[f'{unit}_per_s']:.2f} "
-        f"{shown}/s); saved to {result.output_dir}"
-    )
+    if "eval_accuracy" in result.measured.evaluation:
+        typer.echo(f"eval accuracy: {result.measured.evaluation['eval_accuracy']:.4f}")
+    typer.echo(f"{result.measured.summary()}; saved to {result.output_dir}")
 
 
 @config_command(app, "eval", EvalSettings, REWARD_MODELS)

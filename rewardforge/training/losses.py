@@ -22,6 +22,34 @@ LossName = Literal["bt", "logexp", "hinge", "listwise"]
 PairMode = Literal["all", "adjacent"]
 
 
+@dataclass(frozen=True)
+class LossOptions:
+    """Which preference loss a run trains with, and over which pairs (`preference_loss`)."""
+
+    loss: LossName = "bt"
+    pairs: PairMode = "all"
+    hinge_margin: float = 1.0
+    center_coef: float = 0.0
+
+    @property
+    def pairs_mode(self) -> PairMode:
+        """The pairs the loss compares: adjacent ones for `listwise`, else `pairs`."""
+        return "adjacent" if self.loss == "listwise" else self.pairs
+
+    @property
+    def pairs_counted(self) -> str:
+        """What `train_pairs` counts under these options, in words for metrics.json."""
+        if self.pairs_mode == "adjacent":
+            return "adjacent pairs: K-1 for a group of K responses"
+        return "all pairs: K(K-1)/2 for a group of K responses"
+
+    def __call__(self, rewards: GroupRewards | torch.Tensor, margins: torch.Tensor) -> LossOutput:
+        """`preference_loss` of a batch under these options."""
+        return preference_loss(
+            rewards, margins, self.loss, self.pairs, self.hinge_margin, self.center_coef
+        )
+
+
 @dataclass
 class PreferencePairs:
     """The pairs drawn from a batch of groups: rewards of the better and worse response."""
@@ -85,7 +113,7 @@ def preference_loss(
     `center_coef > 0` adds `center_coef * mean((r_better + r_worse) ** 2)`, which keeps rewards
     centred on zero.
     """
-    pair_mode = pairs_mode({"loss": loss, "pairs": pairs})
+    pair_mode = LossOptions(loss, pairs).pairs_mode
     drawn = preference_pairs(rewards, margins, pair_mode)
     difference = drawn.better - drawn.worse
     data_margin = torch.nan_to_num(drawn.margin, nan=0.0)
@@ -125,18 +153,6 @@ def pair_count(group_sizes: torch.Tensor, mode: PairMode) -> int:
     if mode == "adjacent":
         return int((group_sizes - 1).sum())
     return int((group_sizes * (group_sizes - 1) // 2).sum())
-
-
-def pairs_mode(loss_options: dict) -> PairMode:
-    """The pairs a loss compares: adjacent ones for `listwise`, else its `pairs` setting."""
-    return "adjacent" if loss_options["loss"] == "listwise" else loss_options["pairs"]
-
-
-def pairs_counted(loss_options: dict) -> str:
-    """What `train_pairs` counts under these loss options, in words for metrics.json."""
-    if pairs_mode(loss_options) == "adjacent":
-        return "adjacent pairs: K-1 for a group of K responses"
-    return "all pairs: K(K-1)/2 for a group of K responses"
 
 
 def plackett_luce_loss(rewards: GroupRewards | torch.Tensor) -> torch.Tensor:

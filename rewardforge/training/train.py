@@ -6,31 +6,26 @@ import json
 import shutil
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import datasets
 import torch
-from transformers import TrainerCallback, set_seed
+from transformers import PreTrainedTokenizerBase, TrainerCallback, set_seed
 
-from rewardforge.adoption.resolve import ResolvedRewardModel, resolve_reward_model
 from rewardforge.errors import UserError
 from rewardforge.forward.plan import ForwardPlan
 from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.models import load_reward_backbone
 from rewardforge.models.adapters import merge_into_plain_backbone
 from rewardforge.models.legacy_format import add_legacy_fields
-from rewardforge.models.reward_head import is_encoder_backbone
 from rewardforge.recipe import (
-    DEFAULT_REWARD_MARKER,
-    DEFAULT_SPLIT_TOKEN,
-    DEFAULT_STEP_SEPARATOR,
     RECIPE_FILE,
     RecipeEncoder,
     ScoringRecipe,
 )
-from rewardforge.recipe.families import is_reward_model_folder, reads_token_classifier
+from rewardforge.recipe.families import reads_token_classifier
 from rewardforge.torch_environment import unset_torch_environment_defaults
 from rewardforge.training.arguments import (
     lora_settings,
@@ -39,11 +34,18 @@ from rewardforge.training.arguments import (
     trainer_callbacks,
     training_arguments,
 )
+from rewardforge.training.base_model import (
+    base_reward_model,
+    kept_recipe,
+    new_markers,
+    recipe_of_this_kind,
+    trains_process_model,
+)
 from rewardforge.training.callbacks import LOG_FILE
 from rewardforge.training.config import (
     TrainConfig,
 )
-from rewardforge.training.losses import pairs_counted
+from rewardforge.training.losses import LossOptions
 from rewardforge.training.precision import cpu_has_native_bf16, emulated_bf16_note
 from rewardforge.training.run_directory import (
     CONFIG_FILE,
@@ -54,8 +56,9 @@ from rewardforge.training.run_directory import (
     refuse_a_different_run,
     resume_checkpoint,
 )
+from rewardforge.training.run_metrics import TrainMetrics
 from rewardforge.training.step_trainer import StepRewardTrainer
-from rewardforge.training.train_data import encode_data, is_step_data, load_data
+from rewardforge.training.train_data import encode_data, load_data
 from rewardforge.training.trainer import RewardTrainer
 
 METRICS_FILE = "metrics.json"
@@ -66,17 +69,68 @@ class TrainResult:
     """Where the model was saved and what the run measured."""
 
     output_dir: Path
-    metrics: dict[str, Any]
+    measured: TrainMetrics
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The figures as `metrics.json` holds them."""
+        return self.measured.as_dict()
+
+
+@dataclass
+class _Run:
+    """What a run trains with, prepared before the trainer: the model and its recipe, the
+    forward plan, and the encoded data."""
+
+    model: RewardForward
+    tokenizer: PreTrainedTokenizerBase
+    recipe: ScoringRecipe
+    plan: ForwardPlan
+    micro_batch_tokens: int
+    process: bool
+    train_rows: list[dict[str, Any]]
+    eval_rows: list[dict[str, Any]] | None
 
 
 def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
     """Train a reward model as `config` says and save it to `config.output`.
 
-    The output directory holds a standard transformers sequence-classification model
+    One story, as OpenRLHF's `train_rm`: check, prepare (data, model, recipe, plan), fit,
+    save. The output directory holds a standard transformers sequence-classification model
     (safetensors), its tokenizer, the scoring recipe, the resolved config, `log.jsonl` and
     `metrics.json`. `callbacks` are transformers `TrainerCallback`s added to the run's own
     (a time limit, a logger of your own).
     """
+    _refuse_before_loading(config)
+    set_seed(config.seed)
+    output = Path(config.output)
+    refuse_a_different_run(output, config)
+    created = not output.exists()
+    output.mkdir(parents=True, exist_ok=True)  # a folder that cannot be made: said first
+    try:
+        run = _prepare(config)
+    except BaseException:  # a refused run leaves no folder of its own behind
+        if created:
+            shutil.rmtree(output, ignore_errors=True)
+        raise
+    trainer = _trainer(config, run, output, callbacks)
+    checkpoint = resume_checkpoint(output) if config.resume else None
+    if trainer.is_world_process_zero():
+        keep_log_up_to(output / LOG_FILE, checkpoint_step(checkpoint) if checkpoint else 0)
+    fit = trainer.train(resume_from_checkpoint=checkpoint)
+    measured = _measure(trainer, config, run, fit.metrics, checkpoint)
+    recipe = run.recipe
+    if measured.reward_count:
+        recipe = recipe.with_reward_stats(measured.reward_mean, measured.reward_std)
+    _save(trainer, config, run.tokenizer, recipe, output, measured)
+    # Processes finish together: one that left its process group while the main process was
+    # still saving was aborted by gloo ("terminate called without an active exception").
+    trainer.accelerator.wait_for_everyone()
+    return TrainResult(output, measured)
+
+
+def _refuse_before_loading(config: TrainConfig) -> None:
+    """The mistakes a run's settings alone show, said before anything loads."""
     if not config.data:
         raise UserError("No training data given; pass --data FILE (repeatable).")
     if config.keeps_best and not config.eval_data:
@@ -87,22 +141,22 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
     note = emulated_bf16_note(config.dtype, config.mixed_precision)
     if note:
         print(note)
-    set_seed(config.seed)
-    output = Path(config.output)
-    refuse_a_different_run(output, config)
 
-    base = _base_reward_model(config)  # fine-tuning a reward model, ours or not
+
+def _prepare(config: TrainConfig) -> _Run:
+    """The base model (a reward model to continue, or a backbone), the data, the model with
+    its recipe, and the forward plan."""
+    base = base_reward_model(config)  # fine-tuning a reward model, ours or not
     base_recipe = base.recipe if base else None
     reference_mode = config.reference_mode or bool(base_recipe and base_recipe.reference_mode)
-    kept_recipe = _kept_recipe(config, base_recipe, reference_mode)
-    added_tokens = kept_recipe.added_tokens if kept_recipe else _new_markers(config, reference_mode)
-    process = _is_process(config, base_recipe, reference_mode)
+    kept = kept_recipe(config, base_recipe, reference_mode)
+    added_tokens = kept.added_tokens if kept else new_markers(config, reference_mode)
+    process = trains_process_model(config, base_recipe, reference_mode)
     train_report = load_data(config.data, config, reference_mode, process)
     eval_report = (
         load_data(config.eval_data, config, reference_mode, process) if config.eval_data else None
     )
 
-    output.mkdir(parents=True, exist_ok=True)  # after the checks: a refused run leaves none
     model, tokenizer, is_encoder = load_reward_backbone(
         str(base.folder) if base else config.model,
         dtype=config.dtype,
@@ -116,101 +170,125 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
         token_classifier=bool(base_recipe and reads_token_classifier(base_recipe)),
     )
     markers = (config.split_token, config.reward_marker)
-    recipe = kept_recipe or ScoringRecipe.for_model(
+    recipe = kept or ScoringRecipe.for_model(
         tokenizer, is_encoder, config.max_length, reference_mode, markers
     )
-    recipe = _of_this_kind(recipe, config, process)
+    recipe = recipe_of_this_kind(recipe, config, process)
     encoder = RecipeEncoder(recipe, tokenizer)
     reward_forward = RewardForward(model)
     plan = ForwardPlan.for_model(reward_forward, encoder)
     token_budget = micro_batch_tokens(config, plan)
     print(f"forward plan: {_describe(plan)}; micro-batch token budget {token_budget}")
-    unset_defaults = [] if torch.cuda.is_available() else unset_torch_environment_defaults()
+    _cpu_tips(config, is_encoder)
+    return _Run(
+        model=reward_forward,
+        tokenizer=tokenizer,
+        recipe=recipe,
+        plan=plan,
+        micro_batch_tokens=token_budget,
+        process=process,
+        train_rows=encode_data(encoder, train_report, "train"),
+        eval_rows=encode_data(encoder, eval_report, "eval") if eval_report else None,
+    )
+
+
+def _cpu_tips(config: TrainConfig, is_encoder: bool) -> None:
+    """What would make CPU training faster on this machine, in a line each."""
+    if torch.cuda.is_available():
+        return
+    unset_defaults = unset_torch_environment_defaults()
     if unset_defaults:
         print(
             f"tip: CPU training runs faster with {' '.join(unset_defaults)} set before torch "
             "is imported; the rewardforge command sets it (docs/training.md, Precision)."
         )
     # Measured on a decoder (SmolLM2) only, so the tip is not given for encoders.
-    if (
-        config.mixed_precision == "auto"
-        and not is_encoder
-        and not torch.cuda.is_available()
-        and cpu_has_native_bf16()
-    ):
+    if config.mixed_precision == "auto" and not is_encoder and cpu_has_native_bf16():
         print(
             "tip: this CPU multiplies bf16 in hardware; --mixed-precision bf16 (autocast over "
             "float32 weights) trained SmolLM2 1.40x faster than fp32 on such a CPU (BENCHMARKS.md)."
         )
-    train_rows = encode_data(encoder, train_report, "train")
-    eval_rows = encode_data(encoder, eval_report, "eval") if eval_report else None
 
-    trainer = (StepRewardTrainer if process else RewardTrainer)(
-        model=reward_forward,
-        args=training_arguments(config, output, has_eval=eval_rows is not None),
-        train_dataset=datasets.Dataset.from_list(train_rows),
-        eval_dataset=datasets.Dataset.from_list(eval_rows) if eval_rows else None,
-        processing_class=tokenizer,
+
+def _trainer(
+    config: TrainConfig, run: _Run, output: Path, callbacks: Sequence[TrainerCallback]
+) -> RewardTrainer:
+    """The Trainer of this run: per-step BCE for a process reward model, else the preference
+    loss."""
+    trainer = (StepRewardTrainer if run.process else RewardTrainer)(
+        model=run.model,
+        args=training_arguments(config, output, has_eval=run.eval_rows is not None),
+        train_dataset=datasets.Dataset.from_list(run.train_rows),
+        eval_dataset=datasets.Dataset.from_list(run.eval_rows) if run.eval_rows else None,
+        processing_class=run.tokenizer,
         callbacks=[*trainer_callbacks(config, output), *callbacks],
-        loss_options={
-            "loss": config.loss,
-            "pairs": config.pairs,
-            "hinge_margin": config.hinge_margin,
-            "center_coef": config.center_coef,
-        },
-        plan=plan,
-        eval_rows=eval_rows,
+        loss_options=LossOptions(
+            config.loss, config.pairs, config.hinge_margin, config.center_coef
+        ),
+        plan=run.plan,
+        eval_rows=run.eval_rows,
         max_tokens_per_batch=config.max_tokens_per_batch,
-        max_tokens_per_micro_batch=token_budget,
+        max_tokens_per_micro_batch=run.micro_batch_tokens,
     )
     if trainer.accelerator.num_processes > 1:
         kind = trainer.accelerator.distributed_type.value
         print(f"distributed: {kind} over {trainer.accelerator.num_processes} processes")
-    checkpoint = resume_checkpoint(output) if config.resume else None
-    if trainer.is_world_process_zero():
-        keep_log_up_to(output / LOG_FILE, checkpoint_step(checkpoint) if checkpoint else 0)
-    fit = trainer.train(resume_from_checkpoint=checkpoint)
-    pairs, tokens = trainer.throughput_totals()
-    runtime = fit.metrics["train_runtime"]
-    unit = "labelled_steps" if process else "pairs"  # what the loss compares
-    metrics: dict[str, Any] = {
-        "train_runtime_s": runtime,
-        f"train_{unit}": pairs,
-        "train_pairs_counted": "labelled steps" if process else pairs_counted(trainer.loss_options),
-        "train_tokens": tokens,
-        f"{unit}_per_s": pairs / runtime if runtime else 0.0,
-        "tokens_per_s": tokens / runtime if runtime else 0.0,
-        "train_loss": fit.metrics.get("train_loss"),
-        "train_examples": len(train_rows),
-    }
-    if checkpoint:  # train_pairs and train_tokens count what this invocation trained
-        metrics["resumed_from_step"] = checkpoint_step(checkpoint)
-    if config.keeps_best and trainer.state.best_model_checkpoint:
-        # Trainer has loaded the best checkpoint back: the model evaluated and saved below.
-        metrics["best_step"] = checkpoint_step(Path(trainer.state.best_model_checkpoint))
-        metrics["best_eval_accuracy"] = trainer.state.best_metric
-        metrics["last_step"] = trainer.state.global_step
-    if eval_rows and config.keeps_best and trainer.state.best_model_checkpoint:
-        metrics.update(trainer.score_eval_set())  # the best step's model, logged at that step
-    elif eval_rows:
-        metrics.update(trainer.evaluate())
+    return trainer
 
-    stats_source = "eval set" if trainer.eval_rewards else "last training forward passes"
+
+def _measure(
+    trainer: RewardTrainer,
+    config: TrainConfig,
+    run: _Run,
+    fit: dict[str, Any],
+    checkpoint: Path | None,
+) -> TrainMetrics:
+    """The run's figures, the final evaluation (of the best step's model under --load-best)
+    and the reward statistics that --normalize will use."""
+    compared, tokens = trainer.throughput_totals()
+    measured = TrainMetrics(
+        unit="labelled_steps" if run.process else "pairs",
+        compared=compared,
+        pairs_counted="labelled steps" if run.process else trainer.loss_options.pairs_counted,
+        tokens=tokens,
+        runtime_s=fit["train_runtime"],
+        loss=fit.get("train_loss"),
+        examples=len(run.train_rows),
+    )
+    if checkpoint:  # train_pairs and train_tokens count what this invocation trained
+        measured.resumed_from_step = checkpoint_step(checkpoint)
+    best = config.keeps_best and trainer.state.best_model_checkpoint
+    if best:  # Trainer has loaded the best checkpoint back: the model evaluated and saved
+        measured.best_step = checkpoint_step(Path(trainer.state.best_model_checkpoint))
+        measured.best_eval_accuracy = trainer.state.best_metric
+        measured.last_step = trainer.state.global_step
+    if run.eval_rows:  # under --load-best, the best step's model, logged at that step
+        measured.evaluation = trainer.score_eval_set() if best else trainer.evaluate()
     rewards = (
         [reward for group in trainer.eval_rewards for reward in group]
         if trainer.eval_rewards
         else list(trainer.recent_rewards)
     )
+    source = "eval set" if trainer.eval_rewards else "last training forward passes"
+    measured.reward_stats_from = f"{source} ({len(rewards)} rewards)"
+    measured.reward_count = len(rewards)
     if rewards:  # none when a resumed run had no step left to take
-        recipe = recipe.with_reward_stats(statistics.fmean(rewards), statistics.pstdev(rewards))
-    metrics.update(
-        {
-            "reward_mean": recipe.reward_mean,
-            "reward_std": recipe.reward_std,
-            "reward_stats_from": f"{stats_source} ({len(rewards)} rewards)",
-        }
-    )
-    staging = output / STAGING_DIR  # written in full first, then moved in: no half-saved model
+        measured.reward_mean = statistics.fmean(rewards)
+        measured.reward_std = statistics.pstdev(rewards)
+    return measured
+
+
+def _save(
+    trainer: RewardTrainer,
+    config: TrainConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    recipe: ScoringRecipe,
+    output: Path,
+    measured: TrainMetrics,
+) -> None:
+    """The model, its tokenizer, recipe, config and metrics, written in full to a staging
+    folder first and then moved in: no half-saved model."""
+    staging = output / STAGING_DIR
     if trainer.is_world_process_zero():
         shutil.rmtree(staging, ignore_errors=True)
     _save_model(trainer, config, staging, recipe.added_tokens)
@@ -218,13 +296,10 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Tra
         tokenizer.save_pretrained(staging)
         add_legacy_fields(staging)  # RewardBench and other tools on transformers 4.4x load it
         config.save(staging / CONFIG_FILE)
-        (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+        figures = json.dumps(measured.as_dict(), indent=2)
+        (staging / METRICS_FILE).write_text(figures + "\n", "utf-8")
         recipe.save(staging)
         move_into(staging, output, last=RECIPE_FILE)
-    # Processes finish together: one that left its process group while the main process was
-    # still saving was aborted by gloo ("terminate called without an active exception").
-    trainer.accelerator.wait_for_everyone()
-    return TrainResult(output, metrics)
 
 
 def _save_model(
@@ -264,80 +339,3 @@ def _describe(plan: ForwardPlan) -> str:
     if not plan.share_prompt:
         return "padded rows"
     return "shared prompt, packed rows" if plan.pack else "shared prompt, one sequence a row"
-
-
-def _is_process(
-    config: TrainConfig, base_recipe: ScoringRecipe | None, reference_mode: bool
-) -> bool:
-    """Whether this run trains a process reward model: `--kind prm`, a process model to
-    continue, or step-labelled data under `--kind auto`."""
-    process = config.kind == "prm" or (
-        config.kind == "auto"
-        and (base_recipe.kind == "process" if base_recipe else is_step_data(config.data))
-    )
-    if process and reference_mode:
-        raise UserError(
-            "a process reward model cannot be reference-based; leave out --reference-mode."
-        )
-    if not process and base_recipe is not None and reads_token_classifier(base_recipe):
-        raise UserError(
-            f"{config.model} is a PRM saved as a two-label token classifier; it can only be "
-            "trained on step-labelled rows (--kind prm)."
-        )
-    return process
-
-
-def _of_this_kind(recipe: ScoringRecipe, config: TrainConfig, process: bool) -> ScoringRecipe:
-    """`recipe` as this run trains: a process reward model (a reward at the end of every step,
-    with this run's separator, else the one the model was trained with, else a blank line) or
-    an outcome model. The recipe trained with is the recipe saved, so a model continued as the
-    other kind is saved as what it became, in rewardforge's own encoding."""
-    if not process:
-        if recipe.kind == "outcome":
-            return recipe
-        return replace(recipe, kind="outcome", family="rewardforge")
-    continuing = recipe.kind == "process"
-    separator = config.step_separator or (recipe.step_separator if continuing else None)
-    separator = separator or DEFAULT_STEP_SEPARATOR
-    if continuing:
-        return replace(recipe, step_separator=separator)
-    return replace(
-        recipe, kind="process", step_separator=separator, step_tokens="pieces", family="rewardforge"
-    )
-
-
-def _base_reward_model(config: TrainConfig) -> ResolvedRewardModel | None:
-    """The reward model `--model` names, ours or trained elsewhere (its recipe is kept), or
-    None for a plain backbone, which gets a new head and recipe."""
-    if config.reward_format == "auto" and not is_reward_model_folder(Path(config.model)):
-        return None
-    base = resolve_reward_model(config.model, config.reward_format, config.template)
-    if base.summary is not None:
-        print(f"{config.model}: continuing as {base.summary}")
-    return base
-
-
-def _kept_recipe(
-    config: TrainConfig, base_recipe: ScoringRecipe | None, reference_mode: bool
-) -> ScoringRecipe | None:
-    """The base model's recipe when it is of this run's mode, so that fine-tuning keeps its
-    layout and markers (with this run's max length, and no reward statistics yet); else None."""
-    if base_recipe is None or base_recipe.reference_mode != reference_mode:
-        return None
-    markers = [config.split_token, config.reward_marker]
-    chosen = [
-        token for token in markers if token not in (DEFAULT_SPLIT_TOKEN, DEFAULT_REWARD_MARKER)
-    ]
-    if chosen and base_recipe.added_tokens != markers:
-        raise UserError(
-            f"{config.model} reads the markers {base_recipe.added_tokens}; fine-tuning keeps "
-            "them, so leave out --split-token and --reward-marker."
-        )
-    return replace(base_recipe, max_length=config.max_length, reward_mean=0.0, reward_std=1.0)
-
-
-def _new_markers(config: TrainConfig, reference_mode: bool) -> list[str]:
-    """Special tokens a new reference-mode recipe adds to the tokenizer (encoders need none)."""
-    if not reference_mode or is_encoder_backbone(config.model):
-        return []
-    return [config.split_token, config.reward_marker]

@@ -19,7 +19,7 @@ from transformers import Trainer
 
 from rewardforge.forward.plan import ForwardPlan
 from rewardforge.training.callbacks import TrainingDiverged
-from rewardforge.training.losses import loss_terms, pair_count, pairs_mode, preference_loss
+from rewardforge.training.losses import LossOptions, loss_terms, pair_count
 from rewardforge.training.metrics import pairwise_metrics
 
 # Rewards of the last training forward passes kept for the stored mean/std when there is no
@@ -31,8 +31,7 @@ class RewardTrainer(Trainer):
     """Trains a reward model given as a `RewardForward` (backbone and head in one forward).
 
     Args:
-        loss_options: keyword arguments of `preference_loss` (loss, pairs, hinge_margin,
-            center_coef).
+        loss_options: the preference loss and the pairs it compares.
         plan: the forward plan that lays out batches (shared prompts or padded rows).
         eval_rows: tokenized evaluation groups, scored through the plan on evaluation.
         max_tokens_per_batch: token budget of an evaluation batch.
@@ -44,7 +43,7 @@ class RewardTrainer(Trainer):
     def __init__(
         self,
         *args: Any,
-        loss_options: dict[str, Any],
+        loss_options: LossOptions,
         plan: ForwardPlan,
         eval_rows: list[dict[str, Any]] | None,
         max_tokens_per_batch: int,
@@ -176,7 +175,7 @@ class RewardTrainer(Trainer):
         """(rewards, loss, the rewards as one detached tensor, statistics to log) of a
         micro-batch: the preference loss over its groups."""
         rewards = self.plan.rewards(model, inputs)
-        output = preference_loss(rewards, inputs["margin"], **self.loss_options)
+        output = self.loss_options(rewards, inputs["margin"])
         stats = {
             name: getattr(output, name)
             for name in ("accuracy", "margin", "chosen_reward", "rejected_reward")
@@ -201,12 +200,12 @@ class RewardTrainer(Trainer):
 
     def _loss_terms(self, batch: dict[str, torch.Tensor]) -> int:
         group_sizes = torch.bincount(batch["group_index"])
-        return loss_terms(group_sizes, self.loss_options["loss"], self.loss_options["pairs"])
+        return loss_terms(group_sizes, self.loss_options.loss, self.loss_options.pairs)
 
     def _pairs_compared(self, batch: dict[str, torch.Tensor]) -> int:
         """Pairs the loss compares in this micro-batch (see `pairs_counted`)."""
         group_sizes = torch.bincount(batch["group_index"])
-        return pair_count(group_sizes, pairs_mode(self.loss_options))
+        return pair_count(group_sizes, self.loss_options.pairs_mode)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._pair_stats:
