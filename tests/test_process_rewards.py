@@ -359,3 +359,40 @@ def test_a_served_prm_gives_the_aggregate_the_client_asks_for(prm_dir):
             reward = _reward_model(config).reward_function()
             got = reward(prompts=["How many apples?"], completions=[text])
             assert got == pytest.approx([expected], abs=1e-5)
+
+
+def test_concurrent_prm_requests_are_batched_and_each_gets_its_steps(prm_dir):
+    """PRM requests go through the server's micro-batcher like outcome requests: 24 requests
+    sent at once take fewer model calls, and each gets the oracle's step probabilities."""
+    import asyncio
+
+    import httpx
+
+    from rewardforge.serving.app import create_app
+    from rewardforge.serving.config import ServerSettings
+    from tests.conftest import running_server
+
+    settings = ServerSettings(max_wait_ms=200)
+    solutions = [STEPS[i % 2][: 1 + i % 3] for i in range(24)]
+    with running_server(create_app(RewardModel.load(prm_dir), settings)) as url:
+
+        async def send_all():
+            async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+                return await asyncio.gather(
+                    *(
+                        client.post(
+                            "/v1/score",
+                            json={"items": [{"prompt": "How many apples?", "completions": s}]},
+                        )
+                        for s in solutions
+                    )
+                )
+
+        answers = asyncio.run(send_all())
+        metrics = httpx.get(f"{url}/metrics").text
+    assert all(answer.status_code == 200 for answer in answers)
+    for answer, steps in zip(answers, solutions):
+        expected = hand_step_probabilities(prm_dir, "How many apples?", steps)
+        assert answer.json()["step_rewards"][0] == pytest.approx(expected, abs=1e-5)
+    batches = float(metrics.split("rewardforge_batch_size_count ")[1].split()[0])
+    assert 0 < batches < len(solutions)  # through the batcher, several requests a call

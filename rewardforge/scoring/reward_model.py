@@ -110,18 +110,27 @@ class RewardModel:
             )
         if len(prompts) != len(solutions):
             raise UserError("score_steps needs one prompt per solution.")
-        groups: dict[str, list[int]] = {}
-        for index, prompt in enumerate(prompts):
-            groups.setdefault(json.dumps(prompt, sort_keys=True), []).append(index)
+        encoded = [encode_solution(self.encoder, p, list(s)) for p, s in zip(prompts, solutions)]
+        return self.score_encoded_steps(encoded, progress)
+
+    def score_encoded_steps(
+        self, encoded: Sequence[EncodedResponse], progress: bool = False
+    ) -> list[list[float]]:
+        """Step probabilities of solutions already encoded (`encode_solution`), in order.
+        A decoder reads solutions that open with the same prompt tokens as one group, sharing
+        them; an encoder (no shared prompt) reads each solution as its own."""
+        groups: dict[tuple[int, ...] | int, list[int]] = {}
+        for index, solution in enumerate(encoded):
+            length = solution.prompt_length
+            groups.setdefault(tuple(solution.input_ids[:length]) if length else index, []).append(
+                index
+            )
         rows = [
-            EncodedSolutions(
-                [encode_solution(self.encoder, prompts[i], list(solutions[i])) for i in indices],
-                [[] for _ in indices],
-            ).as_row()
+            EncodedSolutions([encoded[i] for i in indices], [[] for _ in indices]).as_row()
             for indices in groups.values()
         ]
         logits = self._score_rows(rows, progress)
-        results: list[list[float]] = [[] for _ in prompts]
+        results: list[list[float]] = [[] for _ in encoded]
         for indices, problem in zip(groups.values(), logits):
             for index, steps in zip(indices, problem):
                 results[index] = [sigmoid(value) for value in steps]

@@ -11,13 +11,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -33,6 +34,7 @@ from rewardforge.data.formats import RowError
 from rewardforge.data.scoring_rows import parse_reference, parse_scoring_item, parse_steps
 from rewardforge.errors import UserError
 from rewardforge.recipe import EncodedResponse
+from rewardforge.recipe.steps import encode_solution
 from rewardforge.scoring.reward_model import RewardModel
 from rewardforge.scoring.step_aggregates import Aggregate, aggregate, solution_steps
 from rewardforge.serving.batcher import BatcherClosed, MicroBatcher
@@ -94,6 +96,36 @@ class Metrics:
         self.batch_seconds.observe(seconds)
 
 
+@dataclass
+class Server:
+    """What the routes work with: the model, the limits, the metrics, and one micro-batcher
+    for outcome rewards and one for a process reward model's step rewards (each request's
+    items are scored together with those of requests that arrive at the same time)."""
+
+    reward_model: RewardModel
+    settings: ServerSettings
+    metrics: Metrics
+    rewards: MicroBatcher[EncodedResponse, float]
+    step_rewards: MicroBatcher[EncodedResponse, list[float]]
+
+    def check_count(self, count: int) -> None:
+        if count > self.settings.max_items_per_request:
+            raise HTTPException(
+                413,
+                f"{count} items in one request; the limit is "
+                f"{self.settings.max_items_per_request} (--max-items-per-request).",
+            )
+
+    def check_text(self, index: int, *texts: str) -> None:
+        size = sum(len(text) for text in texts)
+        if size > self.settings.max_text_chars:
+            raise HTTPException(
+                422,
+                f"item {index}: {size} characters; the limit is "
+                f"{self.settings.max_text_chars} (--max-text-chars).",
+            )
+
+
 def create_app(
     reward_model: RewardModel, settings: ServerSettings | None = None, api_key: str | None = None
 ) -> FastAPI:
@@ -102,23 +134,33 @@ def create_app(
     mounted."""
     settings = settings or ServerSettings()
     metrics = Metrics()
-    batcher: MicroBatcher[EncodedResponse] = MicroBatcher(
-        reward_model.score_encoded,
-        max_batch_items=settings.max_batch_items,
-        max_wait_s=settings.max_wait_ms / 1000,
-        on_batch=metrics.record_batch,
+    batching = {
+        "max_batch_items": settings.max_batch_items,
+        "max_wait_s": settings.max_wait_ms / 1000,
+        "on_batch": metrics.record_batch,
+    }
+    server = Server(
+        reward_model,
+        settings,
+        metrics,
+        MicroBatcher(reward_model.score_encoded, **batching),
+        MicroBatcher(reward_model.score_encoded_steps, **batching),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202 (FastAPI's protocol)
         yield
-        await batcher.close()
+        await server.rewards.close()
+        await server.step_rewards.close()
 
     app = FastAPI(title="rewardforge reward server", lifespan=lifespan)
-
-    @app.exception_handler(BatcherClosed)
-    async def shutting_down(request: Request, error: BatcherClosed) -> JSONResponse:
-        return JSONResponse({"detail": f"{error}; send it again."}, status_code=503)
+    app.state.server = server
+    app.add_exception_handler(BatcherClosed, shutting_down)
+    app.add_api_route("/health", health, methods=["GET"])
+    app.add_api_route("/metrics", prometheus_metrics, methods=["GET"])
+    app.add_api_route("/v1/score", score, methods=["POST"])
+    app.add_api_route("/get_reward", get_reward, methods=["POST"])
+    known_paths = {route.path for route in app.routes}
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):  # noqa: ANN202
@@ -132,99 +174,6 @@ def create_app(
         metrics.latency.labels(route).observe(time.perf_counter() - started)
         return response
 
-    def check_count(count: int) -> None:
-        if count > settings.max_items_per_request:
-            raise HTTPException(
-                413,
-                f"{count} items in one request; the limit is "
-                f"{settings.max_items_per_request} (--max-items-per-request).",
-            )
-
-    def check_text(index: int, *texts: str) -> None:
-        size = sum(len(text) for text in texts)
-        if size > settings.max_text_chars:
-            raise HTTPException(
-                422,
-                f"item {index}: {size} characters; the limit is "
-                f"{settings.max_text_chars} (--max-text-chars).",
-            )
-
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        recipe = reward_model.recipe
-        return {"status": "ok", "recipe": recipe.template, "reference_mode": recipe.reference_mode}
-
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    @app.post("/v1/score")
-    async def score(body: ScoreRequest) -> dict[str, Any]:
-        check_count(len(body.items))
-        if reward_model.is_process:
-            return await score_steps(body)
-        encoded = []
-        for index, item in enumerate(body.items):
-            try:
-                prompt, response = parse_scoring_item(item)
-                reference = parse_reference(item)
-            except RowError as error:
-                raise HTTPException(422, f"item {index}: {error}") from error
-            check_text(index, _prompt_text(prompt), response, reference or "")
-            encode = reward_model.encoder.encode
-            encoded.append(_encode(index, encode, prompt, response, reference))
-        rewards = await batcher.submit(encoded)
-        if body.normalize:
-            rewards = [reward_model.recipe.normalize(reward) for reward in rewards]
-        return {"rewards": rewards}
-
-    async def score_steps(body: ScoreRequest) -> dict[str, Any]:
-        """A process reward model: each item's step probabilities and their aggregate. Items
-        give their steps as `completions`, or a response cut at the model's separator; they
-        are scored request by request, not batched across requests."""
-        if body.normalize:
-            raise HTTPException(
-                422, "a process reward model's rewards are probabilities: no normalize."
-            )
-        prompts, solutions = [], []
-        separator = reward_model.recipe.step_separator
-        for index, item in enumerate(body.items):
-            try:
-                prompt, response = parse_scoring_item(item)
-                steps = solution_steps(response, separator, parse_steps(item))
-            except RowError as error:
-                raise HTTPException(422, f"item {index}: {error}") from error
-            check_text(index, _prompt_text(prompt), *steps)
-            prompts.append(prompt)
-            solutions.append(list(steps))
-        try:
-            found = await run_in_threadpool(reward_model.score_steps, prompts, solutions)
-        except UserError as error:
-            raise HTTPException(422, str(error)) from error
-        how = body.aggregate or reward_model.aggregate
-        rewards = [aggregate(steps, how) for steps in found]
-        return {"rewards": rewards, "step_rewards": found}
-
-    @app.post("/get_reward")
-    async def get_reward(body: OpenRLHFRequest) -> dict[str, Any]:
-        check_count(len(body.query))
-        if reward_model.is_process:
-            raise HTTPException(
-                422, "this is a process reward model: send its steps to /v1/score instead."
-            )
-        if body.prompts is not None and len(body.prompts) != len(body.query):
-            raise HTTPException(422, "'prompts' must have one entry per 'query'.")
-        encoded = []
-        for index, query in enumerate(body.query):
-            check_text(index, query)
-            prompt = body.prompts[index] if body.prompts is not None else ""
-            prompt_text, response_text = _split_query(query, prompt, reward_model)
-            encoder = reward_model.encoder
-            encoded.append(_encode(index, encoder.encode_rendered, prompt_text, response_text))
-        rewards = await batcher.submit(encoded)
-        return {"rewards": rewards, "scores": rewards, "extra_logs": {}}
-
-    known_paths = {route.path for route in app.routes}
     # Outermost, so that it runs before anything reads the body (and before the counter).
     app.add_middleware(
         RequestGate,
@@ -233,6 +182,91 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
     )
     return app
+
+
+def _server(request: Request) -> Server:
+    return request.app.state.server
+
+
+async def shutting_down(request: Request, error: BatcherClosed) -> JSONResponse:
+    return JSONResponse({"detail": f"{error}; send it again."}, status_code=503)
+
+
+async def health(request: Request) -> dict[str, Any]:
+    recipe = _server(request).reward_model.recipe
+    return {"status": "ok", "recipe": recipe.template, "reference_mode": recipe.reference_mode}
+
+
+async def prometheus_metrics(request: Request) -> Response:
+    registry = _server(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
+    """`/v1/score`: a reward per item (a process reward model's: and each step's)."""
+    server = _server(request)
+    server.check_count(len(body.items))
+    if server.reward_model.is_process:
+        return await score_steps(server, body)
+    encoded = []
+    for index, item in enumerate(body.items):
+        try:
+            prompt, response = parse_scoring_item(item)
+            reference = parse_reference(item)
+        except RowError as error:
+            raise HTTPException(422, f"item {index}: {error}") from error
+        server.check_text(index, _prompt_text(prompt), response, reference or "")
+        encode = server.reward_model.encoder.encode
+        encoded.append(_encode(index, encode, prompt, response, reference))
+    rewards = await server.rewards.submit(encoded)
+    if body.normalize:
+        rewards = [server.reward_model.recipe.normalize(reward) for reward in rewards]
+    return {"rewards": rewards}
+
+
+async def score_steps(server: Server, body: ScoreRequest) -> dict[str, Any]:
+    """A process reward model: each item's step probabilities and their aggregate. Items give
+    their steps as `completions`, or a response cut at the model's separator."""
+    if body.normalize:
+        raise HTTPException(
+            422, "a process reward model's rewards are probabilities: no normalize."
+        )
+    reward_model = server.reward_model
+    separator = reward_model.recipe.step_separator
+    encoded = []
+    for index, item in enumerate(body.items):
+        try:
+            prompt, response = parse_scoring_item(item)
+            steps = solution_steps(response, separator, parse_steps(item))
+        except RowError as error:
+            raise HTTPException(422, f"item {index}: {error}") from error
+        server.check_text(index, _prompt_text(prompt), *steps)
+        solve = functools.partial(encode_solution, reward_model.encoder)
+        encoded.append(_encode(index, solve, prompt, list(steps)))
+    found = await server.step_rewards.submit(encoded)
+    how = body.aggregate or reward_model.aggregate
+    return {"rewards": [aggregate(steps, how) for steps in found], "step_rewards": found}
+
+
+async def get_reward(body: OpenRLHFRequest, request: Request) -> dict[str, Any]:
+    """`/get_reward`: OpenRLHF's remote reward protocol, queries scored as they are."""
+    server = _server(request)
+    server.check_count(len(body.query))
+    if server.reward_model.is_process:
+        raise HTTPException(
+            422, "this is a process reward model: send its steps to /v1/score instead."
+        )
+    if body.prompts is not None and len(body.prompts) != len(body.query):
+        raise HTTPException(422, "'prompts' must have one entry per 'query'.")
+    encoded = []
+    for index, query in enumerate(body.query):
+        server.check_text(index, query)
+        prompt = body.prompts[index] if body.prompts is not None else ""
+        prompt_text, response_text = _split_query(query, prompt, server.reward_model)
+        encode = server.reward_model.encoder.encode_rendered
+        encoded.append(_encode(index, encode, prompt_text, response_text))
+    rewards = await server.rewards.submit(encoded)
+    return {"rewards": rewards, "scores": rewards, "extra_logs": {}}
 
 
 def _encode(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
+Result = TypeVar("Result")  # what `score` gives an item: a reward, or a PRM's step rewards
 
 
 class BatcherClosed(RuntimeError):
@@ -17,12 +18,12 @@ class BatcherClosed(RuntimeError):
 
 
 @dataclass
-class _Pending(Generic[Item]):
+class _Pending(Generic[Item, Result]):
     items: Sequence[Item]
-    future: asyncio.Future[list[float]]
+    future: asyncio.Future[list[Result]]
 
 
-class MicroBatcher(Generic[Item]):
+class MicroBatcher(Generic[Item, Result]):
     """Collects the items of concurrent requests and scores them together.
 
     The first waiting request opens a batch; requests keep joining until the batch holds
@@ -35,7 +36,7 @@ class MicroBatcher(Generic[Item]):
 
     def __init__(
         self,
-        score: Callable[[list[Item]], list[float]],
+        score: Callable[[list[Item]], list[Result]],
         max_batch_items: int = 64,
         max_wait_s: float = 0.01,
         on_batch: Callable[[int, float], None] | None = None,
@@ -44,19 +45,19 @@ class MicroBatcher(Generic[Item]):
         self.max_batch_items = max_batch_items
         self.max_wait_s = max_wait_s
         self.on_batch = on_batch
-        self._queue: asyncio.Queue[_Pending[Item]] | None = None
+        self._queue: asyncio.Queue[_Pending[Item, Result]] | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._taken: list[_Pending[Item]] = []  # out of the queue, not yet answered
+        self._taken: list[_Pending[Item, Result]] = []  # out of the queue, not yet answered
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reward-model")
 
-    async def submit(self, items: Sequence[Item]) -> list[float]:
-        """Rewards for `items`, in order, scored together with whatever else is waiting."""
+    async def submit(self, items: Sequence[Item]) -> list[Result]:
+        """Results for `items`, in order, scored together with whatever else is waiting."""
         if not items:
             return []
         if self._worker is None:
             self._queue = asyncio.Queue()
             self._worker = asyncio.create_task(self._run())
-        future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(items, future))
         return await future
 
@@ -78,7 +79,7 @@ class MicroBatcher(Generic[Item]):
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        carried: _Pending[Item] | None = None  # arrived when the last batch was full
+        carried: _Pending[Item, Result] | None = None  # arrived when the last batch was full
         while True:
             batch = [carried or await self._queue.get()]
             self._taken = batch
@@ -105,7 +106,9 @@ class MicroBatcher(Generic[Item]):
                 await self._score(loop, batch)
             self._taken = [carried] if carried else []
 
-    async def _score(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending[Item]]) -> None:
+    async def _score(
+        self, loop: asyncio.AbstractEventLoop, batch: list[_Pending[Item, Result]]
+    ) -> None:
         items = [item for pending in batch for item in pending.items]
         started = time.perf_counter()
         try:
