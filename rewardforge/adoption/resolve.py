@@ -14,6 +14,7 @@ from pathlib import Path
 from filelock import FileLock
 from transformers import AutoTokenizer
 
+from rewardforge.adoption.config import AdoptSettings
 from rewardforge.adoption.internlm2 import convert_internlm2
 from rewardforge.errors import UserError
 from rewardforge.models.backbones import cache_dir
@@ -174,6 +175,17 @@ def adopt(
     AutoTokenizer.from_pretrained(resolved.folder).save_pretrained(output)
     resolved.recipe.save(output)
     return ResolvedRewardModel(output, resolved.recipe, resolved.summary)
+
+
+def adopt_with(settings: AdoptSettings) -> ResolvedRewardModel:
+    """`rewardforge adopt`: `adopt` as its settings say."""
+    return adopt(
+        settings.source,
+        settings.output,
+        settings.reward_format,
+        settings.template,
+        settings.step_separator,
+    )
 
 
 def _saved_dtype(folder: Path) -> str | None:

@@ -66,28 +66,14 @@ def eval_command(config: Path | None = None, **flags: Any) -> None:
     Per-category accuracy, best-of-N, length bias and calibration; --report writes plots and
     report.html, --compare evaluates a second model side by side.
     """
-    from rewardforge.evaluation.evaluate import compare, evaluate
+    from rewardforge.evaluation.evaluate import evaluate_with
     from rewardforge.evaluation.report import print_rank_changes, terminal_table
 
     flags["columns"] = parse_columns(flags["columns"])
     run = settings(EvalSettings, config, flags)
     report = Path(run.report) if run.report else None
-    options = {
-        "columns": run.columns,
-        "skip_invalid": run.skip_invalid,
-        "progress": not run.as_json,
-        "report_dir": report,
-        "reward_format": run.reward_format,
-        "template": run.template,
-    }
-    if run.compare is None:
-        metrics = or_exit(
-            lambda: evaluate(run.model, run.data, **options, neutral_rating=run.neutral_rating)
-        )
-        reports = {Path(run.model).name: metrics}
-    else:
-        metrics = or_exit(lambda: compare(run.model, run.compare, run.data, **options))
-        reports = metrics["models"]
+    metrics = or_exit(lambda: evaluate_with(run))
+    reports = {Path(run.model).name: metrics} if run.compare is None else metrics["models"]
     if run.as_json:
         typer.echo(json.dumps(metrics, ensure_ascii=False))
         return
@@ -102,22 +88,10 @@ def eval_command(config: Path | None = None, **flags: Any) -> None:
 @config_command(app, "score", ScoreSettings, REWARD_MODELS)
 def score_command(config: Path | None = None, **flags: Any) -> None:
     """Add a `reward` field to every row of a JSONL file, in input order."""
-    from rewardforge.scoring.score import score_file
+    from rewardforge.scoring.score import score_with
 
     run = settings(ScoreSettings, config, flags)
-    report = or_exit(
-        lambda: score_file(
-            run.model,
-            run.input,
-            run.output,
-            normalize=run.normalize,
-            skip_invalid=run.skip_invalid,
-            rejects_path=run.rejects,
-            reward_format=run.reward_format,
-            template=run.template,
-            aggregate=run.aggregate,
-        )
-    )
+    report = or_exit(lambda: score_with(run))
     typer.echo(f"scored {report.scored} rows -> {run.output}")
     if report.rejects_path is not None:
         typer.echo(f"rejected {report.rejected} rows -> {report.rejects_path}")
@@ -130,12 +104,10 @@ def adopt_command(config: Path | None = None, **flags: Any) -> None:
     TRL, OpenRLHF, Skywork-style, encoder pair, POLAR and InternLM2 reward models; the folder it
     writes loads as fast as one rewardforge trained.
     """
-    from rewardforge.adoption.resolve import adopt
+    from rewardforge.adoption.resolve import adopt_with
 
     run = settings(AdoptSettings, config, flags)
-    adopted = or_exit(
-        lambda: adopt(run.source, run.output, run.reward_format, run.template, run.step_separator)
-    )
+    adopted = or_exit(lambda: adopt_with(run))
     typer.echo(f"{run.source}: {adopted.summary or 'a rewardforge model'}; saved to {run.output}")
 
 
@@ -159,24 +131,10 @@ def verify_command(config: Path | None = None, **flags: Any) -> None:
 @config_command(app, "best-of-n", BestOfNSettings, DATA)
 def best_of_n_command(config: Path | None = None, **flags: Any) -> None:
     """Rejection sampling: N answers per prompt, the reward model keeps the best (resumable)."""
-    from rewardforge.generation.best_of_n import best_of_n
+    from rewardforge.generation.best_of_n import best_of_n_with
 
     run = settings(BestOfNSettings, config, flags)
-    report = or_exit(
-        lambda: best_of_n(
-            run.policy,
-            run.reward_model,
-            run.prompts,
-            run.output,
-            n=run.n,
-            top_k=run.top_k,
-            pairs_output_path=run.pairs_output,
-            sampling=run.sampling(),
-            reward_format=run.reward_format,
-            template=run.template,
-            aggregate=run.aggregate,
-        )
-    )
+    report = or_exit(lambda: best_of_n_with(run))
     typer.echo(
         f"{report.prompts_done} prompts done ({report.prompts_skipped} already in "
         f"{run.output}); wrote {report.sft_rows} SFT rows"
@@ -191,19 +149,10 @@ def polar_data_command(config: Path | None = None, **flags: Any) -> None:
     Each policy answers the prompts; a pair asks that a policy's own answer beat another
     policy's, against a reference answer by the same policy.
     """
-    from rewardforge.generation.polar_data import polar_data
+    from rewardforge.generation.polar_data import polar_data_with
 
     run = settings(PolarDataSettings, config, flags)
-    report = or_exit(
-        lambda: polar_data(
-            run.pool,
-            run.prompts,
-            run.output,
-            answers_per_policy=run.answers_per_policy,
-            heldout_fraction=run.heldout,
-            seed=run.seed,
-        )
-    )
+    report = or_exit(lambda: polar_data_with(run))
     typer.echo(
         f"{report.prompts} prompts: {report.answers_generated} answer sets generated, "
         f"{report.answers_reused} reused; {report.train_pairs} train pairs, "

@@ -11,6 +11,7 @@ from rewardforge.data import LoadReport, load_preferences
 from rewardforge.data.conversation import prompt_as_text
 from rewardforge.data.example import PreferenceExample
 from rewardforge.errors import UserError
+from rewardforge.evaluation.config import EvalSettings
 from rewardforge.evaluation.diagnostics import (
     ScoredExample,
     best_of_n_accuracy,
@@ -203,6 +204,23 @@ def _load(
     if not report.examples:
         raise UserError(f"No preference examples to evaluate in {data}.")
     return report
+
+
+def evaluate_with(settings: EvalSettings) -> dict[str, Any]:
+    """`rewardforge eval`: `evaluate`, or `compare` with `--compare`, as its settings say."""
+    options = {
+        "columns": settings.columns,
+        "skip_invalid": settings.skip_invalid,
+        "progress": not settings.as_json,
+        "report_dir": settings.report,
+        "reward_format": settings.reward_format,
+        "template": settings.template,
+    }
+    if settings.compare is None:
+        return evaluate(
+            settings.model, settings.data, **options, neutral_rating=settings.neutral_rating
+        )
+    return compare(settings.model, settings.compare, settings.data, **options)
 
 
 def _model(

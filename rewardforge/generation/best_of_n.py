@@ -18,6 +18,7 @@ from rewardforge.data.appended_rows import append_rows, read_appended_rows
 from rewardforge.data.example import PreferenceExample, Prompt
 from rewardforge.data.prompt_rows import read_prompts_with_references
 from rewardforge.errors import UserError
+from rewardforge.generation.config import BestOfNSettings
 from rewardforge.models.policy import Policy, SamplingSettings
 from rewardforge.scoring.reward_model import RewardModel
 
@@ -110,6 +111,23 @@ def best_of_n(
             )
             sft_rows += len(kept)
     return BestOfNReport(len(todo), len(prompts) - len(todo), sft_rows, pair_rows)
+
+
+def best_of_n_with(settings: BestOfNSettings) -> BestOfNReport:
+    """`rewardforge best-of-n`: `best_of_n` as its settings say."""
+    return best_of_n(
+        settings.policy,
+        settings.reward_model,
+        settings.prompts,
+        settings.output,
+        n=settings.n,
+        top_k=settings.top_k,
+        pairs_output_path=settings.pairs_output,
+        sampling=settings.sampling(),
+        reward_format=settings.reward_format,
+        template=settings.template,
+        aggregate=settings.aggregate,
+    )
 
 
 def _done_prompts(output: Path) -> set[str]:

@@ -27,6 +27,7 @@ from rewardforge.data.conversation import prompt_as_messages
 from rewardforge.data.example import Prompt
 from rewardforge.data.prompt_rows import read_prompts
 from rewardforge.errors import UserError
+from rewardforge.generation.config import PolarDataSettings
 from rewardforge.models.policy import Policy, SamplingSettings
 
 ANSWERS_FILE = "answers.jsonl"
@@ -237,3 +238,15 @@ def _read_answers(path: Path) -> dict[str, list[str]]:
         ): row["answers"]
         for row in read_appended_rows(path)
     }
+
+
+def polar_data_with(settings: PolarDataSettings) -> PolarDataReport:
+    """`rewardforge polar-data`: `polar_data` as its settings say."""
+    return polar_data(
+        settings.pool,
+        settings.prompts,
+        settings.output,
+        answers_per_policy=settings.answers_per_policy,
+        heldout_fraction=settings.heldout,
+        seed=settings.seed,
+    )

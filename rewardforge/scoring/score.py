@@ -9,6 +9,7 @@ from pathlib import Path
 from rewardforge.data.loader import invalid_rows_error
 from rewardforge.data.scoring_rows import RejectedRow, ScoringRow, read_scoring_rows
 from rewardforge.errors import UserError
+from rewardforge.scoring.config import ScoreSettings
 from rewardforge.scoring.reward_model import RewardModel
 from rewardforge.scoring.step_aggregates import Aggregate, solution_steps
 from rewardforge.scoring.step_aggregates import aggregate as aggregate_steps
@@ -99,6 +100,21 @@ def score_file(
                 record = {"line": item.number, "error": item.error, "row": item.row}
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return ScoreReport(len(rows), len(rejected), written_rejects)
+
+
+def score_with(settings: ScoreSettings) -> ScoreReport:
+    """`rewardforge score`: `score_file` as its settings say."""
+    return score_file(
+        settings.model,
+        settings.input,
+        settings.output,
+        normalize=settings.normalize,
+        skip_invalid=settings.skip_invalid,
+        rejects_path=settings.rejects,
+        reward_format=settings.reward_format,
+        template=settings.template,
+        aggregate=settings.aggregate,
+    )
 
 
 def _split_by_reference(
