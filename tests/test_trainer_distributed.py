@@ -28,22 +28,25 @@ def data(tmp_path_factory) -> tuple[Path, Path]:
     return train, write_jsonl(root / "dev.jsonl", sample_rows("dev", 10))
 
 
-@pytest.fixture(scope="module")
-def one_and_two_processes(tiny_llama_dir, data, tmp_path_factory) -> dict[int, Path]:
-    """The same one-step run (global batch 8, evaluation on 10 groups) in 1 and 2 processes."""
-    root = tmp_path_factory.mktemp("distributed")
+def in_one_and_two_processes(root: Path, flags: str) -> dict[int, Path]:
+    """The same one-step run in 1 and 2 processes; `flags` names its output `{record}/...`."""
     records = {}
     for processes in (1, 2):
         record = root / f"processes{processes}"
-        flags = (
-            f"--data {data[0]} --eval-data {data[1]} --model {tiny_llama_dir} "
-            f"--output {record / 'rm'} --batch-pairs 8 --max-steps 1 --max-length 64 "
-            "--logging-steps 1"
-        )
-        done = launched_train(record, processes, flags)
+        done = launched_train(record, processes, flags.format(record=record))
         assert done.returncode == 0, done.stderr[-3000:]
         records[processes] = record
     return records
+
+
+@pytest.fixture(scope="module")
+def one_and_two_processes(tiny_llama_dir, data, tmp_path_factory) -> dict[int, Path]:
+    """The same one-step run (global batch 8, evaluation on 10 groups) in 1 and 2 processes."""
+    flags = (
+        f"--data {data[0]} --eval-data {data[1]} --model {tiny_llama_dir} "
+        "--output {record}/rm --batch-pairs 8 --max-steps 1 --max-length 64 --logging-steps 1"
+    )
+    return in_one_and_two_processes(tmp_path_factory.mktemp("distributed"), flags)
 
 
 def first_logged_loss(output: Path) -> float:
@@ -51,9 +54,12 @@ def first_logged_loss(output: Path) -> float:
     return next(record["loss"] for record in records if "loss" in record)
 
 
-def test_two_processes_take_the_same_first_step_as_one(one_and_two_processes):
-    one, two = one_and_two_processes[1], one_and_two_processes[2]
-    assert first_logged_loss(two / "rm") == pytest.approx(first_logged_loss(one / "rm"), abs=1e-5)
+def assert_the_same_first_step(one: Path, two: Path, output: str) -> None:
+    """The first logged loss and the first step's gradients (after DDP's all-reduce) of the
+    run in two processes equal those of the run in one."""
+    assert first_logged_loss(two / output) == pytest.approx(
+        first_logged_loss(one / output), abs=1e-5
+    )
     alone = load_file(one / "first_step_gradients.safetensors")
     together = load_file(two / "first_step_gradients.safetensors")
     assert alone.keys() == together.keys() and len(alone) > 10
@@ -61,6 +67,10 @@ def test_two_processes_take_the_same_first_step_as_one(one_and_two_processes):
         assert gradient.abs().sum() > 0 or "embed" in name
         difference = (together[name] - gradient).abs().max().item()
         assert difference < 1e-5, f"{name}: {difference}"
+
+
+def test_two_processes_take_the_same_first_step_as_one(one_and_two_processes):
+    assert_the_same_first_step(one_and_two_processes[1], one_and_two_processes[2], "rm")
 
 
 def test_each_process_scores_its_share_of_the_eval_set_and_the_metrics_match(
@@ -104,31 +114,18 @@ def prm_one_and_two_processes(tiny_llama_dir, tmp_path_factory) -> dict[int, Pat
     train.write_text("".join(Path(train_rows).read_text().splitlines(True)[:32]))
     dev = root / "dev.jsonl"
     dev.write_text("".join(Path(processbench).read_text().splitlines(True)[:10]))
-    records = {}
-    for processes in (1, 2):
-        record = root / f"processes{processes}"
-        flags = (
-            f"--data {train} --eval-data {dev} --model {tiny_llama_dir} --kind prm "
-            f"--output {record / 'prm'} --batch-pairs 8 --max-steps 1 --max-length 256 "
-            "--logging-steps 1"
-        )
-        done = launched_train(record, processes, flags)
-        assert done.returncode == 0, done.stderr[-3000:]
-        records[processes] = record
-    return records
+    flags = (
+        f"--data {train} --eval-data {dev} --model {tiny_llama_dir} --kind prm "
+        "--output {record}/prm --batch-pairs 8 --max-steps 1 --max-length 256 --logging-steps 1"
+    )
+    return in_one_and_two_processes(root, flags)
 
 
 def test_the_step_trainer_takes_the_same_first_step_in_two_processes(prm_one_and_two_processes):
     """Per-step BCE over the whole batch, not averaged per process: the ranks' shares hold
     different numbers of steps."""
     one, two = prm_one_and_two_processes[1], prm_one_and_two_processes[2]
-    assert first_logged_loss(two / "prm") == pytest.approx(first_logged_loss(one / "prm"), abs=1e-5)
-    alone = load_file(one / "first_step_gradients.safetensors")
-    together = load_file(two / "first_step_gradients.safetensors")
-    assert alone.keys() == together.keys() and len(alone) > 10
-    for name, gradient in alone.items():
-        difference = (together[name] - gradient).abs().max().item()
-        assert difference < 1e-5, f"{name}: {difference}"
+    assert_the_same_first_step(one, two, "prm")
     metrics_one = json.loads((one / "prm" / "metrics.json").read_text())
     metrics_two = json.loads((two / "prm" / "metrics.json").read_text())
     assert metrics_two["eval_n_solutions"] == metrics_one["eval_n_solutions"] == 10

@@ -139,14 +139,20 @@ def _solution_lead(encoder: RecipeEncoder, prompt: Prompt) -> tuple[str, str]:
     a stand-in answer, so that a template that trims the answer's end (Llama 3, Gemma) or an
     empty answer changes nothing: the steps and separators are tokenized here, and what the
     template writes after the answer is not read."""
-    prompt_text, response_text = encoder.render(prompt, _ANSWER_MARK)
-    start = response_text.find(_ANSWER_MARK)
+    prompt_text, response_text, start = _rendered_answer(encoder, prompt, _ANSWER_MARK)
+    return prompt_text, response_text[:start]
+
+
+def _rendered_answer(encoder: RecipeEncoder, prompt: Prompt, answer: str) -> tuple[str, str, int]:
+    """(prompt text, response text, where `answer` starts in it) under the recipe."""
+    prompt_text, response_text = encoder.render(prompt, answer)
+    start = response_text.find(answer)
     if start < 0:
         raise UserError(
             "the chat template rewrites the answer's text, so its steps cannot be placed; "
             "score this model with --template plain."
         )
-    return prompt_text, response_text[:start]
+    return prompt_text, response_text, start
 
 
 def _whole_text_ends(
@@ -155,13 +161,7 @@ def _whole_text_ends(
     """The prompt text, the response tokenized as one text, and the last token of each step's
     separator (PRMs saved before `step_tokens` was recorded read their steps this way)."""
     text = "".join(step + separator for step in steps)
-    prompt_text, response_text = encoder.render(prompt, text)
-    start = response_text.find(text)
-    if start < 0:
-        raise UserError(
-            "the chat template rewrites the steps (it trims or escapes the text), so their "
-            "ends cannot be found; score this model with --template plain."
-        )
+    prompt_text, response_text, start = _rendered_answer(encoder, prompt, text)
     char_ends, position = [], start
     for step in steps:
         position += len(step) + len(separator)
