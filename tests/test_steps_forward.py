@@ -41,25 +41,48 @@ def build(model_dir, is_encoder: bool):
     recipe = replace(ScoringRecipe.for_model(tokenizer, is_encoder, 256), kind="process")
     encoder = RecipeEncoder(recipe, tokenizer)
     rows = [encode_step_example(encoder, example).as_row() for example in EXAMPLES]
-    return forward, ForwardPlan.for_model(forward, encoder), rows
+    return forward, ForwardPlan.for_model(forward, encoder), rows, tokenizer
 
 
-def alone(forward: RewardForward, row: dict) -> list[list[torch.Tensor]]:
-    """Each solution in its own forward, the head read at each step's end."""
+def ends_by_hand(tokenizer, ids: list[int], steps: tuple[str, ...], encoder: bool) -> list[int]:
+    """Where each step's reward is read, found here from the token ids: a decoder at the last
+    token of the blank line after the step, an encoder (whose tokenizer drops blank lines) at
+    the step's own last token, in the second segment."""
+    if encoder:
+        ends, start = [], ids.index(tokenizer.sep_token_id) + 1
+        for step in steps:
+            piece = tokenizer(step, add_special_tokens=False)["input_ids"]
+            start = next(i for i in range(start, len(ids)) if ids[i : i + len(piece)] == piece)
+            start += len(piece)
+            ends.append(start - 1)
+        return ends
+    ends, text = [], ""
+    for step in steps:
+        text += step + "\n\n"
+        ends.append(
+            next(e for e in range(len(ids)) if tokenizer.decode(ids[: e + 1]).endswith(text))
+        )
+    return ends
+
+
+def alone(forward: RewardForward, row: dict, example: StepExample, tokenizer) -> list:
+    """Each solution in its own forward, the head read where `ends_by_hand` says."""
     rewards = []
     for index, ids in enumerate(row["input_ids"]):
         inputs = {"input_ids": torch.tensor([ids])}
         if "token_type_ids" in row:
             inputs["token_type_ids"] = torch.tensor([row["token_type_ids"][index]])
         hidden = forward.backbone(**inputs).last_hidden_state[0]
-        rewards.append(forward._head(hidden[row["step_ends"][index]])[:, 0])
+        steps = example.solutions[index].steps
+        ends = ends_by_hand(tokenizer, ids, steps, encoder="token_type_ids" in row)
+        rewards.append(forward._head(hidden[ends])[:, 0])
     return rewards
 
 
 @pytest.mark.parametrize("kind", ["decoder", "encoder"])
 def test_shared_steps_equal_each_solution_alone(kind, tiny_llama_dir, tiny_bert_dir):
     model_dir = tiny_llama_dir if kind == "decoder" else tiny_bert_dir
-    forward, plan, rows = build(model_dir, is_encoder=kind == "encoder")
+    forward, plan, rows, tokenizer = build(model_dir, is_encoder=kind == "encoder")
     assert plan.pack  # the layout under test: solutions packed (and, for decoders, shared)
     fed = plan.collate(rows)["input_ids"].numel()
     if kind == "decoder":  # every distinct prefix once: the prompt, shared steps, duplicates
@@ -71,8 +94,11 @@ def test_shared_steps_equal_each_solution_alone(kind, tiny_llama_dir, tiny_bert_
     else:  # both ways: only a duplicate solution is read once
         assert fed == sum(len(ids) for row in rows for ids in {tuple(i) for i in row["input_ids"]})
     shared = plan.score(forward, rows, progress=False)
-    for row, got in zip(rows, shared):
-        expected = [[value.item() for value in solution] for solution in alone(forward, row)]
+    for row, got, example in zip(rows, shared, EXAMPLES):
+        expected = [
+            [value.item() for value in solution]
+            for solution in alone(forward, row, example, tokenizer)
+        ]
         assert [len(s) for s in got] == [len(s) for s in row["step_labels"]]
         for got_solution, expected_solution in zip(got, expected):
             assert got_solution == pytest.approx(expected_solution, abs=1e-5)
@@ -85,7 +111,9 @@ def test_shared_steps_equal_each_solution_alone(kind, tiny_llama_dir, tiny_bert_
     loss.backward()
     packed = {name: p.grad.clone() for name, p in forward.named_parameters() if p.grad is not None}
     forward.zero_grad()
-    values = torch.cat([torch.cat(alone(forward, row)) for row in rows])
+    values = torch.cat(
+        [torch.cat(alone(forward, row, e, tokenizer)) for row, e in zip(rows, EXAMPLES)]
+    )
     labels = torch.tensor([label for row in rows for s in row["step_labels"] for label in s])
     F.binary_cross_entropy_with_logits(values, labels).backward()
     for name, parameter in forward.named_parameters():
@@ -97,7 +125,7 @@ def test_each_step_is_read_at_its_separator(tiny_llama_dir):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
-    _, _, rows = build(tiny_llama_dir, is_encoder=False)
+    _, _, rows, _ = build(tiny_llama_dir, is_encoder=False)
     solutions = EXAMPLES[0].solutions
     for ids, ends, solution in zip(rows[0]["input_ids"], rows[0]["step_ends"], solutions):
         texts = [tokenizer.decode(ids[: end + 1]) for end in ends]
