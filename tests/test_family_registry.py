@@ -92,3 +92,12 @@ def test_every_record_but_the_default_detects_or_is_named():
     detected = [record.name for record in FAMILIES if record.detect is not None]
     assert detected[-1] == "trl"  # the default comes last: any native sequence classifier
     assert "rewardforge" not in detected  # read from its recipe before detection
+
+
+def test_a_family_the_registry_does_not_know_is_one_line(tmp_path):
+    from rewardforge.adoption.resolve import resolve_reward_model
+    from rewardforge.errors import UserError
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(UserError, match=r"--reward-format must be one of auto, rewardforge, "):
+        resolve_reward_model(tmp_path, reward_format="armorm")

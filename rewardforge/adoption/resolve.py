@@ -21,7 +21,6 @@ from rewardforge.models.backbones import cache_dir
 from rewardforge.models.reward_head import load_trained_reward_model
 from rewardforge.recipe import RECIPE_FILE, ScoringRecipe
 from rewardforge.recipe.families import (
-    REWARD_FORMATS,
     describe,
     detect_family,
     family,
@@ -59,8 +58,8 @@ def resolve_reward_model(
     `reward_format` names another family; otherwise the family is detected from its files."""
     folder = local_folder(source)
     wanted = None if reward_format in (None, "auto") else reward_format
-    if wanted is not None and wanted not in REWARD_FORMATS:
-        raise UserError(f"--reward-format must be one of {', '.join(REWARD_FORMATS)}.")
+    if wanted is not None:
+        family(wanted)  # a name the registry does not know is one line
     if wanted in (None, "rewardforge") and (folder / RECIPE_FILE).is_file():
         require_weights(folder)
         recipe = ScoringRecipe.load(folder)
