@@ -63,6 +63,9 @@ def test_sft_trains_on_every_row_shape_and_saves_a_plain_model(tiny_llama_dir, t
     assert result.metrics["train_examples"] == 4 and result.metrics["steps"] == 2
     assert steps_logged(result.output_dir) == [1, 2]
     assert not (result.output_dir / "adapter_config.json").exists()  # LoRA merged in
+    config_mode = (result.output_dir / "config.json").stat().st_mode & 0o777
+    for weights in result.output_dir.glob("*.safetensors"):  # readable as the config is
+        assert weights.stat().st_mode & 0o777 == config_mode
     moved = moved_weights(result.output_dir, tiny_llama_dir)
     if lora:  # the adapted linear layers moved; embeddings and norms stayed frozen
         assert moved and all("proj" in name for name in moved)

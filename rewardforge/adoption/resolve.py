@@ -18,6 +18,7 @@ from rewardforge.adoption.config import AdoptSettings
 from rewardforge.adoption.internlm2 import convert_internlm2
 from rewardforge.errors import UserError
 from rewardforge.models.backbones import cache_dir
+from rewardforge.models.file_modes import share_weights_like_config
 from rewardforge.models.reward_head import load_trained_reward_model
 from rewardforge.recipe import RECIPE_FILE, ScoringRecipe
 from rewardforge.recipe.families import (
@@ -172,6 +173,7 @@ def adopt(
     )
     model.save_pretrained(output, safe_serialization=True)
     AutoTokenizer.from_pretrained(resolved.folder).save_pretrained(output)
+    share_weights_like_config(output)
     resolved.recipe.save(output)
     return ResolvedRewardModel(output, resolved.recipe, resolved.summary)
 

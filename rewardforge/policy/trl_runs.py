@@ -18,6 +18,7 @@ from transformers import AutoTokenizer
 from rewardforge.data.conversation import prompt_as_messages, prompt_as_text
 from rewardforge.data.example import Prompt
 from rewardforge.models.backbones import resolve_backbone
+from rewardforge.models.file_modes import share_weights_like_config
 from rewardforge.training.callbacks import LOG_FILE, JsonlLogCallback, StopOnNonFinite
 from rewardforge.training.precision import mixed_precision
 
@@ -67,6 +68,7 @@ def save_run(trainer: Any, tokenizer: Any, output: Path, metrics: dict[str, Any]
     trainer.save_model(str(output))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(output)
+        share_weights_like_config(output)
         (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
     trainer.accelerator.wait_for_everyone()  # leave together (see training/train.py)
 

@@ -19,6 +19,7 @@ from rewardforge.forward.plan import ForwardPlan
 from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.models import load_reward_backbone
 from rewardforge.models.adapters import merge_into_plain_backbone
+from rewardforge.models.file_modes import share_weights_like_config
 from rewardforge.models.legacy_format import add_legacy_fields
 from rewardforge.recipe import (
     RECIPE_FILE,
@@ -294,6 +295,7 @@ def _save(
     _save_model(trainer, config, staging, recipe.added_tokens)
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(staging)
+        share_weights_like_config(staging)
         add_legacy_fields(staging)  # RewardBench and other tools on transformers 4.4x load it
         config.save(staging / CONFIG_FILE)
         figures = json.dumps(measured.as_dict(), indent=2)
