@@ -15,8 +15,47 @@ def test_minilm_alias_points_at_packaged_files():
     assert (path / "model.safetensors").is_file() and (path / "tokenizer.json").is_file()
 
 
-def test_other_names_pass_through():
+def test_a_hub_id_passes_through_online(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     assert resolve_backbone("org/some-model") == "org/some-model"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("minilm", "minilm: no such folder, and not a bundled backbone (minilm-l6, smollm2-135m)"),
+        ("/nonexistent/model", "/nonexistent/model: no such file or folder."),
+        ("./runs/typo", "./runs/typo: no such file or folder."),
+        ("org/not-cached", "org/not-cached: no such folder, and not in the local Hugging Face"),
+    ],
+)
+def test_a_name_that_cannot_be_found_offline_is_one_line(name, message):
+    from rewardforge.errors import UserError
+
+    with pytest.raises(UserError) as error:
+        resolve_backbone(name)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "--model", "minilm", "--data", "{data}"],
+        ["sft", "--model", "/nonexistent/policy", "--data", "{data}"],
+    ],
+)
+def test_the_cli_says_a_missing_backbone_in_one_line(command, hh_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from rewardforge.cli import app
+
+    command = [part.format(data=hh_file) for part in command]
+    result = CliRunner().invoke(app, [*command, "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith(f"error: {command[2]}: no such")
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
 
 
 def test_cache_dir_follows_environment(monkeypatch, tmp_path):

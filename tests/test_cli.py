@@ -201,10 +201,37 @@ def test_serve_refuses_an_open_address_without_a_key(cli_model, host):
 
 def test_serve_lets_insecure_through_to_loading(cli_model, tmp_path):
     # --insecure passes the address check; an empty folder then fails as a model, not as host.
+    from tests.conftest import free_port
+
     result = runner.invoke(
-        app, ["serve", "--model", str(tmp_path), "--host", "0.0.0.0", "--insecure"]
+        app,
+        ["serve", "--model", str(tmp_path), "--host", "0.0.0.0", "--insecure"]
+        + ["--port", str(free_port())],
     )
     assert result.exit_code == 2 and "not a model directory" in result.output
+
+
+@pytest.mark.parametrize("port", ["99999", "0"])
+def test_serve_refuses_a_port_out_of_range_in_one_line(tmp_path, port):
+    result = runner.invoke(app, ["serve", "--model", str(tmp_path), "--port", port])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: --port must be between 1 and 65535, got {port}."
+
+
+def test_serve_refuses_a_busy_port_before_loading_the_model(cli_model):
+    import socket
+
+    root, _ = cli_model
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--model", str(root / "rm"), "--port", str(port)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: port {port} on 127.0.0.1 is in use: stop what listens there, or pick another "
+        "--port."
+    )  # one line, and the model's loading line never came
 
 
 def config_classes():

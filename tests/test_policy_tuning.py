@@ -122,3 +122,25 @@ def test_sft_runs_in_two_processes_under_accelerate_launch(tiny_llama_dir, tmp_p
     assert stdout.count("sft: 2 steps on 16 examples") == 1  # the main process reports
     assert json.loads((output / "metrics.json").read_text())["steps"] == 2
     assert len(moved_weights(output, tiny_llama_dir)) > 14
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["sft"], "error: sft needs"),
+        (["sft", "--data", "x.jsonl", "--lr", "-1"], "error: --lr must be above 0"),
+        (["dpo", "--data", "x.jsonl", "--beta", "0"], "error: --beta must be above 0"),
+        (["dpo", "--config", "nope.yaml"], "error: nope.yaml: no such file."),
+    ],
+)
+def test_a_settings_mistake_is_one_line_not_an_internal_error(command, message, tmp_path):
+    """The settings check ran inside a second or_exit: "internal error: Exit" and a crash
+    report followed the right line."""
+    from typer.testing import CliRunner
+
+    from rewardforge.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.output

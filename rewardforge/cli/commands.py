@@ -165,7 +165,8 @@ def sft_command(config: Path | None = None, **flags: Any) -> None:
     """Fine-tune a policy on demonstrations with TRL's SFTTrainer; save it to --output."""
     from rewardforge.policy.tuning import sft
 
-    result = or_exit(lambda: sft(settings(SFTRunConfig, config, flags)))
+    run = settings(SFTRunConfig, config, flags)  # a bad value exits here, in one line
+    result = or_exit(lambda: sft(run))
     _report_policy_run("sft", result.metrics, result.output_dir)
 
 
@@ -174,7 +175,8 @@ def dpo_command(config: Path | None = None, **flags: Any) -> None:
     """Tune a policy on preference pairs with TRL's DPOTrainer; save it to --output."""
     from rewardforge.policy.tuning import dpo
 
-    result = or_exit(lambda: dpo(settings(DPORunConfig, config, flags)))
+    run = settings(DPORunConfig, config, flags)  # a bad value exits here, in one line
+    result = or_exit(lambda: dpo(run))
     _report_policy_run("dpo", result.metrics, result.output_dir)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from rewardforge.errors import UserError
 
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ALIASES = ("minilm-l6", "smollm2-135m")
 
 
 def resolve_backbone(name: str) -> str:
@@ -36,9 +37,33 @@ def resolve_backbone(name: str) -> str:
         raise UserError(
             f"{name} is a folder but holds no model (no config.json). Point --model at a "
             "Hugging Face model folder, a .gguf file, a hub id or a bundled alias "
-            "(minilm-l6, smollm2-135m)."
+            f"({', '.join(ALIASES)})."
         )
+    if not Path(name).exists():
+        refuse_what_cannot_be_found(name)
     return name
+
+
+def refuse_what_cannot_be_found(name: str) -> None:
+    """A one-line error for a name that is no file or folder here and cannot be a hub id
+    this machine can load (offline, only a hub id already in the cache loads)."""
+    if name.startswith(("/", "./", "../", "~")) or name.endswith(".gguf") or name.count("/") > 1:
+        raise UserError(f"{name}: no such file or folder.")
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if not constants.HF_HUB_OFFLINE:
+        return  # a hub id, fetched when the model loads
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return  # in the local cache
+    if "/" in name:
+        raise UserError(
+            f"{name}: no such folder, and not in the local Hugging Face cache (offline: "
+            "nothing is downloaded). Download it first, or point at its folder."
+        )
+    raise UserError(
+        f"{name}: no such folder, and not a bundled backbone ({', '.join(ALIASES)}) or a hub "
+        "id (owner/name)."
+    )
 
 
 def cache_dir() -> Path:

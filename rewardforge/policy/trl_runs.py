@@ -34,9 +34,9 @@ class PolicyRunResult:
 def start_run(policy: str, output_dir: str) -> tuple[Path, str, Any, bool]:
     """(output folder, now created; policy path; its tokenizer; whether it has a chat template)."""
     output = Path(output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    policy_path = resolve_backbone(policy)
+    policy_path = resolve_backbone(policy)  # a policy that cannot be found: before the folder
     tokenizer = AutoTokenizer.from_pretrained(policy_path)
+    output.mkdir(parents=True, exist_ok=True)
     return output, policy_path, tokenizer, tokenizer.chat_template is not None
 
 

@@ -6,7 +6,9 @@ key comes from an environment variable, never from a flag.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import socket
 
 from rewardforge.api_key import api_key_from_env
 from rewardforge.errors import UserError
@@ -21,6 +23,7 @@ def serve(settings: ServerSettings) -> None:
     from rewardforge.serving.app import create_app
 
     api_key = server_api_key(settings)
+    refuse_an_address_in_use(settings.host, settings.port)
     reward_model = RewardModel.load(
         settings.model,
         reward_format=settings.reward_format,
@@ -56,3 +59,21 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def refuse_an_address_in_use(host: str, port: int) -> None:
+    """A port out of range, or one something already listens on, in one line before the model
+    loads (uvicorn would say it only after, with its own traceback)."""
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port must be between 1 and 65535, got {port}.")
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise UserError(
+                f"port {port} on {host} is in use: stop what listens there, or pick another --port."
+            ) from None
+        raise UserError(f"cannot listen on {host}:{port} ({error.strerror}).") from None
