@@ -398,3 +398,53 @@ def test_the_command_leaves_the_process_group_it_ran_in(monkeypatch, tmp_path):
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (
+            ["score", "--model", "{rm}", "--input", "{empty}"],
+            "{empty}: no rows; the file is empty.",
+        ),
+        (
+            ["best-of-n", "--policy", "{policy}", "--reward-model", "{rm}", "--prompts", "{empty}"],
+            "{empty}: no rows; the file is empty.",
+        ),
+        (
+            ["polar-data", "--pool", "{pool}", "--prompts", "{empty}"],
+            "{empty}: no rows; the file is empty.",
+        ),
+        (
+            ["rlhf", "--policy", "{policy}", "--reward-model", "{rm}", "--prompts", "{empty}"],
+            "{empty}: no rows; the file is empty.",
+        ),
+        (
+            ["sft", "--model", "{policy}", "--data", "{empty}"],
+            "{empty}: no rows; the file is empty.",
+        ),
+        (["eval", "--model", "{rm}", "--data", "{empty}"], "no usable preference examples"),
+    ],
+    ids=lambda value: value[0] if isinstance(value, list) else "",
+)
+def test_an_empty_input_is_one_line_and_writes_nothing(
+    command, message, cli_model, tiny_plain_llama_dir, tmp_path
+):
+    """score, best-of-n, polar-data and rlhf exited 0 on an empty file (rlhf saving an
+    untrained policy as if trained); sft raised StopIteration."""
+    root, _ = cli_model
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    pool = tmp_path / "pool.yaml"
+    policy = f"  model: {tiny_plain_llama_dir}\n"
+    pool.write_text(f"- name: plain\n{policy}- name: again\n{policy}")
+    values = {"rm": root / "rm", "empty": empty, "policy": tiny_plain_llama_dir, "pool": pool}
+    output = tmp_path / "out"
+    wanted = [part.format(**values) for part in command]
+    if command[0] != "eval":
+        wanted += ["--output", str(output)]
+    result = runner.invoke(app, wanted)
+    assert result.exit_code == 2, result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert message.format(**values) in error
+    assert "Traceback" not in result.output and not output.exists()

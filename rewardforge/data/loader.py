@@ -110,7 +110,14 @@ def parse_rows(
             errors.append(f"{path}: line {number}: {error}")
     if errors:
         raise invalid_rows_error(errors, summary)
+    if not parsed:
+        raise empty_file_error(path)
     return parsed
+
+
+def empty_file_error(path: str | Path) -> UserError:
+    """The one line for an input file with no rows: nothing to do is a mistake, not a run."""
+    return UserError(f"{path}: no rows; the file is empty.")
 
 
 def _load_file(

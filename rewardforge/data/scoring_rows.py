@@ -14,7 +14,7 @@ from typing import Any
 
 from rewardforge.data.example import Prompt
 from rewardforge.data.formats import RowError, parse_messages, parse_prompt
-from rewardforge.data.loader import parse_rows, read_rows
+from rewardforge.data.loader import empty_file_error, parse_rows, read_rows
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,8 @@ def read_scoring_rows(path: str | Path) -> tuple[list[ScoringRow], list[Rejected
             rejected.append(RejectedRow(number, row, str(error)))
             continue
         rows.append(ScoringRow(number, row, prompt, response, reference, steps))
+    if not rows and not rejected:
+        raise empty_file_error(path)
     return rows, rejected
 
 

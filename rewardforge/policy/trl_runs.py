@@ -32,16 +32,19 @@ class PolicyRunResult:
 
 
 def start_run(policy: str, output_dir: str) -> tuple[Path, str, Any, bool]:
-    """(output folder, now created; policy path; its tokenizer; whether it has a chat template)."""
+    """(output folder, made later by `trl_arguments`; policy path; its tokenizer; whether it
+    has a chat template)."""
     output = Path(output_dir)
-    policy_path = resolve_backbone(policy)  # a policy that cannot be found: before the folder
+    policy_path = resolve_backbone(policy)
     tokenizer = AutoTokenizer.from_pretrained(policy_path)
-    output.mkdir(parents=True, exist_ok=True)
     return output, policy_path, tokenizer, tokenizer.chat_template is not None
 
 
 def trl_arguments(config_class: type, output: Path, **settings: Any) -> Any:
-    """`config_class` (a TRL config) with the shared settings and the run's own `settings`."""
+    """`config_class` (a TRL config) with the shared settings and the run's own `settings`.
+    The output folder is made here, once the run's data has been read: a run refused for its
+    input leaves no folder behind."""
+    output.mkdir(parents=True, exist_ok=True)
     precision = mixed_precision("auto")
     return config_class(
         output_dir=str(output / "checkpoints"),
