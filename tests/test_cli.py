@@ -448,3 +448,49 @@ def test_an_empty_input_is_one_line_and_writes_nothing(
     (error,) = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert message.format(**values) in error
     assert "Traceback" not in result.output and not output.exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["score", "--model", "{rm}", "--input", "{rows}", "--output", "{folder}"], "is a folder"),
+        (
+            ["score", "--model", "{rm}", "--input", "{rows}", "--output", "{file}/out.jsonl"],
+            "is a file, not a folder",
+        ),
+        (
+            ["eval", "--model", "{rm}", "--data", "{rows}", "--report", "{file}/report"],
+            "is a file, not a folder",
+        ),
+        (
+            ["best-of-n", "--reward-model", "{rm}", "--prompts", "{rows}", "--output", "{folder}"],
+            "is a folder",
+        ),
+        (["adopt", "--source", "{rm}", "--output", "{folder}"], "holds other files and no model"),
+        (["train", "--data", "{rows}", "--output", "{file}"], "is a file; give the path of a"),
+        (
+            ["verify", "--reward-model", "{rm}", "--prompt", "hi", "--threshold", "0"]
+            + ["--max-attempts", "0"],
+            "--max-attempts must be at least 1, got 0.",
+        ),
+    ],
+    ids=lambda value: value[0] if isinstance(value, list) else "",
+)
+def test_output_paths_and_numbers_are_checked_before_any_work(
+    command, message, cli_model, tmp_path
+):
+    """score and eval used to score everything, then fail on the path with errno text; adopt
+    mixed the model into a folder of other files; verify loaded both models first."""
+    root, _ = cli_model
+    rows = write_jsonl(tmp_path / "rows.jsonl", [{"prompt": "p", "response": "r"}])
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    values = {"rm": root / "rm", "rows": rows, "folder": folder, "file": a_file}
+    result = runner.invoke(app, [part.format(**values) for part in command])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and message in result.output
+    assert len(result.output.strip().splitlines()) == 1  # nothing loaded, nothing printed
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]

@@ -26,6 +26,7 @@ RANKS = {
     "config_fields": 1,
     "api_key": 1,
     "torch_environment": 1,
+    "output_paths": 1,
     "errors": 0,
 }
 MAX_LINES = 350

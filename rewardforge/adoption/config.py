@@ -5,10 +5,12 @@ torch, so that the CLI builds the flags fast."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from rewardforge.config_fields import require, setting
 from rewardforge.errors import UserError
+from rewardforge.output_paths import check_output_folder
 from rewardforge.recipe.families import FAMILY_NAMES, REWARD_FORMATS
 
 RewardFormat = Literal[REWARD_FORMATS]  # type: ignore[valid-type]  # from the registry
@@ -54,5 +56,12 @@ class AdoptSettings:
 
     def __post_init__(self) -> None:
         require("adopt", source=self.source, output=self.output)
+        check_output_folder(self.output, "--output")
+        output = Path(self.output)
+        if output.is_dir() and any(output.iterdir()) and not (output / "config.json").is_file():
+            raise UserError(
+                f"--output {output} holds other files and no model; give an empty or new folder "
+                "(or a model folder to replace)."
+            )
         if self.step_separator == "":
             raise UserError("--step-separator must not be empty: each step's reward is read there.")

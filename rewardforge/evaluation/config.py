@@ -13,6 +13,7 @@ from rewardforge.adoption.config import (
 )
 from rewardforge.config_fields import require, setting
 from rewardforge.data.steps import NeutralRating, neutral_rating_setting
+from rewardforge.output_paths import check_output_folder
 
 
 @dataclass
@@ -40,3 +41,5 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         require("eval", model=self.model, data=self.data)
+        if self.report:
+            check_output_folder(self.report, "--report")

@@ -15,6 +15,7 @@ from rewardforge.adoption.config import (
 )
 from rewardforge.config_fields import require, setting
 from rewardforge.errors import UserError
+from rewardforge.output_paths import check_output_file, check_output_folder
 from rewardforge.scoring.step_aggregates import Aggregate, aggregate_setting
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ class BestOfNSettings(SamplingFlags):
         require(
             "best-of-n", reward_model=self.reward_model, prompts=self.prompts, output=self.output
         )
+        check_output_file(self.output, "--output")
+        if self.pairs_output:
+            check_output_file(self.pairs_output, "--pairs-output")
 
 
 @dataclass
@@ -88,6 +92,8 @@ class VerifySettings(SamplingFlags):
         require("verify", reward_model=self.reward_model, prompt=self.prompt)
         if self.threshold is None:
             raise UserError("verify needs --threshold; see `rewardforge verify -h`.")
+        if self.max_attempts < 1:
+            raise UserError(f"--max-attempts must be at least 1, got {self.max_attempts}.")
 
 
 @dataclass
@@ -109,3 +115,4 @@ class PolarDataSettings:
 
     def __post_init__(self) -> None:
         require("polar-data", pool=self.pool, prompts=self.prompts, output=self.output)
+        check_output_folder(self.output, "--output")

@@ -13,6 +13,7 @@ from rewardforge.adoption.config import (
 )
 from rewardforge.config_fields import setting
 from rewardforge.errors import UserError
+from rewardforge.output_paths import check_output_folder
 from rewardforge.scoring.step_aggregates import Aggregate, aggregate_setting
 
 ALGORITHMS = ("grpo", "rloo")
@@ -59,6 +60,7 @@ class RLHFConfig:
     def __post_init__(self) -> None:
         if not self.reward_model or not self.prompts:
             raise UserError("rlhf needs --reward-model DIR and --prompts FILE.")
+        check_output_folder(self.output, "--output")
         if self.algo not in ALGORITHMS:
             raise UserError(f"--algo must be one of {', '.join(ALGORITHMS)}, got {self.algo!r}.")
         for name in (

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from rewardforge.config_fields import setting
 from rewardforge.errors import UserError
+from rewardforge.output_paths import check_output_folder
 
 
 @dataclass
@@ -32,6 +33,7 @@ class SFTRunConfig:
     def __post_init__(self) -> None:
         _require(self.data, "sft needs --data FILE.")
         _check_training(self.lr, self.batch_size, self.max_length, self.logging_steps)
+        check_output_folder(self.output, "--output")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class DPORunConfig:
     def __post_init__(self) -> None:
         _require(self.data, "dpo needs --data FILE.")
         _check_training(self.lr, self.batch_size, self.max_length, self.logging_steps)
+        check_output_folder(self.output, "--output")
         if not self.beta > 0:
             raise UserError(f"--beta must be above 0, got {self.beta}.")
 

@@ -12,6 +12,7 @@ from rewardforge.adoption.config import (
     template_setting,
 )
 from rewardforge.config_fields import require, setting
+from rewardforge.output_paths import check_output_file
 from rewardforge.scoring.step_aggregates import Aggregate, aggregate_setting
 
 
@@ -33,3 +34,6 @@ class ScoreSettings:
 
     def __post_init__(self) -> None:
         require("score", model=self.model, input=self.input, output=self.output)
+        check_output_file(self.output, "--output")
+        if self.rejects:
+            check_output_file(self.rejects, "--rejects")

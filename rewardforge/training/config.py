@@ -17,6 +17,7 @@ from rewardforge.adoption.config import (
 from rewardforge.config_fields import flag_name, setting, settings_from_sources
 from rewardforge.data.steps import NeutralRating, neutral_rating_setting
 from rewardforge.errors import UserError
+from rewardforge.output_paths import check_output_folder
 
 # Names only: the losses themselves (and torch) live in losses.py, which the CLI does not import.
 LOSSES: tuple[str, ...] = ("bt", "logexp", "hinge", "listwise")
@@ -144,6 +145,7 @@ class TrainConfig:
     max_tokens_per_batch: int = setting(16384, "Tokens fed per evaluation batch, padding included.")
 
     def __post_init__(self) -> None:
+        check_output_folder(self.output, "--output")
         if self.loss not in LOSSES:
             raise UserError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}.")
         if self.pairs not in ("all", "adjacent"):
