@@ -9,6 +9,10 @@ import os
 # huge pages spare most of the page faults that fill them: smollm2-135m trained 12% faster in
 # BENCHMARKS.md (minilm-l6 unchanged). Linux only; elsewhere torch ignores it.
 TORCH_ENVIRONMENT_DEFAULTS = {"THP_MEM_ALLOC_ENABLE": "1"}
+# Set by the `rewardforge` command only: the libraries' own bars (transformers' "Loading
+# weights" and "Writing model shards" on every load and save) are noise beside rewardforge's
+# bars, which stay. `HF_HUB_DISABLE_PROGRESS_BARS=0` brings them back.
+COMMAND_ENVIRONMENT_DEFAULTS = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
 
 def apply_torch_environment_defaults() -> None:
@@ -17,6 +21,13 @@ def apply_torch_environment_defaults() -> None:
     Call it before the first `import torch`: torch reads these once, at its first allocation.
     """
     for name, value in TORCH_ENVIRONMENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def apply_command_environment_defaults() -> None:
+    """The `rewardforge` command's environment defaults (see COMMAND_ENVIRONMENT_DEFAULTS),
+    where the user has not set them; before transformers is imported."""
+    for name, value in COMMAND_ENVIRONMENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
 
 

@@ -102,3 +102,24 @@ def test_a_plain_model_rejects_rows_with_a_reference(tiny_reward_model_dir, tmp_
     source = write(tmp_path / "in.jsonl", [json.dumps(row)])
     with pytest.raises(DataError, match="line 1: the row has a 'reference'"):
         score_file(tiny_reward_model_dir, source, tmp_path / "out.jsonl", progress=False)
+
+
+def test_a_normal_score_run_prints_only_its_own_bar_and_line(tiny_reward_model_dir, tmp_path):
+    """The `rewardforge` command itself: no transformers "Loading weights" bar, no warnings;
+    rewardforge's own bar counts responses."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"prompt": "Hi", "response": "Hello."}\n', encoding="utf-8")
+    command = [str(Path(sys.executable).parent / "rewardforge"), "score", "--model"]
+    command += [str(tiny_reward_model_dir), "--input", str(rows), "--output", str(tmp_path / "o")]
+    environment = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"scored 1 rows -> {tmp_path / 'o'}"
+    bars = [part for part in done.stderr.replace("\r", "\n").splitlines() if part.strip()]
+    assert bars and all(part.startswith("Scoring:") for part in bars), done.stderr
+    assert "response/s" in done.stderr and "Warning" not in done.stderr

@@ -22,7 +22,10 @@ from rewardforge.policy.rlhf_config import RLHFConfig
 from rewardforge.policy.tuning_config import DPORunConfig, SFTRunConfig
 from rewardforge.scoring.config import ScoreSettings
 from rewardforge.serving.config import ServerSettings
-from rewardforge.torch_environment import apply_torch_environment_defaults
+from rewardforge.torch_environment import (
+    apply_command_environment_defaults,
+    apply_torch_environment_defaults,
+)
 from rewardforge.training.config import TrainConfig
 
 app = typer.Typer(
@@ -227,6 +230,7 @@ def main() -> None:
     """The `rewardforge` command: torch's environment defaults first, then the CLI, then (under
     `accelerate launch`) leaving the process group."""
     apply_torch_environment_defaults()
+    apply_command_environment_defaults()
     try:
         app()
     finally:

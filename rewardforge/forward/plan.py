@@ -169,18 +169,20 @@ class ForwardPlan:
         max_tokens_per_batch: int = 16384,
         progress: bool = True,
         description: str = "Scoring",
+        unit: str = "group",
     ) -> list[list[Any]]:
         """Rewards for each row's responses, in input order, on the model's own device; for
         step-labelled rows (a process reward model), each solution's step rewards (logits).
 
         Rows are sorted by length and cut into batches of at most `max_tokens_per_batch`
         tokens fed (padding included), so a batch holds many short groups or a few long ones.
+        The progress bar counts rows as `unit`s (a preference group, a response, a problem).
         """
         model.eval()
         device = next(model.parameters()).device
         results: list[list[Any]] = [[] for _ in rows]
         batches = self.micro_batches(rows, max_tokens_per_batch)
-        with tqdm(total=len(rows), desc=description, disable=not progress, unit="group") as bar:
+        with tqdm(total=len(rows), desc=description, disable=not progress, unit=unit) as bar:
             for indices in batches:
                 batch = self.collate([rows[index] for index in indices])
                 batch = {key: value.to(device) for key, value in batch.items()}

@@ -129,7 +129,7 @@ class RewardModel:
             EncodedSolutions([encoded[i] for i in indices], [[] for _ in indices]).as_row()
             for indices in groups.values()
         ]
-        logits = self._score_rows(rows, progress)
+        logits = self._score_rows(rows, progress, unit="problem")
         results: list[list[float]] = [[] for _ in encoded]
         for indices, problem in zip(groups.values(), logits):
             for index, steps in zip(indices, problem):
@@ -197,7 +197,7 @@ class RewardModel:
     ) -> list[float]:
         """One reward per response already encoded with `self.encoder`, in the same order."""
         rows = [EncodedGroup([response]).as_row() for response in encoded]
-        rewards = [group[0] for group in self._score_rows(rows, progress)]
+        rewards = [group[0] for group in self._score_rows(rows, progress, unit="response")]
         return [self.recipe.normalize(r) for r in rewards] if normalize else rewards
 
     def score_examples(
@@ -240,9 +240,9 @@ class RewardModel:
             lambda prompts, texts, references: self.score(prompts, texts, references, normalize)
         )
 
-    def _score_rows(self, rows: list[dict], progress: bool) -> list[list[Any]]:
+    def _score_rows(self, rows: list[dict], progress: bool, unit: str = "group") -> list[list[Any]]:
         return self.plan.score(
-            self.reward_forward, rows, self.max_tokens_per_batch, progress=progress
+            self.reward_forward, rows, self.max_tokens_per_batch, progress=progress, unit=unit
         )
 
 
