@@ -15,6 +15,10 @@ from rewardforge.recipe.families import FAMILY_NAMES, REWARD_FORMATS
 
 RewardFormat = Literal[REWARD_FORMATS]  # type: ignore[valid-type]  # from the registry
 TemplateChoice = Literal["chat", "plain"]
+REWARD_MODEL_HELP = (
+    "A reward model: a folder written by `rewardforge train` or `adopt`, or one trained "
+    "elsewhere (TRL, OpenRLHF, Skywork, POLAR, InternLM2; docs/reward-models.md)."
+)
 
 
 def reward_format_setting() -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rewardforge.adoption.config import (
+    REWARD_MODEL_HELP,
     RewardFormat,
     TemplateChoice,
     reward_format_setting,
@@ -20,7 +21,7 @@ from rewardforge.output_paths import check_output_folder
 class EvalSettings:
     """`rewardforge eval`."""
 
-    model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
+    model: str = setting("", REWARD_MODEL_HELP, shown="required")
     reward_format: RewardFormat = reward_format_setting()
     template: TemplateChoice | None = template_setting()
     data: list[str] = setting(

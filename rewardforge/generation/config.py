@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rewardforge.adoption.config import (
+    REWARD_MODEL_HELP,
     RewardFormat,
     TemplateChoice,
     reward_format_setting,
@@ -32,7 +33,9 @@ class SamplingFlags:
     max_new_tokens: int = setting(128, "Tokens per sampled answer.")
     temperature: float = setting(0.8, "Sampling temperature.")
     top_p: float = setting(0.95, "Nucleus sampling mass.")
-    seed: int = setting(0, "Sampling seed (per prompt: seed + prompt line).")
+    seed: int = setting(
+        0, "Sampling seed: best-of-n adds the prompt's index, verify the attempt's number."
+    )
 
     def sampling(self) -> SamplingSettings:
         """How the policy samples, as `Policy.sample` takes it."""
@@ -45,7 +48,7 @@ class SamplingFlags:
 class BestOfNSettings(SamplingFlags):
     """`rewardforge best-of-n`."""
 
-    reward_model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
+    reward_model: str = setting("", REWARD_MODEL_HELP, shown="required")
     reward_format: RewardFormat = reward_format_setting()
     template: TemplateChoice | None = template_setting()
     aggregate: Aggregate = aggregate_setting()
@@ -70,7 +73,7 @@ class BestOfNSettings(SamplingFlags):
 class VerifySettings(SamplingFlags):
     """`rewardforge verify`."""
 
-    reward_model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
+    reward_model: str = setting("", REWARD_MODEL_HELP, shown="required")
     reward_format: RewardFormat = reward_format_setting()
     template: TemplateChoice | None = template_setting()
     aggregate: Aggregate = aggregate_setting()

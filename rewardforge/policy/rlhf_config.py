@@ -25,8 +25,8 @@ class RLHFConfig:
 
     reward_model: str = setting(
         "",
-        "Reward model folder written by `rewardforge train`, or the http(s) URL of a "
-        "`rewardforge serve` server.",
+        "A reward model (a folder written by `rewardforge train` or `adopt`, or one trained "
+        "elsewhere), or the http(s) URL of a `rewardforge serve` server.",
         shown="required",
     )
     reward_format: RewardFormat = reward_format_setting()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rewardforge.adoption.config import (
+    REWARD_MODEL_HELP,
     RewardFormat,
     TemplateChoice,
     reward_format_setting,
@@ -19,7 +20,7 @@ from rewardforge.scoring.step_aggregates import Aggregate, aggregate_setting
 class ServerSettings:
     """Where the reward server listens, its API key's variable, batching and input limits."""
 
-    model: str = setting("", "Directory written by `rewardforge train`.", shown="required")
+    model: str = setting("", REWARD_MODEL_HELP, shown="required")
     reward_format: RewardFormat = reward_format_setting()
     template: TemplateChoice | None = template_setting()
     aggregate: Aggregate = aggregate_setting()

@@ -99,7 +99,9 @@ class TrainConfig:
     loss: str = setting("bt", "bt, logexp, hinge or listwise.")
     pairs: str = setting("all", "Pairs drawn from K-way groups: all or adjacent.")
     hinge_margin: float = setting(1.0, "Margin of --loss hinge.")
-    center_coef: float = setting(0.0, "Reward centering weight: coef * mean(r^2).")
+    center_coef: float = setting(
+        0.0, "Reward centering weight: coef * mean((r_better + r_worse)^2) over the pairs."
+    )
     lora: bool = setting(False, "Train LoRA adapters with PEFT; the reward head trains in full.")
     lora_rank: int = setting(16, "LoRA rank.")
     lora_alpha: int = setting(32, "LoRA alpha.")
