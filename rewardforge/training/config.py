@@ -197,7 +197,7 @@ class TrainConfig:
                 "(and --eval-data FILE) to say how often to evaluate."
             )
         if not 0 <= self.warmup_ratio < 1:
-            raise UserError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
+            raise UserError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}.")
         if not self.split_token.strip() or not self.reward_marker.strip():
             raise UserError("--split-token and --reward-marker must not be empty.")
         if self.step_separator == "":
