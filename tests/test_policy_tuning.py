@@ -144,3 +144,22 @@ def test_a_settings_mistake_is_one_line_not_an_internal_error(command, message, 
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.output
+
+
+def test_sft_prints_no_deprecation_warnings(tiny_llama_dir, tmp_path):
+    """TRL's configs and trainers use transformers' old gradient_checkpointing names; the
+    `rewardforge` command passes the new one and keeps their FutureWarnings off the screen."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = write_jsonl(
+        tmp_path / "demo.jsonl", [{"prompt": f"q{i}", "answer": "a"} for i in range(8)]
+    )
+    command = [str(Path(sys.executable).parent / "rewardforge"), "sft", "--model"]
+    command += [str(tiny_llama_dir), "--data", str(data), "--output", str(tmp_path / "sft")]
+    done = subprocess.run(
+        [*command, "--max-steps", "1", "--lora"], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "deprecated" not in done.stderr and "FutureWarning" not in done.stderr

@@ -8,6 +8,7 @@ and `metrics.json`.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,15 @@ class PolicyRunResult:
     metrics: dict[str, Any]
 
 
+# TRL 1.16's trainers still call the models' old `gradient_checkpointing_*` names; transformers
+# warns at each call. The new names do the same; the warnings say nothing a user can act on.
+warnings.filterwarnings(
+    "ignore",
+    message=r"`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated",
+    category=FutureWarning,
+)
+
+
 def start_run(policy: str, output_dir: str) -> tuple[Path, str, Any, bool]:
     """(output folder, made later by `trl_arguments`; policy path; its tokenizer; whether it
     has a chat template)."""
@@ -46,6 +56,8 @@ def trl_arguments(config_class: type, output: Path, **settings: Any) -> Any:
     input leaves no folder behind."""
     output.mkdir(parents=True, exist_ok=True)
     precision = mixed_precision("auto")
+    # TRL's configs turn checkpointing on under its old name, which transformers 5 warns about
+    settings.setdefault("activation_checkpointing", True)
     return config_class(
         output_dir=str(output / "checkpoints"),
         save_strategy="no",
