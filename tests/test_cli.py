@@ -46,6 +46,8 @@ def test_train_prints_account_and_applies_flag_over_yaml(cli_model):
     assert "detected format 'implicit'" in result.output
     assert "rows read: 8; examples used: 8; pairs: 8; truncated: " in result.output
     assert "forward plan: packed rows, a segment for each response;" in result.output
+    assert "train_runtime" not in result.output  # the Trainer's closing dict stays in the log
+    assert "trained 8 pairs in " in result.output.strip().splitlines()[-1]
     saved = (root / "rm" / "train_config.yaml").read_text()
     assert "max_steps: 2" in saved and "lr: 0.001" in saved
     assert "disable_dropout: false" in saved

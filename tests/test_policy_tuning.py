@@ -163,3 +163,5 @@ def test_sft_prints_no_deprecation_warnings(tiny_llama_dir, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "deprecated" not in done.stderr and "FutureWarning" not in done.stderr
+    assert "train_runtime" not in done.stdout + done.stderr  # the Trainer's closing dict
+    assert done.stdout.strip().splitlines()[-1].startswith("sft: 1 steps on 8 examples")

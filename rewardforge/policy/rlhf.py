@@ -36,7 +36,7 @@ from rewardforge.scoring.reward_model import (
     RewardModel,
     encode_reward_prompt,
 )
-from rewardforge.training.callbacks import LOG_FILE
+from rewardforge.training.callbacks import LOG_FILE, use_quiet_progress
 
 
 def rlhf(config: RLHFConfig) -> PolicyRunResult:
@@ -141,7 +141,7 @@ def _trainer(
         logging_steps=config.logging_steps,
         seed=config.seed,
     )
-    return trainer_class(
+    trainer = trainer_class(
         model=policy_path,
         reward_funcs=[reward_model.reward_function(normalize=config.normalize)],
         args=args,
@@ -150,3 +150,5 @@ def _trainer(
         processing_class=tokenizer,
         callbacks=run_callbacks(output),
     )
+    use_quiet_progress(trainer)
+    return trainer

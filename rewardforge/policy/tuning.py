@@ -25,6 +25,7 @@ from rewardforge.policy.trl_runs import (
     trl_arguments,
 )
 from rewardforge.policy.tuning_config import DPORunConfig, SFTRunConfig
+from rewardforge.training.callbacks import use_quiet_progress
 
 
 def sft(config: SFTRunConfig) -> PolicyRunResult:
@@ -48,6 +49,7 @@ def sft(config: SFTRunConfig) -> PolicyRunResult:
         if config.lora
         else None,
     )
+    use_quiet_progress(trainer)
     fit = trainer.train()
     if config.lora:
         trainer.model = trainer.model.merge_and_unload()
@@ -81,6 +83,7 @@ def dpo(config: DPORunConfig) -> PolicyRunResult:
         processing_class=tokenizer,
         callbacks=run_callbacks(output),
     )
+    use_quiet_progress(trainer)
     fit = trainer.train()
     return _finish(trainer, tokenizer, output, fit, examples=len(rows))
 

@@ -1,5 +1,6 @@
 """Trainer callbacks shared by every training command (reward model, SFT, DPO, RLHF): the JSONL
-log that `eval --report` and the plots read, and the stop on a loss that is no longer finite."""
+log that `eval --report` and the plots read, the stop on a loss that is no longer finite, and
+the progress bar without the Trainer's closing dict."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from transformers import TrainerCallback
+from transformers import ProgressCallback, Trainer, TrainerCallback
 
 from rewardforge.errors import UserError
 
@@ -42,3 +43,22 @@ class StopOnNonFinite(TrainerCallback):
                     f"The logged {key} became {value} at step {state.global_step}; lower --lr "
                     "or raise --beta and run again."
                 )
+
+
+class ProgressWithoutSummary(ProgressCallback):
+    """transformers' progress bar, without the run's closing `{'train_runtime': ...}` dict
+    written into it: that is in log.jsonl, and each command prints its own summary line."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # transformers' hook
+        if logs is not None and "train_runtime" in logs:
+            return
+        super().on_log(args, state, control, logs=logs, **kwargs)
+
+
+def use_quiet_progress(trainer: Trainer) -> None:
+    """Swap the Trainer's progress bar for `ProgressWithoutSummary` (where it has a bar)."""
+    if any(
+        isinstance(callback, ProgressCallback) for callback in trainer.callback_handler.callbacks
+    ):
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(ProgressWithoutSummary())

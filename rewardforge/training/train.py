@@ -43,7 +43,7 @@ from rewardforge.training.base_model import (
     recipe_of_this_kind,
     trains_process_model,
 )
-from rewardforge.training.callbacks import LOG_FILE
+from rewardforge.training.callbacks import LOG_FILE, use_quiet_progress
 from rewardforge.training.config import (
     TrainConfig,
 )
@@ -234,6 +234,7 @@ def _trainer(
         max_tokens_per_batch=config.max_tokens_per_batch,
         max_tokens_per_micro_batch=run.micro_batch_tokens,
     )
+    use_quiet_progress(trainer)
     if trainer.accelerator.num_processes > 1:
         kind = trainer.accelerator.distributed_type.value
         print(f"distributed: {kind} over {trainer.accelerator.num_processes} processes")
