@@ -163,6 +163,7 @@ def test_best_of_n_and_verify(tiny_llama_dir, tiny_reward_model_dir, tmp_path):
     assert verdict.exit_code == 0, verdict.output
     payload = json.loads(verdict.stdout.strip().splitlines()[-1])
     assert payload["accepted"] and len(payload["attempts"]) == 1
+    assert "Verifying:" in verdict.stderr and "1/3" in verdict.stderr  # not silent
 
 
 def test_a_bug_exits_1_and_writes_its_traceback(monkeypatch, tmp_path, hh_file):

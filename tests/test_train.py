@@ -656,3 +656,10 @@ def test_load_best_with_lora_saves_the_best_steps_merged_model(worsening_run, ti
     assert result.metrics["best_eval_accuracy"] == best
     assert result.metrics["best_step"] == min(s for s, a in accuracies.items() if a == best)
     assert evaluate(result.output_dir, dev, progress=False)["accuracy"] == best
+
+
+def test_the_final_evaluation_shows_a_bar(tiny_bert_dir, hh_file, hh_dev_file, tmp_path, capfd):
+    """Scoring the dev set after training took a while with nothing on the screen."""
+    config = tiny_config(tiny_bert_dir, hh_file, tmp_path / "rm", eval_data=[str(hh_dev_file)])
+    train(config)
+    assert "Evaluating: 100%" in capfd.readouterr().err

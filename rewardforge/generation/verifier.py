@@ -6,8 +6,11 @@ try again, up to `max_attempts`, and answer with the fallback text. Every attemp
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+
+from tqdm.auto import tqdm
 
 from rewardforge.data.example import Prompt
 from rewardforge.errors import UserError
@@ -103,7 +106,13 @@ def verify(settings: VerifySettings) -> Verdict:
         judge, settings.threshold, settings.max_attempts, settings.fallback, settings.normalized
     )
 
-    def generate(prompt: Prompt, number: int) -> str:
-        return writer.sample(prompt, 1, replace(sampling, seed=sampling.seed + number))[0]
+    # generating is the slow part: a bar over the attempts, on stderr
+    bar = tqdm(total=settings.max_attempts, desc="Verifying", unit="attempt", file=sys.stderr)
 
-    return verifier(settings.prompt, generate, settings.reference)
+    def generate(prompt: Prompt, number: int) -> str:
+        answer = writer.sample(prompt, 1, replace(sampling, seed=sampling.seed + number))[0]
+        bar.update(1)
+        return answer
+
+    with bar:
+        return verifier(settings.prompt, generate, settings.reference)

@@ -248,11 +248,19 @@ class RewardTrainer(Trainer):
         processes = self.accelerator.num_processes
         if processes == 1 or self.is_fsdp_enabled or self.is_deepspeed_enabled:
             return self.plan.score(
-                self.model, self.eval_rows, self.max_tokens_per_batch, progress=False
+                self.model,
+                self.eval_rows,
+                self.max_tokens_per_batch,
+                progress=self.is_world_process_zero(),
+                description="Evaluating",
             )
         rank = self.accelerator.process_index
         mine = self.plan.score(
-            self.model, self.eval_rows[rank::processes], self.max_tokens_per_batch, progress=False
+            self.model,
+            self.eval_rows[rank::processes],
+            self.max_tokens_per_batch,
+            progress=self.is_world_process_zero(),  # the main process's share, as a bar
+            description="Evaluating",
         )
         parts = gather_object([mine])  # one list per process, in process order
         rewards: list[list[Any]] = [[] for _ in self.eval_rows]
