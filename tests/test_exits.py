@@ -81,3 +81,37 @@ def test_an_api_key_comes_from_its_variable(monkeypatch):
     monkeypatch.delenv("RM_KEY")
     with pytest.raises(UserError, match="empty or unset"):
         api_key_from_env("RM_KEY", "--api-key-env")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["train", "--lr", "abc"], "error: Invalid value for '--lr': "),
+        (["train", "--no-such-flag"], "error: No such option: --no-such-flag"),
+        (["traim"], "error: No such command 'traim'. Did you mean 'train'?"),
+    ],
+)
+def test_a_usage_mistake_is_one_line_and_exit_2(arguments, message):
+    """Click's five-line usage box became the one line every other mistake gets."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = [str(Path(sys.executable).parent / "rewardforge"), *arguments]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith(message) and len(done.stderr.strip().splitlines()) == 1
+    assert "-h lists the" in done.stderr and done.stdout == ""
+
+
+def test_a_missing_absolute_model_path_is_no_such_model_directory(tmp_path):
+    """`/nonexistent` has one slash, as a hub id has: it was sent to the hub client."""
+    from typer.testing import CliRunner
+
+    from rewardforge.cli import app
+
+    data = tmp_path / "dev.jsonl"
+    data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+    result = CliRunner().invoke(app, ["eval", "--model", "/nonexistent", "--data", str(data)])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: /nonexistent: no such model directory."

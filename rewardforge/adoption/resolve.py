@@ -107,7 +107,8 @@ def local_folder(source: str | Path) -> Path:
                 "directory of `rewardforge train`, or a reward model's folder."
             )
         return folder
-    if str(source).count("/") != 1 or folder.exists():
+    path_like = str(source).startswith(("/", "./", "../", "~"))
+    if str(source).count("/") != 1 or folder.exists() or path_like:
         raise FileNotFoundError(f"{source}: no such model directory.")
     from huggingface_hub import snapshot_download
 

@@ -226,15 +226,31 @@ def _report_policy_run(name: str, metrics: dict[str, Any], output: Path) -> None
     )
 
 
+# Typer carries its own copy of Click; its usage error (an unknown flag or command, a value of
+# the wrong type) is the base of the public `typer.BadParameter`.
+USAGE_ERROR = typer.BadParameter.__mro__[1]
+
+
 def main() -> None:
     """The `rewardforge` command: torch's environment defaults first, then the CLI, then (under
-    `accelerate launch`) leaving the process group."""
+    `accelerate launch`) leaving the process group. A mistyped flag or a value of the wrong
+    type is one line and exit code 2, like every other mistake (not Click's boxed usage)."""
     apply_torch_environment_defaults()
     apply_command_environment_defaults()
     try:
-        app()
+        code = app(standalone_mode=False)
+    except USAGE_ERROR as error:
+        path = error.ctx.command_path if error.ctx else ""  # "rewardforge" or "rewardforge train"
+        listed = "flags" if " " in path else "commands"
+        hint = f" ({path} -h lists the {listed})" if path else ""
+        typer.secho(f"error: {error.format_message()}{hint}", err=True, fg=typer.colors.RED)
+        code = 2
+    except typer.Abort:  # Ctrl-C
+        typer.secho("Aborted.", err=True)
+        code = 130
     finally:
         _leave_process_group()
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _leave_process_group() -> None:
