@@ -101,7 +101,7 @@ def test_bad_data_exits_with_a_row_numbered_message(cli_model, tmp_path):
     bad.write_text('{"prompt": "p", "chosen": "a", "rejected": "a"}\n')
     result = runner.invoke(app, ["train", "--data", str(bad), "--output", str(tmp_path / "x")])
     assert result.exit_code == 2
-    assert f"{bad}: row 1: chosen and rejected responses are identical" in result.stderr
+    assert f"{bad}: line 1: chosen and rejected responses are identical" in result.stderr
 
 
 def test_eval_on_a_directory_without_a_model(cli_model, tmp_path):

@@ -90,7 +90,7 @@ def test_each_bad_row_is_named_by_file_and_line(bad_file):
     assert "6 invalid row(s)" in message and "--skip-invalid" in message
     for line_number, (_, problem) in enumerate(BAD_LINES, start=1):
         if problem:
-            assert f"{bad_file}: row {line_number}: " in message
+            assert f"{bad_file}: line {line_number}: " in message
             assert problem in message
 
 
@@ -108,7 +108,7 @@ def test_skip_invalid_counts_reasons(bad_file):
 
 def test_unknown_format_is_an_error(tmp_path):
     path = write_jsonl(tmp_path / "odd.jsonl", [{"text": "hello"}])
-    with pytest.raises(DataError, match="row 1: unknown format"):
+    with pytest.raises(DataError, match="line 1: unknown format"):
         load_preferences(path)
 
 
@@ -157,7 +157,7 @@ def test_a_truncated_last_line_is_named_and_the_rest_kept(tmp_path):
     text = "\n".join(json.dumps(row) for row in EXPLICIT) + '\n{"prompt": "p", "chosen": "a", "rej'
     path.write_text(text, encoding="utf-8")
     last = len(EXPLICIT) + 1
-    with pytest.raises(DataError, match=rf"cut.jsonl: row {last}: invalid JSON"):
+    with pytest.raises(DataError, match=rf"cut.jsonl: line {last}: invalid JSON"):
         load_preferences(path)
     report = load_preferences(path, skip_invalid=True)
     assert len(report.examples) == len(EXPLICIT) and report.skipped == {"invalid JSON": 1}
@@ -184,7 +184,7 @@ def test_ranked_rows_with_bad_ranks(tmp_path, rank, problem):
     path = write_jsonl(tmp_path / "ranked.jsonl", [row])
     with pytest.raises(DataError) as caught:
         load_preferences(path)
-    assert f"ranked.jsonl: row 1: {problem}" in str(caught.value)
+    assert f"ranked.jsonl: line 1: {problem}" in str(caught.value)
 
 
 def test_every_input_row_is_accounted_for(bad_file):
@@ -203,5 +203,17 @@ def test_reference_mode_errors_name_the_file_and_row(tmp_path):
     report = load_preferences(path, reference_mode=True, skip_invalid=True)
     assert [example.reference for example in report.examples] == ["best"]
     assert report.pairs == 1 and report.skipped == {"no reference": 1}
-    with pytest.raises(DataError, match="ranked.jsonl: row 2: reference mode needs"):
+    with pytest.raises(DataError, match="ranked.jsonl: line 2: reference mode needs"):
         load_preferences(path, reference_mode=True)
+
+
+def test_a_bad_row_is_placed_by_line_in_jsonl_and_by_row_in_json(tmp_path):
+    """One wording in every command: a .jsonl file has lines, a .json list has rows."""
+    rows = [{"prompt": "p", "chosen": "a", "rejected": "b"}, {"prompt": "p", "chosen": "a"}]
+    jsonl = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    as_list = tmp_path / "pairs.json"
+    as_list.write_text(json.dumps(rows))
+    with pytest.raises(DataError, match=r"pairs.jsonl: line 2: missing key 'rejected'"):
+        load_preferences(jsonl)
+    with pytest.raises(DataError, match=r"pairs.json: row 2: missing key 'rejected'"):
+        load_preferences(as_list)

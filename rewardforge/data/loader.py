@@ -107,12 +107,19 @@ def parse_rows(
                 raise row
             parsed.append((number, parse(row)))
         except RowError as error:
-            errors.append(f"{path}: line {number}: {error}")
+            errors.append(f"{row_place(path, number)}: {error}")
     if errors:
         raise invalid_rows_error(errors, summary)
     if not parsed:
         raise empty_file_error(path)
     return parsed
+
+
+def row_place(path: str | Path, number: int) -> str:
+    """Where a row is, in the words of its file: a line of a .jsonl file, else a row (a .json
+    list, a .csv or .parquet table, a saved dataset)."""
+    kind = "line" if str(path).lower().endswith(".jsonl") else "row"
+    return f"{path}: {kind} {number}"
 
 
 def empty_file_error(path: str | Path) -> UserError:
@@ -142,7 +149,7 @@ def _load_file(
             gap = score_gap(row)
         except RowError as error:
             if not skip_invalid:
-                errors.append(f"{path}: row {row_number}: {error}")
+                errors.append(f"{row_place(path, row_number)}: {error}")
             report.skipped[error.reason] += 1
             continue
         if min_score_gap is not None and gap is not None and gap < min_score_gap:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rewardforge.data.formats import RowError
-from rewardforge.data.loader import DataError, invalid_rows_error, read_rows
+from rewardforge.data.loader import DataError, invalid_rows_error, read_rows, row_place
 from rewardforge.data.steps import Solution, StepExample, detect_step_format, parse_step_row
 
 
@@ -74,7 +74,7 @@ def load_step_examples(
                 if isinstance(error, KeyError):
                     error = RowError("missing key", f"missing key {error.args[0]!r} ({fmt}).")
                 if not skip_invalid:
-                    errors.append(f"{path}: line {number}: {error}")
+                    errors.append(f"{row_place(path, number)}: {error}")
                 report.skipped[error.reason] += 1
                 continue
             key = json.dumps(prompt, ensure_ascii=False, sort_keys=True)

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from rewardforge.data.loader import invalid_rows_error
+from rewardforge.data.loader import invalid_rows_error, row_place
 from rewardforge.data.scoring_rows import RejectedRow, ScoringRow, read_scoring_rows
 from rewardforge.errors import UserError
 from rewardforge.scoring.config import ScoreSettings
@@ -64,7 +64,7 @@ def score_file(
     rejected = sorted(rejected + misfits, key=lambda item: item.number)
     if rejected and not skip_invalid:
         raise invalid_rows_error(
-            [f"{input_path}: line {item.number}: {item.error}" for item in rejected],
+            [f"{row_place(input_path, item.number)}: {item.error}" for item in rejected],
             "invalid row(s); nothing was scored. Fix them, or pass --skip-invalid to write them "
             "to a rejects file",
         )
