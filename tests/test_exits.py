@@ -89,6 +89,7 @@ def test_an_api_key_comes_from_its_variable(monkeypatch):
         (["train", "--lr", "abc"], "error: Invalid value for '--lr': "),
         (["train", "--no-such-flag"], "error: No such option: --no-such-flag"),
         (["traim"], "error: No such command 'traim'. Did you mean 'train'?"),
+        (["train", "--kind", "xyz"], "error: Invalid value for '--kind': 'xyz' is not one of "),
     ],
 )
 def test_a_usage_mistake_is_one_line_and_exit_2(arguments, message):

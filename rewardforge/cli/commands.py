@@ -243,7 +243,9 @@ def main() -> None:
         path = error.ctx.command_path if error.ctx else ""  # "rewardforge" or "rewardforge train"
         listed = "flags" if " " in path else "commands"
         hint = f" ({path} -h lists the {listed})" if path else ""
-        typer.secho(f"error: {error.format_message()}{hint}", err=True, fg=typer.colors.RED)
+        # Typer coerces values with pydantic, whose message opens with its own "Value error, "
+        message = error.format_message().replace("Value error, ", "")
+        typer.secho(f"error: {message}{hint}", err=True, fg=typer.colors.RED)
         code = 2
     except typer.Abort:  # Ctrl-C
         typer.secho("Aborted.", err=True)
