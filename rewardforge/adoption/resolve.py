@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 from rewardforge.adoption.config import AdoptSettings
 from rewardforge.adoption.internlm2 import convert_internlm2
 from rewardforge.errors import UserError
-from rewardforge.models.backbones import cache_dir
+from rewardforge.models.backbones import cache_dir, looks_like_a_path
 from rewardforge.models.file_modes import share_weights_like_config
 from rewardforge.models.reward_head import load_trained_reward_model
 from rewardforge.recipe import RECIPE_FILE, ScoringRecipe
@@ -107,8 +107,7 @@ def local_folder(source: str | Path) -> Path:
                 "directory of `rewardforge train`, or a reward model's folder."
             )
         return folder
-    path_like = str(source).startswith(("/", "./", "../", "~"))
-    if str(source).count("/") != 1 or folder.exists() or path_like:
+    if str(source).count("/") != 1 or folder.exists() or looks_like_a_path(str(source)):
         raise FileNotFoundError(f"{source}: no such model directory.")
     from huggingface_hub import snapshot_download
 

@@ -39,15 +39,22 @@ def resolve_backbone(name: str) -> str:
             "Hugging Face model folder, a .gguf file, a hub id or a bundled alias "
             f"({', '.join(ALIASES)})."
         )
-    if not Path(name).exists():
-        refuse_what_cannot_be_found(name)
+    refuse_a_missing_backbone(name)
     return name
 
 
-def refuse_what_cannot_be_found(name: str) -> None:
-    """A one-line error for a name that is no file or folder here and cannot be a hub id
-    this machine can load (offline, only a hub id already in the cache loads)."""
-    if name.startswith(("/", "./", "../", "~")) or name.endswith(".gguf") or name.count("/") > 1:
+def looks_like_a_path(name: str) -> bool:
+    """Whether `name` is written as a path (absolute, relative to here, or from home), which a
+    hub id (`owner/name`) never is."""
+    return name.startswith(("/", "./", "../", "~"))
+
+
+def refuse_a_missing_backbone(name: str) -> None:
+    """A one-line error for a backbone name that is no alias, no file or folder here, and no
+    hub id this machine can load (offline, only a hub id already in the cache loads)."""
+    if name in ALIASES or Path(name).exists():
+        return
+    if looks_like_a_path(name) or name.endswith(".gguf") or name.count("/") > 1:
         raise UserError(f"{name}: no such file or folder.")
     from huggingface_hub import constants, try_to_load_from_cache
 

@@ -19,7 +19,7 @@ from rewardforge.forward.plan import ForwardPlan
 from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.models import load_reward_backbone
 from rewardforge.models.adapters import merge_into_plain_backbone
-from rewardforge.models.backbones import ALIASES, refuse_what_cannot_be_found
+from rewardforge.models.backbones import refuse_a_missing_backbone
 from rewardforge.models.file_modes import share_weights_like_config
 from rewardforge.models.legacy_format import add_legacy_fields
 from rewardforge.recipe import (
@@ -140,8 +140,7 @@ def _refuse_before_loading(config: TrainConfig) -> None:
             "--load-best and --early-stopping choose by eval accuracy; give --eval-data FILE."
         )
     refuse_sharded_lora(config)
-    if config.model not in ALIASES and not Path(config.model).exists():
-        refuse_what_cannot_be_found(config.model)  # a typo or a missing path, in one line
+    refuse_a_missing_backbone(config.model)  # a typo or a missing path, before any loading
     note = emulated_bf16_note(config.dtype, config.mixed_precision)
     if note:
         print(note)
