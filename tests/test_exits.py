@@ -14,26 +14,61 @@ from rewardforge.errors import UserError
 
 
 @pytest.mark.parametrize(
-    "error",
+    ("error", "line"),
     [
-        UserError("--lr must be above 0, got 0.0."),
-        FileNotFoundError(errno.ENOENT, "No such file or directory", "pairs.jsonl"),
-        IsADirectoryError(errno.EISDIR, "Is a directory", "runs"),
-        PermissionError(errno.EACCES, "Permission denied", "/root/rm"),
-        OSError(errno.ENOSPC, "No space left on device"),
-        OSError("runs/empty does not appear to have a file named config.json."),  # transformers
-        ModuleNotFoundError("No module named 'bitsandbytes'"),
+        (UserError("--lr must be above 0, got 0.0."), "--lr must be above 0, got 0.0."),
+        (
+            FileNotFoundError(errno.ENOENT, "No such file or directory", "pairs.jsonl"),
+            "pairs.jsonl: no such file or directory.",
+        ),
+        (IsADirectoryError(errno.EISDIR, "Is a directory", "runs"), "runs: is a directory."),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/root/rm"),
+            "/root/rm: permission denied.",
+        ),
+        (
+            OSError(errno.ENOSPC, "No space left on device"),
+            "no space left on device; free some space and run again.",
+        ),
+        (
+            OSError(errno.EXDEV, "Invalid cross-device link", "a", None, "b"),
+            None,  # not a user's mistake: checked below to stay a bug
+        ),
+        (
+            OSError("runs/empty does not appear to have a file named config.json."),
+            "runs/empty does not appear to have a file named config.json.",  # transformers
+        ),
+        (
+            ModuleNotFoundError("No module named 'bitsandbytes'"),
+            "No module named 'bitsandbytes'",
+        ),
     ],
-    ids=lambda error: type(error).__name__,
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else "",
 )
-def test_a_users_mistake_is_one_line_and_exit_2(error, capsys):
+def test_a_users_mistake_is_one_line_and_exit_2(error, line, capsys):
+    """Python's `[Errno 13] Permission denied: '/root/rm'` reads as the path and the problem."""
+
     def fail():
         raise error
 
+    if line is None:
+        assert not is_users_mistake(error)
+        return
     with pytest.raises(typer.Exit) as ended:
         or_exit(fail)
     assert ended.value.exit_code == 2
-    assert capsys.readouterr().err.strip() == f"error: {error}"
+    assert capsys.readouterr().err.strip() == f"error: {line}"
+
+
+def test_a_rename_names_both_paths(capsys):
+    def fail():
+        raise PermissionError(errno.EACCES, "Permission denied", "out/.saving", None, "out/model")
+
+    with pytest.raises(typer.Exit):
+        or_exit(fail)
+    assert capsys.readouterr().err.strip() == (
+        "error: out/.saving -> out/model: permission denied."
+    )
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ def or_exit(action: Callable[[], T]) -> T:
         if os.environ.get("REWARDFORGE_DEBUG"):
             raise
         if is_users_mistake(error):
-            typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+            typer.secho(f"error: {users_message(error)}", err=True, fg=typer.colors.RED)
             raise typer.Exit(code=2) from error
         report = write_crash_report()
         typer.secho(
@@ -55,6 +55,22 @@ def is_users_mistake(error: BaseException) -> bool:
     if isinstance(error, OSError):
         return error.errno in _MACHINE_ERRNOS or (type(error) is OSError and error.errno is None)
     return False
+
+
+def users_message(error: BaseException) -> str:
+    """The one line for a user's mistake. An OSError with an errno reads as the file and the
+    problem, `out.jsonl: permission denied.`, rather than Python's `[Errno 13] Permission
+    denied: 'out.jsonl'`."""
+    if not isinstance(error, OSError) or error.errno is None or not error.strerror:
+        return str(error)
+    problem = error.strerror[0].lower() + error.strerror[1:]
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        problem += "; free some space and run again"
+    if error.filename is None:
+        return f"{problem}."
+    if error.filename2 is not None:
+        return f"{error.filename} -> {error.filename2}: {problem}."
+    return f"{error.filename}: {problem}."
 
 
 def write_crash_report() -> Path:
