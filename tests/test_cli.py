@@ -304,7 +304,7 @@ def test_an_output_directory_that_cannot_be_written_is_one_line(monkeypatch, tmp
     monkeypatch.setattr(Path, "mkdir", refuse)
     result = runner.invoke(app, ["train", "--data", str(hh_file), "--output", str(tmp_path / "x")])
     assert result.exit_code == 2
-    assert result.output.strip() == f"error: [Errno 13] Permission denied: '{tmp_path / 'x'}'"
+    assert result.output.strip() == f"error: {tmp_path / 'x'}: permission denied."
 
 
 def test_reference_mode_end_to_end_in_chinese(tiny_llama_dir, reference_rows_file, tmp_path):
@@ -401,99 +401,3 @@ def test_the_command_leaves_the_process_group_it_ran_in(monkeypatch, tmp_path):
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-@pytest.mark.parametrize(
-    ("command", "message"),
-    [
-        (
-            ["score", "--model", "{rm}", "--input", "{empty}"],
-            "{empty}: no rows; the file is empty.",
-        ),
-        (
-            ["best-of-n", "--policy", "{policy}", "--reward-model", "{rm}", "--prompts", "{empty}"],
-            "{empty}: no rows; the file is empty.",
-        ),
-        (
-            ["polar-data", "--pool", "{pool}", "--prompts", "{empty}"],
-            "{empty}: no rows; the file is empty.",
-        ),
-        (
-            ["rlhf", "--policy", "{policy}", "--reward-model", "{rm}", "--prompts", "{empty}"],
-            "{empty}: no rows; the file is empty.",
-        ),
-        (
-            ["sft", "--model", "{policy}", "--data", "{empty}"],
-            "{empty}: no rows; the file is empty.",
-        ),
-        (["eval", "--model", "{rm}", "--data", "{empty}"], "no usable preference examples"),
-    ],
-    ids=lambda value: value[0] if isinstance(value, list) else "",
-)
-def test_an_empty_input_is_one_line_and_writes_nothing(
-    command, message, cli_model, tiny_plain_llama_dir, tmp_path
-):
-    """score, best-of-n, polar-data and rlhf exited 0 on an empty file (rlhf saving an
-    untrained policy as if trained); sft raised StopIteration."""
-    root, _ = cli_model
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    pool = tmp_path / "pool.yaml"
-    policy = f"  model: {tiny_plain_llama_dir}\n"
-    pool.write_text(f"- name: plain\n{policy}- name: again\n{policy}")
-    values = {"rm": root / "rm", "empty": empty, "policy": tiny_plain_llama_dir, "pool": pool}
-    output = tmp_path / "out"
-    wanted = [part.format(**values) for part in command]
-    if command[0] != "eval":
-        wanted += ["--output", str(output)]
-    result = runner.invoke(app, wanted)
-    assert result.exit_code == 2, result.output
-    (error,) = [line for line in result.output.splitlines() if line.startswith("error: ")]
-    assert message.format(**values) in error
-    assert "Traceback" not in result.output and not output.exists()
-
-
-@pytest.mark.parametrize(
-    ("command", "message"),
-    [
-        (["score", "--model", "{rm}", "--input", "{rows}", "--output", "{folder}"], "is a folder"),
-        (
-            ["score", "--model", "{rm}", "--input", "{rows}", "--output", "{file}/out.jsonl"],
-            "is a file, not a folder",
-        ),
-        (
-            ["eval", "--model", "{rm}", "--data", "{rows}", "--report", "{file}/report"],
-            "is a file, not a folder",
-        ),
-        (
-            ["best-of-n", "--reward-model", "{rm}", "--prompts", "{rows}", "--output", "{folder}"],
-            "is a folder",
-        ),
-        (["adopt", "--source", "{rm}", "--output", "{folder}"], "holds other files and no model"),
-        (["train", "--data", "{rows}", "--output", "{file}"], "is a file; give the path of a"),
-        (
-            ["verify", "--reward-model", "{rm}", "--prompt", "hi", "--threshold", "0"]
-            + ["--max-attempts", "0"],
-            "--max-attempts must be at least 1, got 0.",
-        ),
-    ],
-    ids=lambda value: value[0] if isinstance(value, list) else "",
-)
-def test_output_paths_and_numbers_are_checked_before_any_work(
-    command, message, cli_model, tmp_path
-):
-    """score and eval used to score everything, then fail on the path with errno text; adopt
-    mixed the model into a folder of other files; verify loaded both models first."""
-    root, _ = cli_model
-    rows = write_jsonl(tmp_path / "rows.jsonl", [{"prompt": "p", "response": "r"}])
-    folder = tmp_path / "folder"
-    folder.mkdir()
-    (folder / "notes.txt").write_text("mine")
-    a_file = tmp_path / "a-file"
-    a_file.write_text("not a folder")
-    values = {"rm": root / "rm", "rows": rows, "folder": folder, "file": a_file}
-    result = runner.invoke(app, [part.format(**values) for part in command])
-    assert result.exit_code == 2, result.output
-    assert result.output.startswith("error: ") and message in result.output
-    assert len(result.output.strip().splitlines()) == 1  # nothing loaded, nothing printed
-    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]

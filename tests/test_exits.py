@@ -151,3 +151,15 @@ def test_a_missing_absolute_model_path_is_no_such_model_directory(tmp_path):
     result = CliRunner().invoke(app, ["eval", "--model", "/nonexistent", "--data", str(data)])
     assert result.exit_code == 2
     assert result.output.strip() == "error: /nonexistent: no such model directory."
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["score"]])
+def test_h_shows_the_help_the_errors_point_to(command):
+    """Every usage error says `rewardforge train -h lists the flags`; -h has to work."""
+    from typer.testing import CliRunner
+
+    from rewardforge.cli import app
+
+    result = CliRunner().invoke(app, [*command, "-h"])
+    assert result.exit_code == 0, result.output
+    assert f"Usage: root {' '.join(command)}".strip() in result.output

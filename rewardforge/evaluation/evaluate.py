@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rewardforge.adoption.resolve import ResolvedRewardModel, resolve_reward_model
 from rewardforge.data import LoadReport, load_preferences
 from rewardforge.data.conversation import prompt_as_text
 from rewardforge.data.example import PreferenceExample
@@ -51,14 +52,21 @@ def evaluate(
     step-labelled rows instead (`evaluate_steps`; `neutral_rating` says how a PRM800K rating of
     0 counts).
     """
-    label, reward_model = _model(model, reward_format, template)
-    if reward_model.is_process:  # step-labelled data: step accuracy and ProcessBench's metrics
+    resolved = (
+        None
+        if isinstance(model, RewardModel)
+        else resolve_reward_model(model, reward_format, template)
+    )
+    recipe = model.recipe if resolved is None else resolved.recipe
+    if recipe.kind == "process":  # step-labelled data: step accuracy and ProcessBench's metrics
+        label, reward_model = _model(model, resolved)
         directory = None if report_dir is None else _report_directory(report_dir)
         neutral_is_correct = neutral_rating == "correct"
         return evaluate_steps(
             reward_model, data, label, skip_invalid, progress, directory, neutral_is_correct
         )
-    report = _load(data, columns, skip_invalid, reward_model.reference_mode)
+    report = _load(data, columns, skip_invalid, recipe.reference_mode)  # before the weights load
+    label, reward_model = _model(model, resolved)
     scored = score_examples(reward_model, report.examples, progress)
     metrics = {**diagnose(scored), **_data_account(report)}
     if report_dir is not None:
@@ -99,20 +107,28 @@ def compare(
     `report.html`. `reward_format` and `template` describe `model` when it was trained
     elsewhere; `other`'s are read from its folder.
     """
-    first, first_model = _model(model, reward_format, template)
-    second, second_model = _model(other)  # its family is read from its folder
-    if first_model.is_process or second_model.is_process:
+    resolved = [
+        None if isinstance(source, RewardModel) else resolve_reward_model(source, *described)
+        for source, described in ((model, (reward_format, template)), (other, ()))
+    ]  # the other's family is read from its folder
+    recipes = [
+        source.recipe if found is None else found.recipe
+        for source, found in zip((model, other), resolved)
+    ]
+    if any(recipe.kind == "process" for recipe in recipes):
         raise UserError(
             "eval --compare compares two outcome reward models; evaluate a process reward model "
             "on its own (rewardforge eval --model PRM --data STEPS.jsonl)."
         )
-    if first_model.reference_mode != second_model.reference_mode:
-        based = first if first_model.reference_mode else second
+    if recipes[0].reference_mode != recipes[1].reference_mode:
+        based = _label(model) if recipes[0].reference_mode else _label(other)
         raise UserError(
             f"{based} is reference-based and the other model is not, so no data fits both; "
             "compare two reference-based models, or two plain ones."
         )
-    report = _load(data, columns, skip_invalid, first_model.reference_mode)
+    report = _load(data, columns, skip_invalid, recipes[0].reference_mode)
+    first, first_model = _model(model, resolved[0])
+    second, second_model = _model(other, resolved[1])
     if first == second:
         first, second = f"A: {first}", f"B: {second}"
     scored = {
@@ -224,12 +240,15 @@ def evaluate_with(settings: EvalSettings) -> dict[str, Any]:
 
 
 def _model(
-    model: str | Path | RewardModel, reward_format: str = "auto", template: str | None = None
+    model: str | Path | RewardModel, resolved: ResolvedRewardModel | None
 ) -> tuple[str, RewardModel]:
     if isinstance(model, RewardModel):
         return "model", model
-    loaded = RewardModel.load(model, reward_format=reward_format, template=template)
-    return Path(model).name or str(model), loaded
+    return _label(model), RewardModel.load_resolved(resolved, model)
+
+
+def _label(model: str | Path | RewardModel) -> str:
+    return "model" if isinstance(model, RewardModel) else Path(model).name or str(model)
 
 
 def _training_log(model: str | Path | RewardModel) -> Path | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
 from tqdm.auto import tqdm
 
 from rewardforge.data.appended_rows import append_rows, read_appended_rows
@@ -79,7 +80,15 @@ def read_pool(path: str | Path) -> list[PoolPolicy]:
             raise UserError(
                 f"{path}: policy {number} has unknown key(s) {unknown}; known: {sorted(known)}."
             )
-        pool.append(PoolPolicy(**entry))
+        try:
+            pool.append(TypeAdapter(PoolPolicy).validate_python(entry))
+        except ValidationError as error:
+            problem = error.errors()[0]
+            key = ".".join(str(part) for part in problem["loc"])
+            reason = problem["msg"][0].lower() + problem["msg"][1:]
+            raise UserError(
+                f"{path}: policy {number}: {key!r}: {reason}, got {problem['input']!r}."
+            ) from None
     return pool
 
 

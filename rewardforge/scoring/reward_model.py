@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer
 
-from rewardforge.adoption.resolve import resolve_reward_model
+from rewardforge.adoption.resolve import ResolvedRewardModel, resolve_reward_model
 from rewardforge.data.example import PreferenceExample, Prompt
 from rewardforge.errors import UserError
 from rewardforge.forward.architecture import default_device, use_plan_attention
@@ -63,6 +63,20 @@ class RewardModel:
         make one reward. `dtype` (float32, bfloat16, float16) is what the model computes in:
         by default float32 on a CPU and the checkpoint's own dtype on a GPU."""
         resolved = resolve_reward_model(directory, reward_format, template)
+        return cls.load_resolved(resolved, directory, device, aggregate, dtype)
+
+    @classmethod
+    def load_resolved(
+        cls,
+        resolved: ResolvedRewardModel,
+        directory: str | Path,
+        device: str | None = None,
+        aggregate: Aggregate = "min",
+        dtype: str | None = None,
+    ) -> RewardModel:
+        """Load the weights of a model `resolve_reward_model` found at `directory`. A command
+        resolves first (cheap: the folder's files and recipe), checks its input against the
+        recipe, and only then loads, so a mistake is refused before anything slow."""
         device = device or default_device()
         model = load_trained_reward_model(
             resolved.folder,

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from rewardforge.adoption.resolve import resolve_reward_model
 from rewardforge.data.loader import invalid_rows_error, row_place
 from rewardforge.data.scoring_rows import RejectedRow, ScoringRow, read_scoring_rows
 from rewardforge.errors import UserError
@@ -49,18 +50,18 @@ def score_file(
     their `aggregate` as the reward.
     """
     rows, rejected = read_scoring_rows(input_path)
-    reward_model = (
-        model
-        if isinstance(model, RewardModel)
-        else RewardModel.load(
-            model, reward_format=reward_format, template=template, aggregate=aggregate
-        )
-    )
-    if reward_model.is_process and normalize:
+    # The rows are checked against the model's recipe before its weights load.
+    resolved = None
+    if isinstance(model, RewardModel):
+        recipe = model.recipe
+    else:
+        resolved = resolve_reward_model(model, reward_format, template)
+        recipe = resolved.recipe
+    if recipe.kind == "process" and normalize:
         raise UserError(
             "--normalize does not apply to a process reward model: its rewards are probabilities."
         )
-    rows, misfits = _split_by_reference(rows, reward_model.reference_mode)
+    rows, misfits = _split_by_reference(rows, recipe.reference_mode)
     rejected = sorted(rejected + misfits, key=lambda item: item.number)
     if rejected and not skip_invalid:
         raise invalid_rows_error(
@@ -68,6 +69,11 @@ def score_file(
             "invalid row(s); nothing was scored. Fix them, or pass --skip-invalid to write them "
             "to a rejects file",
         )
+    reward_model = (
+        model
+        if resolved is None
+        else RewardModel.load_resolved(resolved, model, aggregate=aggregate)
+    )
     extra: list[dict] = [{} for _ in rows]
     if reward_model.is_process:  # step rewards, and their aggregate as the reward
         separator = reward_model.recipe.step_separator
