@@ -299,3 +299,15 @@ def tiny_reference_model_dir(tiny_llama_dir, reference_rows_file, tmp_path_facto
         max_length=128,
     )
     return train(config).output_dir
+
+
+@pytest.fixture
+def live_server(tiny_reward_model_dir, monkeypatch):
+    """`rewardforge serve` of the tiny reward model on a loopback port, with an API key."""
+    from rewardforge import RewardModel
+    from rewardforge.serving.app import create_app
+
+    monkeypatch.setenv("RM_KEY", "s3cret")
+    app = create_app(RewardModel.load(tiny_reward_model_dir), api_key="s3cret")
+    with running_server(app) as url:
+        yield url

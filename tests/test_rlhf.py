@@ -73,26 +73,27 @@ def test_cli_runs_and_reports_the_held_out_reward(
     ("settings", "message"),
     [
         ({"prompts": "p.jsonl"}, "needs --reward-model DIR and --prompts FILE"),
-        ({"reward_model": "rm", "prompts": "p.jsonl", "algo": "ppo"}, "--algo must be one of"),
+        ({"reward_model": "rm", "prompts": "p.jsonl", "algo": "ppo2"}, "--algo must be one of"),
         ({"reward_model": "rm", "prompts": "p.jsonl", "generations": 1}, "at least 2"),
+        ({"reward_model": "rm", "prompts": "p.jsonl", "lora": True}, "apply to --algo ppo only"),
+        (
+            {"reward_model": "rm", "prompts": "p.jsonl", "algo": "ppo", "mini_batches": 9},
+            "--mini-batches 9 is more than the 8 responses of a step",
+        ),
+        ({"reward_model": "rm", "prompts": "p.jsonl", "algo": "ppo", "lam": 1.5}, "--lam must be"),
+        (
+            {"reward_model": "rm", "prompts": "p.jsonl", "algo": "ppo", "kl_target": 0.0},
+            "--kl-target must be above 0",
+        ),
+        (
+            {"reward_model": "rm", "prompts": "p.jsonl", "algo": "ppo", "missing_eos_penalty": -1},
+            "--missing-eos-penalty must be at least 0",
+        ),
     ],
 )
 def test_bad_settings_are_one_line_errors(settings, message):
     with pytest.raises(UserError, match=message):
         RLHFConfig(**settings)
-
-
-@pytest.fixture
-def live_server(tiny_reward_model_dir, monkeypatch):
-    """`rewardforge serve` of the tiny reward model on a loopback port, with an API key."""
-    from rewardforge import RewardModel
-    from rewardforge.serving.app import create_app
-    from tests.conftest import running_server
-
-    monkeypatch.setenv("RM_KEY", "s3cret")
-    app = create_app(RewardModel.load(tiny_reward_model_dir), api_key="s3cret")
-    with running_server(app) as url:
-        yield url
 
 
 def test_a_remote_reward_model_gives_the_local_rewards_and_trains(

@@ -120,6 +120,31 @@ def policy_curves(log_path: Path, path: Path) -> Path:
     return _save(figure, path)
 
 
+PPO_CURVES = (
+    ("reward", "Mean score"),
+    ("kl", "KL to the reference (per response)"),
+    ("total_reward", "Score minus KL penalty"),
+    ("entropy", "Entropy (per token)"),
+    ("policy_loss", "Policy loss"),
+    ("value_loss", "Value loss"),
+    ("clipfrac", "Share of tokens clipped"),
+    ("approx_kl", "Approximate KL to the rollout policy"),
+    ("explained_variance", "Explained variance of the critic"),
+    ("completions/mean_length", "Response length (tokens)"),
+    ("no_eos_share", "Share of responses without EOS"),
+    ("kl_coef", "KL coefficient"),
+)
+
+
+def ppo_curves(log_path: Path, path: Path) -> Path:
+    """Every quantity a PPO run logs, one panel each, over steps."""
+    records = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines()]
+    figure, grid = plt.subplots(3, 4, figsize=(18, 10))
+    for axes, (name, title) in zip(grid.flat, PPO_CURVES):
+        _curve(axes, records, name, title)
+    return _save(figure, path)
+
+
 def _curve(axes: plt.Axes, records: list[dict[str, Any]], name: str, title: str) -> None:
     """Training values of `name` as a line, `eval_<name>` values as marked points."""
     logged = False

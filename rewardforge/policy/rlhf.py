@@ -11,6 +11,7 @@ reward after, save.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ import datasets
 from rewardforge.api_key import api_key_from_env
 from rewardforge.data.prompt_rows import read_prompts_with_references
 from rewardforge.errors import UserError
-from rewardforge.evaluation.plots import policy_curves
+from rewardforge.evaluation.plots import policy_curves, ppo_curves
+from rewardforge.models.file_modes import share_weights_like_config
 from rewardforge.policy.rlhf_config import RLHFConfig
 from rewardforge.policy.trl_runs import (
     PolicyRunResult,
@@ -46,6 +48,8 @@ def rlhf(config: RLHFConfig) -> PolicyRunResult:
     `rlhf.png` plots them, `metrics.json` holds the held-out reward before and after.
     """
     output, policy_path, tokenizer, chat = start_run(config.policy, config.output)
+    if config.algo == "ppo":
+        return _ppo(config, output, policy_path, tokenizer, chat)
     train_prompts = _prompt_dataset(config.prompts, chat)
     eval_prompts = _prompt_dataset(config.eval_prompts, chat) if config.eval_prompts else None
     reward_model = _reward_model(config)
@@ -74,6 +78,49 @@ def rlhf(config: RLHFConfig) -> PolicyRunResult:
     return PolicyRunResult(output, metrics)
 
 
+def _ppo(
+    config: RLHFConfig, output: Path, policy_path: str, tokenizer: Any, chat: bool
+) -> PolicyRunResult:
+    """PPO, rewardforge's own (TRL no longer ships one): the same story, with a critic."""
+    from rewardforge.policy.ppo.trainer import PPORun, prompt_rows, train_ppo
+    from rewardforge.policy.ppo.value_model import critic_for
+
+    train = prompt_rows(_prompt_rows(config.prompts), tokenizer, chat)
+    heldout = None
+    if config.eval_prompts:
+        heldout = prompt_rows(_prompt_rows(config.eval_prompts), tokenizer, chat)
+    reward_model = _reward_model(config)
+    critic, where = critic_for(
+        config.reward_model,
+        config.reward_format,
+        config.template,
+        config.value_model,
+        policy_path,
+        tokenizer,
+    )
+    print(where, file=sys.stderr)
+    run = PPORun(config, policy_path, tokenizer, reward_model, critic)
+    output.mkdir(parents=True, exist_ok=True)
+    metrics = train_ppo(run, train, heldout, output / LOG_FILE)
+    policy = run.policy.merge_and_unload() if config.lora else run.policy
+    policy.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+    share_weights_like_config(output)
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+    policy_curves(output / LOG_FILE, output / "rlhf.png")
+    ppo_curves(output / LOG_FILE, output / "ppo.png")
+    (output / "rlhf_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    return PolicyRunResult(output, metrics)
+
+
+def _prompt_rows(path: str) -> list:
+    rows = read_prompts_with_references(path)
+    with_references = [reference is not None for _, _, reference in rows]
+    if any(with_references) and not all(with_references):
+        raise UserError(f"{path}: some rows have a 'reference' and some do not; give all one.")
+    return rows
+
+
 def _reward_model(config: RLHFConfig) -> RewardModel | RemoteRewardModel:
     """The reward model's folder loaded here, or a client of the server at its URL."""
     if not is_url(config.reward_model):
@@ -95,10 +142,8 @@ def _prompt_dataset(path: str, chat: bool) -> datasets.Dataset:
     (`REWARD_PROMPT_COLUMN`), so that the reward model reads the conversation in its own
     format even when the policy saw a transcript of it, and a `reference` column when the rows
     have references."""
-    rows = read_prompts_with_references(path)
+    rows = _prompt_rows(path)
     with_references = any(reference is not None for _, _, reference in rows)
-    if with_references and any(reference is None for _, _, reference in rows):
-        raise UserError(f"{path}: some rows have a 'reference' and some do not; give all one.")
     return datasets.Dataset.from_list(
         [
             {
