@@ -186,7 +186,7 @@ def dpo_command(config: Path | None = None, **flags: Any) -> None:
 
 @config_command(app, "rlhf", RLHFConfig, POLICY_TRAINING)
 def rlhf_command(config: Path | None = None, **flags: Any) -> None:
-    """Optimise a policy against a reward model with TRL's GRPO or RLOO; save it to --output."""
+    """Optimise a policy against a reward model: GRPO or RLOO (TRL's), or PPO; save it."""
     from rewardforge.policy.rlhf import rlhf
 
     run = settings(RLHFConfig, config, flags)

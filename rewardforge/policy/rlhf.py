@@ -1,9 +1,10 @@
-"""`rlhf()`: policy optimisation against a rewardforge reward model, with TRL's trainers.
+"""`rlhf()`: policy optimisation against a rewardforge reward model.
 
-rewardforge writes no RL trainer: GRPO and RLOO are TRL's. What it adds is the reward: TRL hands
-the policy's prompts and completions to `RewardModel.reward_function()` (or to a
-`rewardforge serve` server's), which renders them with the reward model's own recipe, so the
-policy's chat template never reaches the reward model.
+GRPO and RLOO are TRL's trainers; PPO, which TRL no longer ships, is rewardforge's own
+(`rewardforge.policy.ppo`). For TRL's, what rewardforge adds is the reward: TRL hands the
+policy's prompts and completions to `RewardModel.reward_function()` (or to a `rewardforge serve`
+server's), which renders them with the reward model's own recipe, so the policy's chat template
+never reaches the reward model.
 The story: prompts, policy and reward model, trainer, held-out reward before, fit, held-out
 reward after, save.
 """
@@ -42,7 +43,8 @@ from rewardforge.training.callbacks import LOG_FILE, use_quiet_progress
 
 
 def rlhf(config: RLHFConfig) -> PolicyRunResult:
-    """Optimise a policy against a reward model with TRL's GRPO or RLOO; save it to `output`.
+    """Optimise a policy against a reward model with TRL's GRPO or RLOO, or with rewardforge's
+    PPO (`algo="ppo"`, see `rewardforge.policy.ppo`); save it to `output`.
 
     `OUTPUT/log.jsonl` gets a record per logged step (reward, KL, completion length, ...),
     `rlhf.png` plots them, `metrics.json` holds the held-out reward before and after.
