@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,9 +15,10 @@ from typer.testing import CliRunner
 
 from rewardforge.adoption.resolve import resolve_reward_model
 from rewardforge.cli import app
+from rewardforge.policy.ppo.loop import prompt_rows, train_ppo
 from rewardforge.policy.ppo.rollout import Rollout, step_end_positions, token_logprobs
 from rewardforge.policy.ppo.scores import rollout_scores
-from rewardforge.policy.ppo.trainer import PPORun, prompt_rows, train_ppo
+from rewardforge.policy.ppo.trainer import PPORun
 from rewardforge.policy.ppo.value_model import (
     value_model_from_backbone,
     value_model_from_reward_model,
@@ -149,7 +151,7 @@ def test_lora_reference_is_the_base_with_the_adapter_off(tiny_plain_llama_dir, t
     assert run.reference is None  # no second copy of the weights
     rows = prompt_rows([(1, "Hello", None)] * 4, tokenizer, chat=False)
     run.step(rows)
-    rollout = run.rollout(rows)[0]
+    rollout = run.rollout(rows).rollout
     base = AutoModelForCausalLM.from_pretrained(tiny_plain_llama_dir)
     with torch.no_grad():
         expected = token_logprobs(base, rollout, config.temperature)[0]
@@ -249,3 +251,60 @@ def test_a_reward_model_that_cannot_score_is_one_line(tiny_plain_llama_dir, tmp_
     (error,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert "has no weights for the reward head" in error and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def update_on_a_fixed_batch(policy_dir: Path, work: Path) -> tuple[dict[str, torch.Tensor], Any]:
+    """One PPO step on four responses sampled with seed 0, each process learning from its
+    share; the policy's weights after it, and the run's accelerator."""
+    from transformers import AutoTokenizer
+
+    from rewardforge.policy.ppo.trainer import ScoredRollout
+
+    tokenizer = AutoTokenizer.from_pretrained(policy_dir)
+    config = ppo_config(work, batch_prompts=4, generations=1, ppo_epochs=2, mini_batches=1)
+    critic = value_model_from_backbone(str(policy_dir))
+    run = PPORun(config, str(policy_dir), tokenizer, ShorterIsBetter(), critic)
+    # plain SGD, whose update is the gradient itself (Adam's first steps are nearly its sign,
+    # which would hide a gradient scaled wrong)
+    run.optimizer = run.accelerator.prepare(torch.optim.SGD(run.parameters, lr=0.1))
+    rows = prompt_rows([(n, f"Count to {n}.", None) for n in range(4)], tokenizer, chat=False)
+    torch.manual_seed(0)
+    whole = run.rollout(rows)
+    accelerator = run.accelerator
+    mine = torch.arange(accelerator.process_index, 4, accelerator.num_processes)
+    share = ScoredRollout(
+        whole.rollout.rows(mine),
+        whole.scores[mine],
+        whole.positions[mine],
+        [whole.rewards[i] for i in mine.tolist()],
+    )
+    run.learn(share)
+    weights = {
+        name: parameter.detach().contiguous()
+        for name, parameter in run.unwrapped_policy.named_parameters()
+    }
+    return weights, accelerator
+
+
+def test_two_processes_make_the_update_one_process_makes(tiny_plain_llama_dir, tmp_path):
+    """Advantages whitened over both processes' tokens and each loss divided by its share of
+    them: DDP's averaged gradients are one process's over the whole batch."""
+    from safetensors.torch import load_file
+
+    from tests.conftest import launch_processes
+
+    saved = tmp_path / "two.safetensors"
+    script = Path(__file__).parent / "launched_ppo.py"
+    done = launch_processes(
+        "--multi_gpu --dynamo_backend no", f"{script} {tiny_plain_llama_dir} {saved}"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "processes: 2" in done.stdout
+    two = load_file(saved)
+    one, _ = update_on_a_fixed_batch(tiny_plain_llama_dir, tmp_path)
+    start = load_file(tiny_plain_llama_dir / "model.safetensors")
+    assert set(two) == set(one)
+    moved = [name for name in one if not torch.equal(one[name], start.get(name, one[name]))]
+    assert len(moved) > 10  # the update did change the policy
+    for name in one:
+        assert torch.allclose(two[name], one[name], atol=1e-6), name

@@ -84,7 +84,8 @@ def _ppo(
     config: RLHFConfig, output: Path, policy_path: str, tokenizer: Any, chat: bool
 ) -> PolicyRunResult:
     """PPO, rewardforge's own (TRL no longer ships one): the same story, with a critic."""
-    from rewardforge.policy.ppo.trainer import PPORun, prompt_rows, train_ppo
+    from rewardforge.policy.ppo.loop import prompt_rows, train_ppo
+    from rewardforge.policy.ppo.trainer import PPORun
     from rewardforge.policy.ppo.value_model import critic_for
 
     train = prompt_rows(_prompt_rows(config.prompts), tokenizer, chat)
@@ -100,18 +101,25 @@ def _ppo(
         policy_path,
         tokenizer,
     )
-    print(where, file=sys.stderr)
     run = PPORun(config, policy_path, tokenizer, reward_model, critic)
-    output.mkdir(parents=True, exist_ok=True)
+    main = run.accelerator.is_main_process
+    if main:
+        print(where, file=sys.stderr)
+        output.mkdir(parents=True, exist_ok=True)
+    run.accelerator.wait_for_everyone()
     metrics = train_ppo(run, train, heldout, output / LOG_FILE)
-    policy = run.policy.merge_and_unload() if config.lora else run.policy
-    policy.save_pretrained(output)
-    tokenizer.save_pretrained(output)
-    share_weights_like_config(output)
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
-    policy_curves(output / LOG_FILE, output / "rlhf.png")
-    ppo_curves(output / LOG_FILE, output / "ppo.png")
-    (output / "rlhf_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    run.accelerator.wait_for_everyone()
+    if main:
+        policy = run.unwrapped_policy
+        policy = policy.merge_and_unload() if config.lora else policy
+        policy.save_pretrained(output)
+        tokenizer.save_pretrained(output)
+        share_weights_like_config(output)
+        (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+        policy_curves(output / LOG_FILE, output / "rlhf.png")
+        ppo_curves(output / LOG_FILE, output / "ppo.png")
+        (output / "rlhf_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    run.accelerator.wait_for_everyone()
     return PolicyRunResult(output, metrics)
 
 

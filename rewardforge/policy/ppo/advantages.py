@@ -6,6 +6,7 @@ Tensors are [batch, response tokens], right-padded; `mask` is 1 on the tokens a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -79,19 +80,33 @@ def generalized_advantages(
     return advantages, (advantages + values) * mask
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (values * mask).sum() / mask.sum().clamp(min=1)
+Total = Callable[[torch.Tensor], torch.Tensor]
+
+
+def one_process(value: torch.Tensor) -> torch.Tensor:
+    """The sum over processes of a run in one process: the value itself."""
+    return value
+
+
+def masked_mean(
+    values: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The mean over unmasked entries, or their sum over `tokens` when given (a loss under
+    several processes divides by its share of all processes' tokens, so that the averaged
+    gradients are those of one process over the whole batch)."""
+    count = mask.sum() if tokens is None else tokens
+    return (values * mask).sum() / count.clamp(min=1)
 
 
 def masked_whiten(
-    values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True
+    values: torch.Tensor, mask: torch.Tensor, total: Total = one_process, shift_mean: bool = True
 ) -> torch.Tensor:
-    """(values - mean) / std over the unmasked entries (the mean added back with
-    `shift_mean=False`), 0 on padding. The variance is the unbiased one, as in TRL and
-    OpenRLHF."""
-    mean = masked_mean(values, mask)
-    count = mask.sum()
-    variance = (((values - mean) * mask) ** 2).sum() / (count - 1).clamp(min=1)
+    """(values - mean) / std over the unmasked entries of every process (`total` sums over
+    them), with the mean added back when `shift_mean` is False; 0 on padding. The variance is
+    the unbiased one, as in TRL and OpenRLHF."""
+    count = total(mask.sum())
+    mean = total((values * mask).sum()) / count.clamp(min=1)
+    variance = total((((values - mean) * mask) ** 2).sum()) / (count - 1).clamp(min=1)
     whitened = (values - mean) * torch.rsqrt(variance + 1e-8)
     if not shift_mean:
         whitened = whitened + mean

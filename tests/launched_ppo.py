@@ -1,0 +1,23 @@
+"""One PPO update on a fixed batch under `accelerate launch`, for tests/test_ppo.py:
+
+    launched_ppo.py POLICY_DIR OUTPUT.safetensors
+
+Every process samples the same four responses (the same seed), learns from its share of them,
+and the main process saves the policy's weights after the update.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for `tests`
+
+from safetensors.torch import save_file  # noqa: E402
+
+from tests.test_ppo import update_on_a_fixed_batch  # noqa: E402
+
+weights, accelerator = update_on_a_fixed_batch(Path(sys.argv[1]), Path(sys.argv[2]).parent)
+if accelerator.is_main_process:
+    save_file(weights, sys.argv[2])
+    print(f"processes: {accelerator.num_processes}")
