@@ -308,3 +308,26 @@ def test_two_processes_make_the_update_one_process_makes(tiny_plain_llama_dir, t
     assert len(moved) > 10  # the update did change the policy
     for name in one:
         assert torch.allclose(two[name], one[name], atol=1e-6), name
+
+
+def test_logprobs_of_left_padded_rows_are_those_of_each_row_alone(tiny_plain_llama_dir):
+    """Prompts of different lengths are left-padded together; each response's log-probabilities
+    must be those the model gives the row unpadded (positions counted from its first token)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rewardforge.policy.ppo.rollout import sample
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_plain_llama_dir)
+    tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(tiny_plain_llama_dir).eval()
+    torch.manual_seed(0)
+    queries = ["Hi", "Tell me a long story about apples and pears, please."]
+    rollout = sample(model, tokenizer, queries, max_new_tokens=6, temperature=0.7)
+    with torch.no_grad():
+        logprobs, _ = token_logprobs(model, rollout, 0.7)
+        for row, query in enumerate(queries):
+            prompt = tokenizer(query, add_special_tokens=False)["input_ids"]
+            response = rollout.responses[row].tolist()
+            logits = model(torch.tensor([prompt + response])).logits[0, len(prompt) - 1 : -1]
+            expected = torch.log_softmax(logits / 0.7, -1)[torch.arange(6), response]
+            assert torch.allclose(logprobs[row], expected, atol=1e-4)

@@ -90,18 +90,22 @@ def _eos_ids(policy, tokenizer) -> list[int]:
 
 
 def token_logprobs(
-    model, rollout: Rollout, temperature: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each response token's log-probability under `model` at `temperature`, and the entropy
-    of the distribution it was drawn from."""
+    model, rollout: Rollout, temperature: float, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Each response token's log-probability under `model` at `temperature`, and (if asked)
+    the entropy of the distribution it was drawn from. Only the response's logits are made
+    (`logits_to_keep`): a vocabulary-wide row for every prompt token would be most of the
+    memory."""
+    length = rollout.responses.shape[1]
     logits = model(
         input_ids=rollout.sequences,
         attention_mask=rollout.attention_mask,
         position_ids=rollout.position_ids,
-    ).logits[:, rollout.query_length - 1 : -1]
+        logits_to_keep=length + 1,
+    ).logits[:, :-1]
     logprobs = torch.log_softmax(logits.float() / temperature, dim=-1)
     chosen = logprobs.gather(-1, rollout.responses.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logprobs.exp() * logprobs).sum(-1)
+    entropy = -(logprobs.exp() * logprobs).sum(-1) if with_entropy else None
     return chosen, entropy
 
 

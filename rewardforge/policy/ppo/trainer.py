@@ -159,7 +159,9 @@ class PPORun:
         self.steps_done += 1
         mask = rollout.response_mask
         with torch.no_grad():
-            old_logprobs, entropy = token_logprobs(self.policy, rollout, config.temperature)
+            old_logprobs, entropy = token_logprobs(
+                self.policy, rollout, config.temperature, with_entropy=True
+            )
             ref_logprobs = self.reference_logprobs(rollout)
             old_values = token_values(self.critic, rollout) * mask
         kl = kl_per_token(old_logprobs, ref_logprobs, config.kl_estimator) * mask
