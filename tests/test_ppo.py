@@ -331,3 +331,32 @@ def test_logprobs_of_left_padded_rows_are_those_of_each_row_alone(tiny_plain_lla
             logits = model(torch.tensor([prompt + response])).logits[0, len(prompt) - 1 : -1]
             expected = torch.log_softmax(logits / 0.7, -1)[torch.arange(6), response]
             assert torch.allclose(logprobs[row], expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["dense", "final"])
+def test_ppo_with_a_process_reward_model(tiny_prm, tiny_llama_dir, tmp_path, mode):
+    """A PRM trained by rewardforge judges every step of the policy's answers."""
+    config = ppo_config(
+        tmp_path,
+        reward_model=str(tiny_prm),
+        policy=str(tiny_llama_dir),
+        prm_rewards=mode,
+        max_steps=2,
+        generations=1,
+        mini_batches=1,
+    )
+    metrics = rlhf(config).metrics
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert metrics["steps"] == 2 and len(log) == 2
+    assert all(0.0 <= record["reward"] <= 1.0 for record in log)  # step probabilities
+
+
+def test_ppo_with_a_reward_model_trained_by_openrlhf(tiny_llama_dir, tmp_path, capsys):
+    """An adopted family, read from its folder (OpenRLHF's own saving code made it)."""
+    folder = Path(__file__).parent / "data" / "openrlhf" / "rm"
+    config = ppo_config(
+        tmp_path, reward_model=str(folder), policy=str(tiny_llama_dir), max_steps=1, generations=1
+    )
+    metrics = rlhf(config).metrics
+    assert "scoring as OpenRLHF" in capsys.readouterr().err
+    assert metrics["steps"] == 1 and math.isfinite(metrics["last_reward"])
