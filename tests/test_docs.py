@@ -19,8 +19,8 @@ DOCS = [
     ROOT / "BENCHMARKS.md",
     *sorted((ROOT / "docs").glob("*.md")),
 ]
-# Flags of other tools that the docs show beside ours (flags with an underscore are never ours:
-# typer spells ours with hyphens).
+# Flags of other tools that the docs show beside ours (flags with an underscore or a dot are never
+# ours: typer spells ours with hyphens; OpenRLHF's are `--reward.remote_url`).
 FOREIGN_FLAGS = {
     "--cpu": "accelerate launch",
     "--dataset": "rewardbench",
@@ -30,7 +30,7 @@ FOREIGN_FLAGS = {
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```", re.M | re.S)
 INLINE_CODE = re.compile(r"`([^`\n]+)`")
 INVOCATION = re.compile(r"(?:^|[\s/(])rewardforge(?:\.cli)?\s+([a-z][a-z-]*)(.*)$")
-FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9_-]*)")
+FLAG = re.compile(r"(?<![\w-])(--[a-z](?:[a-z0-9_.-]*[a-z0-9_-])?)")
 SCRIPT = re.compile(r"((?:bench|examples)/\w+\.(?:py|sh))(.*)$")
 # An inline span that is a command: it starts with the program, after environment assignments.
 COMMAND_SPAN = re.compile(
@@ -110,7 +110,7 @@ def test_every_flag_named_is_a_flag(doc, flags):
     text = doc.read_text(encoding="utf-8")
     every = set().union(*flags.values())
     of_scripts = {flag for _, given in script_calls(text) for flag in given}
-    named = {flag for flag in FLAG.findall(text) if "_" not in flag}
+    named = {flag for flag in FLAG.findall(text) if "_" not in flag and "." not in flag}
     ours = named - of_scripts - set(FOREIGN_FLAGS)
     unknown = sorted(flag for flag in ours if flag not in every)
     assert unknown == [], f"{doc.name} names flags no command has: {unknown}"
