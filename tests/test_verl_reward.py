@@ -64,3 +64,18 @@ def test_a_row_without_a_prompt_or_a_model_is_one_line(tiny_reward_model_dir, mo
     monkeypatch.delenv(verl_reward.MODEL_VARIABLE, raising=False)
     with pytest.raises(UserError, match="name the reward model"):
         compute_score("a", "x", None, {"prompt": "p"})
+
+
+def test_a_reference_based_model_reads_verls_ground_truth(tiny_reference_model_dir):
+    """verl's `ground_truth` is the reference answer a POLAR-style model compares with."""
+    model = RewardModel.load(tiny_reference_model_dir)
+    references = ["Boil it for eight minutes.", "你好！"]
+    expected = model.score(PROMPTS, RESPONSES, references)
+    rewards = compute_score_batch(
+        data_sources=["hh", "hh"],
+        solution_strs=RESPONSES,
+        ground_truths=references,
+        extra_infos=[{"prompt": prompt} for prompt in PROMPTS],
+        reward_model=str(tiny_reference_model_dir),
+    )
+    assert rewards == pytest.approx(expected, abs=1e-5)

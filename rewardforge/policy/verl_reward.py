@@ -3,7 +3,9 @@
 
 verl hands a reward function the decoded response (`solution_str`), the row's `ground_truth`
 and its `extra_info`; the prompt must travel in `extra_info` (`prompt`, or `question` as verl's
-own GSM8K preprocessing writes it). The reward model is named by the `reward_model` keyword
+own GSM8K preprocessing writes it). A reference-based (POLAR-style) model compares each response
+with `extra_info["reference"]`, or with the row's `ground_truth` when the model is loaded here.
+The reward model is named by the `reward_model` keyword
 (verl's `custom_reward_function.reward_kwargs`) or the `REWARDFORGE_REWARD_MODEL` environment
 variable; a server's API key is read from the variable that `reward_api_key_env` names. The
 model loads once per process. With verl's `reward_model.reward_manager=batch`, use
@@ -55,8 +57,10 @@ def compute_score_batch(
 ) -> list[float]:
     """The rewards of a batch of responses (verl's batch reward manager)."""
     prompts = [_prompt(info, index) for index, info in enumerate(extra_infos)]
-    references = [info.get("reference") if info else None for info in extra_infos]
     model = _loaded(reward_model or os.environ.get(MODEL_VARIABLE, ""), reward_api_key_env)
+    references = [info.get("reference") if info else None for info in extra_infos]
+    if isinstance(model, RewardModel) and model.reference_mode and not any(references):
+        references = [None if truth is None else str(truth) for truth in ground_truths]
     wanted = references if all(reference is not None for reference in references) else None
     return model.score(prompts, list(solution_strs), wanted, normalize=normalize)
 
