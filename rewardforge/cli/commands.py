@@ -20,7 +20,7 @@ from rewardforge.evaluation.config import EvalSettings
 from rewardforge.generation.config import BestOfNSettings, PolarDataSettings, VerifySettings
 from rewardforge.policy.rlhf_config import RLHFConfig
 from rewardforge.policy.tuning_config import DPORunConfig, SFTRunConfig
-from rewardforge.scoring.config import ScoreSettings
+from rewardforge.scoring.config import ParitySettings, ScoreSettings
 from rewardforge.serving.config import ServerSettings
 from rewardforge.torch_environment import (
     apply_command_environment_defaults,
@@ -209,6 +209,30 @@ def serve_command(config: Path | None = None, **flags: Any) -> None:
 
     run = settings(ServerSettings, config, flags)
     or_exit(lambda: serve(run))
+
+
+@config_command(app, "verify-serving", ParitySettings, SERVING)
+def verify_serving_command(config: Path | None = None, **flags: Any) -> None:
+    """Check that a running server gives the rewards `score` gives offline; say why if not."""
+    from rewardforge.scoring.serving_parity import verify_serving
+
+    run = settings(ParitySettings, config, flags)
+    report = or_exit(lambda: verify_serving(run))
+    typer.echo(
+        f"{report.rows} rows; largest difference {report.max_difference:.3g}; "
+        f"{len(report.differing)} past the tolerance {run.tolerance:g}"
+    )
+    if report.matches:
+        typer.echo(f"{run.url} gives the offline rewards.")
+        return
+    rows = ", ".join(str(index + 1) for index in report.differing[:10])
+    typer.secho(f"rows that differ: {rows}", err=True, fg=typer.colors.RED)
+    typer.secho(
+        f"likely cause: {report.cause}" if report.cause else "likely cause: none of the known ones",
+        err=True,
+        fg=typer.colors.RED,
+    )
+    raise typer.Exit(code=1)
 
 
 def _is_main_process() -> bool:

@@ -13,6 +13,7 @@ from rewardforge.adoption.config import (
     template_setting,
 )
 from rewardforge.config_fields import require, setting
+from rewardforge.errors import UserError
 from rewardforge.output_paths import check_output_file
 from rewardforge.scoring.step_aggregates import Aggregate, aggregate_setting
 
@@ -38,3 +39,30 @@ class ScoreSettings:
         check_output_file(self.output, "--output")
         if self.rejects:
             check_output_file(self.rejects, "--rejects")
+
+
+@dataclass
+class ParitySettings:
+    """`rewardforge verify-serving`."""
+
+    model: str = setting("", REWARD_MODEL_HELP, shown="required")
+    reward_format: RewardFormat = reward_format_setting()
+    template: TemplateChoice | None = template_setting()
+    url: str = setting("", "The running server's URL (it must answer /v1/score).", shown="required")
+    api_key_env: str | None = setting(
+        None, "Environment variable that holds the server's API key.", shown="none"
+    )
+    data: str | None = setting(
+        None,
+        "JSONL rows with prompt + response (or messages) to send.",
+        shown="the bundled HH-RLHF dev pairs",
+    )
+    limit: int = setting(64, "Rows to send, at most.")
+    tolerance: float = setting(1e-4, "Largest difference that still counts as the same reward.")
+
+    def __post_init__(self) -> None:
+        require("verify-serving", model=self.model, url=self.url)
+        if self.limit < 1:
+            raise UserError(f"--limit must be at least 1, got {self.limit}.")
+        if not self.tolerance >= 0:
+            raise UserError(f"--tolerance must be at least 0, got {self.tolerance}.")
