@@ -128,6 +128,36 @@ def test_get_reward_does_not_depend_on_how_the_client_ends_the_turn(server, tiny
     assert rewards == pytest.approx([expected] * 3, abs=1e-5)
 
 
+@pytest.mark.parametrize("path", ["/classify", "/v1/classify"])
+def test_classify_speaks_vllms_protocol(server, tiny_reward_model_dir, path):
+    """The request and response shapes vLLM documents for /classify (SGLang's /v1/classify is
+    the same): a text or a list of texts in; per text index, label, probs, num_classes; usage.
+    `probs` is the raw reward, the one `score` gives the same conversation."""
+    model = RewardModel.load(tiny_reward_model_dir)
+    texts = ["".join(model.encoder.render(p, r)) for p, r in (("Hi", "Hello!"), ("你好", "你好！"))]
+    expected = model.score(["Hi", "你好"], ["Hello!", "你好！"])
+    reply = httpx.post(f"{server}{path}", json={"model": "rm", "input": texts}, headers=auth())
+    assert reply.status_code == 200, reply.text
+    result = reply.json()
+    assert set(result) == {"id", "object", "created", "model", "data", "usage"}
+    assert result["object"] == "list" and result["model"] == "rm"
+    assert result["id"].startswith("classify-")
+    assert [set(item) for item in result["data"]] == [
+        {"index", "label", "probs", "num_classes"}
+    ] * 2
+    assert [item["index"] for item in result["data"]] == [0, 1]
+    assert [item["num_classes"] for item in result["data"]] == [1, 1]
+    rewards = [item["probs"][0] for item in result["data"]]
+    assert rewards == pytest.approx(expected, abs=1e-5)
+    tokens = sum(
+        len(model.encoder.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts
+    )
+    assert result["usage"]["prompt_tokens"] == result["usage"]["total_tokens"] >= tokens
+    one = httpx.post(f"{server}{path}", json={"input": texts[0]}, headers=auth()).json()
+    assert one["data"][0]["probs"][0] == pytest.approx(expected[0], abs=1e-5)
+    assert httpx.post(f"{server}{path}", json={"input": texts}).status_code == 401
+
+
 def test_health_needs_no_key_but_every_other_path_does(server):
     assert httpx.get(f"{server}/health").json()["status"] == "ok"
     body = {"items": rows(1)}

@@ -5,6 +5,8 @@
 - `POST /get_reward`: OpenRLHF's remote reward model protocol: `{"query": [full texts],
   "prompts": [...], "labels": [...]}` -> `{"rewards", "scores", "extra_logs"}`. A query is text
   the policy already formatted; it is scored as it is, not templated again.
+- `POST /classify` (and `/v1/classify`): vLLM's classification protocol (`vllm_protocol.py`),
+  each input text scored as it is, its raw reward as the one "probs" value.
 - `GET /health`, `GET /metrics` (Prometheus text format).
 """
 
@@ -40,9 +42,10 @@ from rewardforge.scoring.step_aggregates import Aggregate, aggregate, solution_s
 from rewardforge.serving.batcher import BatcherClosed, MicroBatcher
 from rewardforge.serving.config import ServerSettings
 from rewardforge.serving.gate import RequestGate
+from rewardforge.serving.vllm_protocol import ClassifyRequest, classify_response
 
 OPEN_PATHS = ("/health",)  # with an API key set, every other path needs it
-SCORING_PATHS = ("/v1/score", "/get_reward")
+SCORING_PATHS = ("/v1/score", "/get_reward", "/classify", "/v1/classify")
 
 
 class ScoreRequest(BaseModel):
@@ -160,6 +163,8 @@ def create_app(
     app.add_api_route("/metrics", prometheus_metrics, methods=["GET"])
     app.add_api_route("/v1/score", score, methods=["POST"])
     app.add_api_route("/get_reward", get_reward, methods=["POST"])
+    for path in ("/classify", "/v1/classify"):  # vLLM's path, and SGLang's
+        app.add_api_route(path, classify, methods=["POST"])
     known_paths = {route.path for route in app.routes}
 
     @app.middleware("http")
@@ -258,15 +263,37 @@ async def get_reward(body: OpenRLHFRequest, request: Request) -> dict[str, Any]:
         )
     if body.prompts is not None and len(body.prompts) != len(body.query):
         raise HTTPException(422, "'prompts' must have one entry per 'query'.")
+    rewards = await server.rewards.submit(_encode_queries(server, body.query, body.prompts))
+    return {"rewards": rewards, "scores": rewards, "extra_logs": {}}
+
+
+async def classify(body: ClassifyRequest, request: Request) -> dict[str, Any]:
+    """`/classify`: vLLM's classification protocol, texts scored as they are."""
+    server = _server(request)
+    texts = body.texts
+    server.check_count(len(texts))
+    if server.reward_model.is_process:
+        raise HTTPException(
+            422, "this is a process reward model: send its steps to /v1/score instead."
+        )
+    encoded = _encode_queries(server, texts, None)
+    rewards = await server.rewards.submit(encoded)
+    tokens = sum(len(response.input_ids) for response in encoded)
+    return classify_response(rewards, tokens, body.model or "rewardforge")
+
+
+def _encode_queries(
+    server: Server, queries: list[str], prompts: list[str] | None
+) -> list[EncodedResponse]:
+    """Already formatted texts, encoded as they are (their prompt split off when given)."""
     encoded = []
-    for index, query in enumerate(body.query):
+    for index, query in enumerate(queries):
         server.check_text(index, query)
-        prompt = body.prompts[index] if body.prompts is not None else ""
+        prompt = prompts[index] if prompts is not None else ""
         prompt_text, response_text = _split_query(query, prompt, server.reward_model)
         encode = server.reward_model.encoder.encode_rendered
         encoded.append(_encode(index, encode, prompt_text, response_text))
-    rewards = await server.rewards.submit(encoded)
-    return {"rewards": rewards, "scores": rewards, "extra_logs": {}}
+    return encoded
 
 
 def _encode(
