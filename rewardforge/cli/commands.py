@@ -91,10 +91,19 @@ def eval_command(config: Path | None = None, **flags: Any) -> None:
 
 @config_command(app, "score", ScoreSettings, REWARD_MODELS)
 def score_command(config: Path | None = None, **flags: Any) -> None:
-    """Add a `reward` field to every row of a JSONL file, in input order."""
+    """Add a `reward` field to every row of a JSONL file, in input order (or a corpus on Ray)."""
     from rewardforge.scoring.score import score_with
 
     run = settings(ScoreSettings, config, flags)
+    if run.engine == "ray":
+        from rewardforge.scoring.ray_scoring import score_on_ray
+
+        done = or_exit(lambda: score_on_ray(run))
+        typer.echo(
+            f"{done.shards} shards: {done.skipped} already written, {done.scored} rows scored, "
+            f"{done.rejected} rejected -> {done.output_dir}"
+        )
+        return
     report = or_exit(lambda: score_with(run))
     typer.echo(f"scored {report.scored} rows -> {run.output}")
     if report.rejects_path is not None:

@@ -4,6 +4,7 @@ from the scoring code so that the CLI builds its flags without importing torch."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from rewardforge.adoption.config import (
     REWARD_MODEL_HELP,
@@ -14,8 +15,10 @@ from rewardforge.adoption.config import (
 )
 from rewardforge.config_fields import require, setting
 from rewardforge.errors import UserError
-from rewardforge.output_paths import check_output_file
+from rewardforge.output_paths import check_output_file, check_output_folder
 from rewardforge.scoring.step_aggregates import Aggregate, aggregate_setting
+
+Engine = Literal["local", "ray"]
 
 
 @dataclass
@@ -33,9 +36,32 @@ class ScoreSettings:
     normalize: bool = setting(False, "Rewards as (r - mean) / std of the training rewards.")
     skip_invalid: bool = setting(False, "Write bad rows to a rejects file instead of stopping.")
     rejects: str | None = setting(None, "Rejects file.", shown="OUTPUT.rejects.jsonl")
+    engine: Engine = setting(
+        "local",
+        "local (this process), or ray: --input a file or folder of .jsonl/.parquet, --output a "
+        "folder of scored shards, on Ray Data (resumable).",
+    )
+    ray_address: str | None = setting(
+        None, "Ray cluster to join (else RAY_ADDRESS, else a local Ray).", shown="none"
+    )
+    workers: int = setting(1, "--engine ray: actors, each holding one copy of the model.")
+    gpus_per_worker: float = setting(0.0, "--engine ray: GPUs each actor takes.")
+    shard_rows: int = setting(10_000, "--engine ray: JSONL lines a shard holds.")
 
     def __post_init__(self) -> None:
         require("score", model=self.model, input=self.input, output=self.output)
+        if self.engine == "ray":
+            check_output_folder(self.output, "--output")
+            if self.rejects:
+                raise UserError(
+                    "--rejects is for --engine local; Ray writes OUTPUT/*.rejects.jsonl."
+                )
+            for name in ("workers", "shard_rows"):
+                if getattr(self, name) < 1:
+                    raise UserError(f"--{name.replace('_', '-')} must be at least 1.")
+            if self.gpus_per_worker < 0:
+                raise UserError("--gpus-per-worker must be at least 0.")
+            return
         check_output_file(self.output, "--output")
         if self.rejects:
             check_output_file(self.rejects, "--rejects")

@@ -1,0 +1,291 @@
+"""Scoring a corpus on Ray: `rewardforge score --engine ray`, and `score_dataset` for a Ray Dataset.
+
+The corpus (a JSONL or Parquet file, or a folder of them) is cut into shards of consecutive rows
+(`--shard-rows` lines of a JSONL file; a Parquet file's row groups), so a prompt's responses stay
+together and the forward plan still shares the prompt. Ray Data hands the shards to a pool of
+`--workers` actors, each holding one `RewardModel`; an actor scores a shard exactly as
+`rewardforge score` scores a file (`score_file`) and writes it to `OUTPUT/<shard>.jsonl`
+atomically, with a `row_id` (`file:line`) on every row. A shard already written is skipped, so
+a killed job resumes where it stopped and nothing is scored twice. A bad row does not stop the
+job: it goes to `OUTPUT/<shard>.rejects.jsonl` with its file, line and problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from rewardforge.errors import UserError
+from rewardforge.scoring.config import ScoreSettings
+
+INPUT_SUFFIXES = (".jsonl", ".parquet")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Consecutive rows of one input file: lines `first`..`last` of a JSONL file (1-based), or
+    one row group of a Parquet file."""
+
+    path: str
+    name: str
+    first: int
+    last: int
+    row_group: int | None = None
+
+
+@dataclass
+class RayScoreReport:
+    """What a `--engine ray` run scored, skipped (already written) and rejected."""
+
+    shards: int
+    skipped: int
+    scored: int
+    rejected: int
+    output_dir: Path
+
+
+def plan_shards(source: str | Path, shard_rows: int) -> list[Shard]:
+    """The shards of a file or of every JSONL and Parquet file under a folder, in name order."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.suffix in INPUT_SUFFIXES)
+        if not files:
+            raise UserError(f"{source}: no .jsonl or .parquet files in this folder.")
+    elif source.is_file():
+        if source.suffix not in INPUT_SUFFIXES:
+            raise UserError(f"{source}: --engine ray reads .jsonl and .parquet files.")
+        files = [source]
+    else:
+        raise UserError(f"{source}: no such file or folder.")
+    shards: list[Shard] = []
+    for path in files:
+        stem = re.sub(
+            r"[^\w.-]", "_", str(path.relative_to(source)) if source.is_dir() else path.name
+        )
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            metadata = pq.ParquetFile(path).metadata
+            start = 1
+            for group in range(metadata.num_row_groups):
+                rows = metadata.row_group(group).num_rows
+                shards.append(
+                    Shard(str(path), f"{stem}.{group:05d}", start, start + rows - 1, group)
+                )
+                start += rows
+            continue
+        with path.open("rb") as lines:
+            count = sum(1 for _ in lines)
+        for first in range(1, count + 1, shard_rows):
+            last = min(count, first + shard_rows - 1)
+            shards.append(Shard(str(path), f"{stem}.{first:09d}", first, last))
+    return shards
+
+
+def shard_output(output_dir: Path, shard: Shard) -> Path:
+    return output_dir / f"{shard.name}.jsonl"
+
+
+class ShardScorer:
+    """A Ray actor: one `RewardModel`, and `__call__` scoring a batch of shards."""
+
+    def __init__(self, model: str, options: dict[str, Any], output_dir: str) -> None:
+        from rewardforge.scoring.reward_model import RewardModel
+
+        self.model = RewardModel.load(
+            model,
+            reward_format=options["reward_format"],
+            template=options["template"],
+            aggregate=options["aggregate"],
+        )
+        self.normalize = options["normalize"]
+        self.output_dir = Path(output_dir)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        done: dict[str, list] = {"shard": [], "scored": [], "rejected": []}
+        for values in zip(*(batch[key] for key in ("path", "name", "first", "last", "row_group"))):
+            group = None if values[4] is None or values[4] < 0 else int(values[4])
+            shard = Shard(str(values[0]), str(values[1]), int(values[2]), int(values[3]), group)
+            scored, rejected = score_shard(self.model, shard, self.output_dir, self.normalize)
+            done["shard"].append(shard.name)
+            done["scored"].append(scored)
+            done["rejected"].append(rejected)
+        return done
+
+
+def score_shard(model, shard: Shard, output_dir: Path, normalize: bool) -> tuple[int, int]:
+    """Score one shard as `score_file` scores a file; write its rows (each with its `row_id`)
+    and its rejects, then move them into place, the rows last (their file marks it done)."""
+    from rewardforge.scoring.score import score_file
+
+    lines = _shard_lines(shard)
+    with tempfile.TemporaryDirectory(dir=output_dir) as work:
+        given = Path(work) / "in.jsonl"
+        given.write_text("\n".join(lines) + "\n", encoding="utf-8")  # line n is line first+n-1
+        scored_file, rejects_file = Path(work) / "out.jsonl", Path(work) / "rejects.jsonl"
+        report = score_file(
+            model,
+            given,
+            scored_file,
+            normalize=normalize,
+            skip_invalid=True,
+            rejects_path=rejects_file,
+            progress=False,
+        )
+        skipped = {shard.first + i for i, line in enumerate(lines) if not line.strip()}
+        if report.rejects_path is not None:
+            rejects = [json.loads(line) for line in rejects_file.read_text("utf-8").splitlines()]
+            for reject in rejects:
+                reject["line"] += shard.first - 1
+                reject["row_id"] = f"{shard.path}:{reject['line']}"
+                skipped.add(reject["line"])
+            _write_rows(Path(work) / "rejects.out", rejects)
+            os.replace(Path(work) / "rejects.out", output_dir / f"{shard.name}.rejects.jsonl")
+        numbers = [n for n in range(shard.first, shard.last + 1) if n not in skipped]
+        written = [json.loads(line) for line in scored_file.read_text("utf-8").splitlines()]
+        for row, number in zip(written, numbers, strict=True):
+            row["row_id"] = f"{shard.path}:{number}"
+        _write_rows(scored_file, written)
+        os.replace(scored_file, shard_output(output_dir, shard))
+    return report.scored, report.rejected
+
+
+def _shard_lines(shard: Shard) -> list[str]:
+    """The shard's rows as JSON text, one a line: a JSONL file's own lines (a line that is not
+    JSON stays as it is, and becomes a reject naming its line), a Parquet row group's rows."""
+    if shard.row_group is not None:
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(shard.path).read_row_group(shard.row_group).to_pylist()
+        return [json.dumps(row, ensure_ascii=False, default=str) for row in rows]
+    lines = []
+    with open(shard.path, "rb") as source:
+        for number, line in enumerate(source, start=1):
+            if number > shard.last:
+                break
+            if number >= shard.first:
+                lines.append(line.rstrip(b"\n").decode("utf-8", errors="replace"))
+    return lines
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), "utf-8")
+
+
+def score_on_ray(settings: ScoreSettings) -> RayScoreReport:
+    """`rewardforge score --engine ray`: every shard not yet written, on Ray Data's actor pool."""
+    ray = ray_module()
+
+    output_dir = Path(settings.output)
+    shards = plan_shards(settings.input, settings.shard_rows)
+    pending = [shard for shard in shards if not shard_output(output_dir, shard).exists()]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    report = RayScoreReport(len(shards), len(shards) - len(pending), 0, 0, output_dir)
+    if not pending:
+        return report
+    if not ray.is_initialized():
+        ray.init(address=settings.ray_address, log_to_driver=False, include_dashboard=False)
+    items = [
+        {**shard.__dict__, "row_group": -1 if shard.row_group is None else shard.row_group}
+        for shard in pending
+    ]
+    options = {
+        "reward_format": settings.reward_format,
+        "template": settings.template,
+        "aggregate": settings.aggregate,
+        "normalize": settings.normalize,
+    }
+    ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts shards
+    done = ray.data.from_items(items).map_batches(
+        ShardScorer,
+        fn_constructor_args=(settings.model, options, str(output_dir.resolve())),
+        batch_size=1,
+        concurrency=settings.workers,
+        num_gpus=settings.gpus_per_worker,
+    )
+    for row in tqdm(done.iter_rows(), total=len(pending), desc="Scoring", unit="shard"):
+        report.scored += int(row["scored"])
+        report.rejected += int(row["rejected"])
+    return report
+
+
+def ray_module():
+    """Ray, or one line saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as error:
+        raise UserError(
+            "--engine ray needs Ray Data: pip install 'rewardforge[ray]' (setup.sh installs it)."
+        ) from error
+    return ray
+
+
+class RowScorer:
+    """A Ray actor for `score_dataset`: one `RewardModel`; a batch of rows in, the same rows
+    with `reward` (None for a bad row) and `error` (its problem, else None) out."""
+
+    def __init__(self, model: str, options: dict[str, Any]) -> None:
+        from rewardforge.scoring.reward_model import RewardModel
+
+        self.model = RewardModel.load(
+            model, reward_format=options["reward_format"], template=options["template"]
+        )
+        self.normalize = options["normalize"]
+
+    def __call__(self, batch):  # a pyarrow Table
+        import pyarrow as pa
+
+        from rewardforge.data.formats import RowError
+        from rewardforge.data.scoring_rows import parse_reference, parse_scoring_item
+
+        rewards: list[float | None] = [None] * batch.num_rows
+        errors: list[str | None] = [None] * batch.num_rows
+        good = []
+        for index, row in enumerate(batch.to_pylist()):
+            try:
+                good.append((index, *parse_scoring_item(row), parse_reference(row)))
+            except RowError as error:
+                errors[index] = str(error)
+        if good:
+            references = [item[3] for item in good] if self.model.reference_mode else None
+            scored = self.model.score(
+                [item[1] for item in good], [item[2] for item in good], references, self.normalize
+            )
+            for (index, *_), reward in zip(good, scored):
+                rewards[index] = reward
+        batch = batch.append_column("reward", pa.array(rewards, pa.float64()))
+        return batch.append_column("error", pa.array(errors, pa.string()))
+
+
+def score_dataset(
+    dataset,
+    model: str | Path,
+    *,
+    workers: int = 1,
+    gpus_per_worker: float = 0.0,
+    batch_size: int = 256,
+    normalize: bool = False,
+    reward_format: str = "auto",
+    template: str | None = None,
+):
+    """A Ray Dataset of rows to score (prompt + response, or messages; `reference` for a
+    reference-based model) -> the same rows with `reward` and `error` columns, scored by
+    `workers` actors that each hold one copy of the model. Lazy, as Ray Datasets are."""
+    ray_module()
+    options = {"reward_format": reward_format, "template": template, "normalize": normalize}
+    return dataset.map_batches(
+        RowScorer,
+        fn_constructor_args=(str(model), options),
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        concurrency=workers,
+        num_gpus=gpus_per_worker,
+    )
