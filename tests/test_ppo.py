@@ -360,3 +360,24 @@ def test_ppo_with_a_reward_model_trained_by_openrlhf(tiny_llama_dir, tmp_path, c
     metrics = rlhf(config).metrics
     assert "scoring as OpenRLHF" in capsys.readouterr().err
     assert metrics["steps"] == 1 and math.isfinite(metrics["last_reward"])
+
+
+def test_ppo_runs_in_two_processes_under_accelerate_launch(
+    tiny_llama_dir, tiny_reward_model_dir, tmp_path
+):
+    """The whole command under `accelerate launch`: each process rolls out its share, the main
+    one logs, reports and saves once."""
+    from tests.conftest import accelerate_launch, moved_weights
+
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", PROMPTS)
+    output = tmp_path / "ddp"
+    flags = f"--algo ppo --reward-model {tiny_reward_model_dir} --prompts {prompts}"
+    flags += f" --eval-prompts {prompts} --policy {tiny_llama_dir} --generations 1"
+    flags += f" --batch-prompts 2 --max-steps 2 --max-new-tokens 8 --lr 1e-3 --output {output}"
+    stdout = accelerate_launch("--multi_gpu --dynamo_backend no", f"rlhf {flags}")
+    assert stdout.count("2 ppo steps; policy saved") == 1
+    assert stdout.count("held-out reward: ") == 1
+    records = [json.loads(line) for line in (output / "log.jsonl").open()]
+    assert [record["step"] for record in records if "kl" in record] == [1, 2]
+    assert len([record for record in records if "eval_reward" in record]) == 2
+    assert len(moved_weights(output, tiny_llama_dir)) > 10

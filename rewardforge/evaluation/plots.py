@@ -122,7 +122,7 @@ def policy_curves(log_path: Path, path: Path) -> Path:
 
 PPO_CURVES = (
     ("reward", "Mean score"),
-    ("kl", "KL to the reference (per response)"),
+    ("kl", "KL to the reference (per token)"),
     ("total_reward", "Score minus KL penalty"),
     ("entropy", "Entropy (per token)"),
     ("policy_loss", "Policy loss"),
@@ -132,6 +132,7 @@ PPO_CURVES = (
     ("explained_variance", "Explained variance of the critic"),
     ("completions/mean_length", "Response length (tokens)"),
     ("no_eos_share", "Share of responses without EOS"),
+    ("kl_per_response", "KL to the reference (per response)"),
     ("kl_coef", "KL coefficient"),
 )
 
@@ -139,9 +140,12 @@ PPO_CURVES = (
 def ppo_curves(log_path: Path, path: Path) -> Path:
     """Every quantity a PPO run logs, one panel each, over steps."""
     records = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines()]
-    figure, grid = plt.subplots(3, 4, figsize=(18, 10))
+    rows = -(-len(PPO_CURVES) // 4)
+    figure, grid = plt.subplots(rows, 4, figsize=(18, 3.3 * rows))
     for axes, (name, title) in zip(grid.flat, PPO_CURVES):
         _curve(axes, records, name, title)
+    for axes in grid.flat[len(PPO_CURVES) :]:
+        axes.set_visible(False)
     return _save(figure, path)
 
 

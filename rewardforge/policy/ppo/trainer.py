@@ -174,7 +174,8 @@ class PPORun:
         record = self.mean_over_processes(
             {
                 "reward": sum(scored.rewards) / len(scored.rewards),
-                "kl": kl.sum(dim=1).mean().item(),
+                "kl": masked_mean(kl, mask).item(),  # per token, as TRL logs GRPO's
+                "kl_per_response": kl.sum(dim=1).mean().item(),
                 "total_reward": rewards.sum(dim=1).mean().item(),
                 "kl_coef": self.kl.kl_coef,
                 "entropy": masked_mean(entropy, mask).item(),
@@ -186,7 +187,7 @@ class PPORun:
         )
         if config.kl_target is not None:
             responses = len(rollout.texts) * self.accelerator.num_processes
-            self.kl.update(record["kl"], responses)
+            self.kl.update(record["kl_per_response"], responses)
         return record
 
     def update(self, rollout, old_logprobs, old_values, advantages, returns) -> dict[str, float]:
