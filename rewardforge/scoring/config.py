@@ -19,6 +19,7 @@ from rewardforge.output_paths import check_output_file, check_output_folder
 from rewardforge.scoring.step_aggregates import Aggregate, aggregate_setting
 
 Engine = Literal["local", "ray"]
+OutputFormat = Literal["jsonl", "parquet"]
 
 
 @dataclass
@@ -47,6 +48,7 @@ class ScoreSettings:
     workers: int = setting(1, "--engine ray: actors, each holding one copy of the model.")
     gpus_per_worker: float = setting(0.0, "--engine ray: GPUs each actor takes.")
     shard_rows: int = setting(10_000, "--engine ray: JSONL lines a shard holds.")
+    output_format: OutputFormat = setting("jsonl", "--engine ray: jsonl or parquet shards.")
 
     def __post_init__(self) -> None:
         require("score", model=self.model, input=self.input, output=self.output)
@@ -62,6 +64,8 @@ class ScoreSettings:
             if self.gpus_per_worker < 0:
                 raise UserError("--gpus-per-worker must be at least 0.")
             return
+        if self.output_format != "jsonl":
+            raise UserError("--output-format parquet is for --engine ray; score writes JSONL.")
         check_output_file(self.output, "--output")
         if self.rejects:
             check_output_file(self.rejects, "--rejects")

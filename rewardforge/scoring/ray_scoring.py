@@ -4,10 +4,10 @@ The corpus (a JSONL or Parquet file, or a folder of them) is cut into shards of 
 (`--shard-rows` lines of a JSONL file; a Parquet file's row groups), so a prompt's responses stay
 together and the forward plan still shares the prompt. Ray Data hands the shards to a pool of
 `--workers` actors, each holding one `RewardModel`; an actor scores a shard exactly as
-`rewardforge score` scores a file (`score_file`) and writes it to `OUTPUT/<shard>.jsonl`
-atomically, with a `row_id` (`file:line`) on every row. A shard already written is skipped, so
-a killed job resumes where it stopped and nothing is scored twice. A bad row does not stop the
-job: it goes to `OUTPUT/<shard>.rejects.jsonl` with its file, line and problem.
+`rewardforge score` scores a file (`score_file`) and writes it to `OUTPUT/<shard>.jsonl` (or
+`.parquet`) atomically, with a `row_id` (`file:line`) on every row. A shard already written is
+skipped, so a killed job resumes where it stopped and nothing is scored twice. A bad row does
+not stop the job: it goes to `OUTPUT/<shard>.rejects.jsonl` with its file, line and problem.
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ def plan_shards(source: str | Path, shard_rows: int) -> list[Shard]:
     return shards
 
 
-def shard_output(output_dir: Path, shard: Shard) -> Path:
-    return output_dir / f"{shard.name}.jsonl"
+def shard_output(output_dir: Path, shard: Shard, output_format: str = "jsonl") -> Path:
+    return output_dir / f"{shard.name}.{output_format}"
 
 
 class ShardScorer:
@@ -106,6 +106,7 @@ class ShardScorer:
             aggregate=options["aggregate"],
         )
         self.normalize = options["normalize"]
+        self.output_format = options["output_format"]
         self.output_dir = Path(output_dir)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
@@ -113,14 +114,18 @@ class ShardScorer:
         for values in zip(*(batch[key] for key in ("path", "name", "first", "last", "row_group"))):
             group = None if values[4] is None or values[4] < 0 else int(values[4])
             shard = Shard(str(values[0]), str(values[1]), int(values[2]), int(values[3]), group)
-            scored, rejected = score_shard(self.model, shard, self.output_dir, self.normalize)
+            scored, rejected = score_shard(
+                self.model, shard, self.output_dir, self.normalize, self.output_format
+            )
             done["shard"].append(shard.name)
             done["scored"].append(scored)
             done["rejected"].append(rejected)
         return done
 
 
-def score_shard(model, shard: Shard, output_dir: Path, normalize: bool) -> tuple[int, int]:
+def score_shard(
+    model, shard: Shard, output_dir: Path, normalize: bool, output_format: str = "jsonl"
+) -> tuple[int, int]:
     """Score one shard as `score_file` scores a file; write its rows (each with its `row_id`)
     and its rejects, then move them into place, the rows last (their file marks it done)."""
     from rewardforge.scoring.score import score_file
@@ -152,8 +157,15 @@ def score_shard(model, shard: Shard, output_dir: Path, normalize: bool) -> tuple
         written = [json.loads(line) for line in scored_file.read_text("utf-8").splitlines()]
         for row, number in zip(written, numbers, strict=True):
             row["row_id"] = f"{shard.path}:{number}"
-        _write_rows(scored_file, written)
-        os.replace(scored_file, shard_output(output_dir, shard))
+        if output_format == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            scored_file = Path(work) / "out.parquet"
+            pq.write_table(pa.Table.from_pylist(written), scored_file)
+        else:
+            _write_rows(scored_file, written)
+        os.replace(scored_file, shard_output(output_dir, shard, output_format))
     return report.scored, report.rejected
 
 
@@ -185,7 +197,11 @@ def score_on_ray(settings: ScoreSettings) -> RayScoreReport:
 
     output_dir = Path(settings.output)
     shards = plan_shards(settings.input, settings.shard_rows)
-    pending = [shard for shard in shards if not shard_output(output_dir, shard).exists()]
+    pending = [
+        shard
+        for shard in shards
+        if not shard_output(output_dir, shard, settings.output_format).exists()
+    ]
     output_dir.mkdir(parents=True, exist_ok=True)
     report = RayScoreReport(len(shards), len(shards) - len(pending), 0, 0, output_dir)
     if not pending:
@@ -201,6 +217,7 @@ def score_on_ray(settings: ScoreSettings) -> RayScoreReport:
         "template": settings.template,
         "aggregate": settings.aggregate,
         "normalize": settings.normalize,
+        "output_format": settings.output_format,
     }
     ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts shards
     done = ray.data.from_items(items).map_batches(
