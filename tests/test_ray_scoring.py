@@ -113,3 +113,26 @@ def test_without_ray_the_engine_says_how_to_install_it(tiny_reward_model_dir, co
     result = run_score(tiny_reward_model_dir, corpus, corpus.parent / "out")
     assert result.exit_code == 2
     assert "--engine ray needs Ray Data: pip install 'rewardforge[ray]'" in result.output
+
+
+def test_parquet_in_and_out(tiny_reward_model_dir, tmp_path):
+    """A Parquet file's row groups are its shards; the scored shards are Parquet too."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"prompt": q, "response": a} for q, a in zip(QUESTIONS * 2, ANSWERS + ANSWERS[:2])]
+    source = tmp_path / "corpus.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), source, row_group_size=3)
+    output = tmp_path / "scored"
+    result = run_score(tiny_reward_model_dir, source, output, "--output-format", "parquet")
+    assert result.exit_code == 0, result.output
+    assert "3 shards: 0 already written, 8 rows scored, 0 rejected" in result.output
+    scored = sorted(
+        (row for path in output.glob("*.parquet") for row in pq.read_table(path).to_pylist()),
+        key=lambda row: int(row["row_id"].rsplit(":", 1)[1]),
+    )
+    expected = RewardModel.load(tiny_reward_model_dir).score(
+        [row["prompt"] for row in rows], [row["response"] for row in rows]
+    )
+    assert [row["row_id"] for row in scored] == [f"{source}:{n}" for n in range(1, 9)]
+    assert [row["reward"] for row in scored] == pytest.approx(expected, abs=1e-6)
