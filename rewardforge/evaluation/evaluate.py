@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rewardforge.adoption.resolve import ResolvedRewardModel, resolve_reward_model
+from rewardforge.adoption.resolve import ResolvedRewardModel
 from rewardforge.data import LoadReport, load_preferences
 from rewardforge.data.conversation import prompt_as_text
 from rewardforge.data.example import PreferenceExample
@@ -23,7 +23,7 @@ from rewardforge.evaluation.plots import write_plots
 from rewardforge.evaluation.rank_changes import rank_changes
 from rewardforge.evaluation.report import write_html
 from rewardforge.evaluation.step_evaluation import evaluate_steps
-from rewardforge.scoring.reward_model import RewardModel
+from rewardforge.scoring.reward_model import RewardModel, recipe_before_loading
 from rewardforge.training.callbacks import LOG_FILE
 
 DataPaths = str | Path | Sequence[str | Path]
@@ -52,12 +52,7 @@ def evaluate(
     step-labelled rows instead (`evaluate_steps`; `neutral_rating` says how a PRM800K rating of
     0 counts).
     """
-    resolved = (
-        None
-        if isinstance(model, RewardModel)
-        else resolve_reward_model(model, reward_format, template)
-    )
-    recipe = model.recipe if resolved is None else resolved.recipe
+    recipe, resolved = recipe_before_loading(model, reward_format, template)
     if recipe.kind == "process":  # step-labelled data: step accuracy and ProcessBench's metrics
         label, reward_model = _model(model, resolved)
         directory = None if report_dir is None else _report_directory(report_dir)
@@ -107,28 +102,22 @@ def compare(
     `report.html`. `reward_format` and `template` describe `model` when it was trained
     elsewhere; `other`'s are read from its folder.
     """
-    resolved = [
-        None if isinstance(source, RewardModel) else resolve_reward_model(source, *described)
-        for source, described in ((model, (reward_format, template)), (other, ()))
-    ]  # the other's family is read from its folder
-    recipes = [
-        source.recipe if found is None else found.recipe
-        for source, found in zip((model, other), resolved)
-    ]
-    if any(recipe.kind == "process" for recipe in recipes):
+    first_recipe, first_resolved = recipe_before_loading(model, reward_format, template)
+    second_recipe, second_resolved = recipe_before_loading(other)  # its family: from its folder
+    if first_recipe.kind == "process" or second_recipe.kind == "process":
         raise UserError(
             "eval --compare compares two outcome reward models; evaluate a process reward model "
             "on its own (rewardforge eval --model PRM --data STEPS.jsonl)."
         )
-    if recipes[0].reference_mode != recipes[1].reference_mode:
-        based = _label(model) if recipes[0].reference_mode else _label(other)
+    if first_recipe.reference_mode != second_recipe.reference_mode:
+        based = _label(model) if first_recipe.reference_mode else _label(other)
         raise UserError(
             f"{based} is reference-based and the other model is not, so no data fits both; "
             "compare two reference-based models, or two plain ones."
         )
-    report = _load(data, columns, skip_invalid, recipes[0].reference_mode)
-    first, first_model = _model(model, resolved[0])
-    second, second_model = _model(other, resolved[1])
+    report = _load(data, columns, skip_invalid, first_recipe.reference_mode)
+    first, first_model = _model(model, first_resolved)
+    second, second_model = _model(other, second_resolved)
     if first == second:
         first, second = f"A: {first}", f"B: {second}"
     scored = {

@@ -19,6 +19,7 @@ from typing import Any
 
 import datasets
 
+from rewardforge.adoption.resolve import ResolvedRewardModel, resolve_reward_model
 from rewardforge.api_key import api_key_from_env
 from rewardforge.data.prompt_rows import read_prompts_with_references
 from rewardforge.errors import UserError
@@ -92,14 +93,13 @@ def _ppo(
     heldout = None
     if config.eval_prompts:
         heldout = prompt_rows(_prompt_rows(config.eval_prompts), tokenizer, chat)
-    reward_model = _reward_model(config)
+    resolved = None  # resolved once: the reward model and (by default) the critic load from it
+    if not is_url(config.reward_model):
+        resolved = resolve_reward_model(config.reward_model, config.reward_format, config.template)
+    reward_model = _reward_model(config, resolved)
+    reward_tokenizer = reward_model.encoder.tokenizer if resolved is not None else None
     critic, where = critic_for(
-        config.reward_model,
-        config.reward_format,
-        config.template,
-        config.value_model,
-        policy_path,
-        tokenizer,
+        resolved, reward_tokenizer, config.value_model, policy_path, tokenizer
     )
     run = PPORun(config, policy_path, tokenizer, reward_model, critic)
     main = run.accelerator.is_main_process
@@ -131,15 +131,18 @@ def _prompt_rows(path: str) -> list:
     return rows
 
 
-def _reward_model(config: RLHFConfig) -> RewardModel | RemoteRewardModel:
-    """The reward model's folder loaded here, or a client of the server at its URL."""
+def _reward_model(
+    config: RLHFConfig, resolved: ResolvedRewardModel | None = None
+) -> RewardModel | RemoteRewardModel:
+    """The reward model's folder loaded here (`resolved`, if already resolved), or a client of
+    the server at its URL."""
     if not is_url(config.reward_model):
-        return RewardModel.load(
-            config.reward_model,
-            reward_format=config.reward_format,
-            template=config.template,
-            aggregate=config.aggregate or "min",
-        )
+        if resolved is None:
+            resolved = resolve_reward_model(
+                config.reward_model, config.reward_format, config.template
+            )
+        aggregate = config.aggregate or "min"
+        return RewardModel.load_resolved(resolved, config.reward_model, aggregate=aggregate)
     key = None
     if config.reward_api_key_env is not None:
         key = api_key_from_env(config.reward_api_key_env, "--reward-api-key-env")

@@ -260,6 +260,18 @@ class RewardModel:
         )
 
 
+def recipe_before_loading(
+    model: str | Path | RewardModel, reward_format: str = "auto", template: str | None = None
+) -> tuple[ScoringRecipe, ResolvedRewardModel | None]:
+    """The recipe `model` scores under, with no weights loaded: a loaded model's own, or a
+    folder's as `resolve_reward_model` finds it (returned too, for `RewardModel.load_resolved`
+    once the input has been checked against the recipe)."""
+    if isinstance(model, RewardModel):
+        return model.recipe, None
+    resolved = resolve_reward_model(model, reward_format, template)
+    return resolved.recipe, resolved
+
+
 def _dtype_name(model: torch.nn.Module) -> str:
     return str(next(model.parameters()).dtype).removeprefix("torch.")
 

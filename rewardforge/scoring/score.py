@@ -6,12 +6,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from rewardforge.adoption.resolve import resolve_reward_model
 from rewardforge.data.loader import invalid_rows_error, row_place
 from rewardforge.data.scoring_rows import RejectedRow, ScoringRow, read_scoring_rows
 from rewardforge.errors import UserError
 from rewardforge.scoring.config import ScoreSettings
-from rewardforge.scoring.reward_model import RewardModel
+from rewardforge.scoring.reward_model import RewardModel, recipe_before_loading
 from rewardforge.scoring.step_aggregates import Aggregate, solution_steps
 from rewardforge.scoring.step_aggregates import aggregate as aggregate_steps
 
@@ -51,12 +50,7 @@ def score_file(
     """
     rows, rejected = read_scoring_rows(input_path)
     # The rows are checked against the model's recipe before its weights load.
-    resolved = None
-    if isinstance(model, RewardModel):
-        recipe = model.recipe
-    else:
-        resolved = resolve_reward_model(model, reward_format, template)
-        recipe = resolved.recipe
+    recipe, resolved = recipe_before_loading(model, reward_format, template)
     if recipe.kind == "process" and normalize:
         raise UserError(
             "--normalize does not apply to a process reward model: its rewards are probabilities."

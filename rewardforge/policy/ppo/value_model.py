@@ -18,6 +18,7 @@ from transformers import AutoModel, PreTrainedModel
 from rewardforge.adoption.resolve import ResolvedRewardModel, resolve_reward_model
 from rewardforge.models.backbones import resolve_backbone
 from rewardforge.models.reward_head import load_trained_reward_model, quiet_load_report
+from rewardforge.recipe import ScoringRecipe
 from rewardforge.recipe.families import is_reward_model_folder
 
 
@@ -55,37 +56,34 @@ def value_model_from_backbone(path: str) -> ValueModel:
     return ValueModel(backbone, head)
 
 
-def reads_the_policys_tokens(resolved: ResolvedRewardModel, policy_tokenizer) -> bool:
+def reads_the_policys_tokens(recipe: ScoringRecipe, reward_tokenizer, policy_tokenizer) -> bool:
     """Whether the reward model's network can read the policy's token ids: a decoder outcome
     model with the same vocabulary."""
-    from transformers import AutoTokenizer
-
-    recipe = resolved.recipe
     if recipe.template == "pair" or recipe.kind == "process":
         return False
-    tokenizer = AutoTokenizer.from_pretrained(resolved.folder)
-    return tokenizer.get_vocab() == policy_tokenizer.get_vocab()
+    return reward_tokenizer.get_vocab() == policy_tokenizer.get_vocab()
 
 
 def critic_for(
-    reward_model: str,
-    reward_format: str,
-    template: str | None,
+    reward_model: ResolvedRewardModel | None,
+    reward_tokenizer,
     value_model: str | None,
     policy_path: str,
     policy_tokenizer,
 ) -> tuple[ValueModel, str]:
-    """The critic `rlhf --algo ppo` trains, and a line that says where it started."""
+    """The critic `rlhf --algo ppo` trains, and a line that says where it started.
+    `reward_model` is the reward model's folder as `resolve_reward_model` found it (None for a
+    `serve` URL), `reward_tokenizer` the tokenizer it was loaded with."""
     if value_model is not None:
         if is_reward_model_folder(Path(value_model)):
             resolved = resolve_reward_model(value_model)
             return value_model_from_reward_model(resolved), f"critic: {value_model}"
         path = resolve_backbone(value_model)
         return value_model_from_backbone(path), f"critic: {value_model} with a new head"
-    if "://" not in reward_model:
-        resolved = resolve_reward_model(reward_model, reward_format, template)
-        if reads_the_policys_tokens(resolved, policy_tokenizer):
-            return value_model_from_reward_model(resolved), "critic: the reward model"
+    if reward_model is not None and reads_the_policys_tokens(
+        reward_model.recipe, reward_tokenizer, policy_tokenizer
+    ):
+        return value_model_from_reward_model(reward_model), "critic: the reward model"
     return (
         value_model_from_backbone(policy_path),
         "critic: the policy's backbone with a new head (the reward model cannot read the "
