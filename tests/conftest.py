@@ -255,6 +255,25 @@ def tiny_reward_model_dir(tiny_llama_dir, tmp_path_factory) -> Path:
     return train_tiny_reward_model(tiny_llama_dir, tmp_path_factory.mktemp("tiny-reward-model"))
 
 
+@pytest.fixture(scope="session")
+def tiny_prm_dir(tiny_llama_dir, tmp_path_factory) -> Path:
+    """A process reward model trained for one step on 16 bundled step-labelled solutions."""
+    from rewardforge import TrainConfig, train
+    from rewardforge.data.sample import prm_sample_paths
+
+    root = tmp_path_factory.mktemp("tiny-prm")
+    lines = Path(prm_sample_paths()[0]).read_text(encoding="utf-8").splitlines(True)[:16]
+    (root / "train.jsonl").write_text("".join(lines), encoding="utf-8")
+    config = TrainConfig(
+        data=[str(root / "train.jsonl")],
+        model=str(tiny_llama_dir),
+        output=str(root / "prm"),
+        max_steps=1,
+        batch_pairs=4,
+    )
+    return train(config).output_dir
+
+
 REFERENCE_ROWS = [
     {
         "prompt": "天气怎么样？",

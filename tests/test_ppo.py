@@ -26,10 +26,7 @@ from rewardforge.policy.ppo.value_model import (
 from rewardforge.policy.rlhf import rlhf
 from rewardforge.policy.rlhf_config import RLHFConfig
 from rewardforge.scoring.reward_model import RewardModel
-from rewardforge.training.config import TrainConfig
-from rewardforge.training.train import train
 from tests.conftest import write_jsonl
-from tests.test_process_rewards import first_rows, prm_sample_paths
 
 PROMPTS = [{"prompt": f"Question {n}: what is {n} plus {n}?"} for n in range(8)]
 
@@ -89,25 +86,11 @@ def test_step_ends_are_the_tokens_written_by_hand(tiny_llama_dir):
     assert step_end_positions(tokenizer, flat, steps) == ends
 
 
-@pytest.fixture(scope="module")
-def tiny_prm(tiny_llama_dir, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ppo-prm")
-    train_rows, _, _ = prm_sample_paths()
-    config = TrainConfig(
-        data=[str(first_rows(train_rows, 16, root / "train.jsonl"))],
-        model=str(tiny_llama_dir),
-        output=str(root / "prm"),
-        max_steps=1,
-        batch_pairs=4,
-    )
-    return train(config).output_dir
-
-
 @pytest.mark.parametrize("mode", ["dense", "final"])
-def test_a_prms_rewards_land_on_the_step_ends_or_the_last_token(tiny_prm, tiny_llama_dir, mode):
+def test_a_prms_rewards_land_on_the_step_ends_or_the_last_token(tiny_prm_dir, tiny_llama_dir, mode):
     from transformers import AutoTokenizer
 
-    prm = RewardModel.load(tiny_prm)
+    prm = RewardModel.load(tiny_prm_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
     separator = prm.recipe.step_separator
     steps = ["Tom has 2 apples.", "2 + 3 = 5.", "The answer is 5."]
@@ -334,11 +317,11 @@ def test_logprobs_of_left_padded_rows_are_those_of_each_row_alone(tiny_plain_lla
 
 
 @pytest.mark.parametrize("mode", ["dense", "final"])
-def test_ppo_with_a_process_reward_model(tiny_prm, tiny_llama_dir, tmp_path, mode):
+def test_ppo_with_a_process_reward_model(tiny_prm_dir, tiny_llama_dir, tmp_path, mode):
     """A PRM trained by rewardforge judges every step of the policy's answers."""
     config = ppo_config(
         tmp_path,
-        reward_model=str(tiny_prm),
+        reward_model=str(tiny_prm_dir),
         policy=str(tiny_llama_dir),
         prm_rewards=mode,
         max_steps=2,

@@ -25,6 +25,52 @@ def test_score_equals_the_plain_transformers_classifier_on_the_recipe_tokens(
     assert rewards[0] != rewards[1]
 
 
+def distinct_prefixes(sequences: list[list[int]]) -> int:
+    """Tokens fed when sequences that share a prefix read it once: the distinct prefixes."""
+    return len({tuple(ids[: end + 1]) for ids in sequences for end in range(len(ids))})
+
+
+def test_responses_to_one_prompt_share_it_and_score_as_alone(reward_model, tiny_reward_model_dir):
+    """Four answers to each of two questions, interleaved: each question's tokens are fed once
+    (counted here as the distinct prefixes of each question's answers), and every reward is the
+    transformers classifier's on that answer alone."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    questions = ["How do I boil an egg?", "What is 2 + 2?"]
+    answers = ["Eight minutes.", "Put it in water.", "4.", "Blue."]
+    prompts = [questions[i % 2] for i in range(8)]
+    responses = [answers[i // 2] for i in range(8)]
+    assert reward_model.plan.share_prompt
+    before = (reward_model.tokens.in_rows, reward_model.tokens.fed)
+    rewards = reward_model.score(prompts, responses)
+    ids = [reward_model.encoder.encode(p, r).input_ids for p, r in zip(prompts, responses)]
+    by_question = [[ids[i] for i in range(8) if prompts[i] == q] for q in questions]
+    assert reward_model.tokens.in_rows - before[0] == sum(len(x) for x in ids)
+    assert reward_model.tokens.fed - before[1] == sum(map(distinct_prefixes, by_question))
+    assert reward_model.tokens.fed - before[1] < sum(len(x) for x in ids) * 0.7
+    classifier = AutoModelForSequenceClassification.from_pretrained(tiny_reward_model_dir).eval()
+    with torch.no_grad():
+        alone = [classifier(torch.tensor([x])).logits[0, 0].item() for x in ids]
+    assert rewards == pytest.approx(alone, abs=1e-5)
+
+
+def test_a_group_of_one_prompt_stays_within_the_batch_budget(tiny_reward_model_dir):
+    """Many answers to one prompt are cut into groups whose tokens fit one batch."""
+    model = RewardModel.load(tiny_reward_model_dir)
+    responses = [f"Answer {n}." for n in range(1, 10)] + ["Answer 0.", "Answer 1.", "Answer 2."]
+    encoded = [model.encoder.encode("Say something.", r) for r in responses]
+    prompt, own = encoded[0].prompt_length, len(encoded[0].input_ids) - encoded[0].prompt_length
+    assert {len(e.input_ids) - e.prompt_length for e in encoded} == {own}
+    model.max_tokens_per_batch = prompt + 3 * own
+    groups = model._prompt_groups(encoded)
+    assert groups == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
+    assert model.score_encoded(encoded) == pytest.approx(
+        RewardModel.load(tiny_reward_model_dir).score(["Say something."] * 12, responses),
+        abs=1e-5,
+    )
+
+
 def test_normalised_scores_use_the_stored_statistics(reward_model):
     raw = reward_model.score(["Hi"], ["Hello"])[0]
     normalised = reward_model.score(["Hi"], ["Hello"], normalize=True)[0]

@@ -103,9 +103,11 @@ def score_command(config: Path | None = None, **flags: Any) -> None:
             f"{done.shards} shards: {done.skipped} already written, {done.scored} rows scored, "
             f"{done.rejected} rejected -> {done.output_dir}"
         )
+        echo_tokens(done.tokens_in_rows, done.tokens_fed)
         return
     report = or_exit(lambda: score_with(run))
     typer.echo(f"scored {report.scored} rows -> {run.output}")
+    echo_tokens(report.tokens_in_rows, report.tokens_fed)
     if report.rejects_path is not None:
         typer.echo(f"rejected {report.rejected} rows -> {report.rejects_path}")
 
@@ -242,6 +244,15 @@ def verify_serving_command(config: Path | None = None, **flags: Any) -> None:
         fg=typer.colors.RED,
     )
     raise typer.Exit(code=1)
+
+
+def echo_tokens(in_rows: int, fed: int) -> None:
+    """What sharing prompts saved, when it saved anything."""
+    if fed < in_rows:
+        typer.echo(
+            f"fed {fed:,} of the rows' {in_rows:,} tokens: a prompt shared by several rows "
+            "is read once"
+        )
 
 
 def _is_main_process() -> bool:

@@ -176,13 +176,15 @@ class ForwardPlan:
 
         Rows are sorted by length and cut into batches of at most `max_tokens_per_batch`
         tokens fed (padding included), so a batch holds many short groups or a few long ones.
-        The progress bar counts rows as `unit`s (a preference group, a response, a problem).
+        The progress bar counts rows as `unit`s (a preference group, a problem), or their
+        responses when `unit` is "response".
         """
         model.eval()
         device = next(model.parameters()).device
         results: list[list[Any]] = [[] for _ in rows]
         batches = self.micro_batches(rows, max_tokens_per_batch)
-        with tqdm(total=len(rows), desc=description, disable=not progress, unit=unit) as bar:
+        counts = [len(row["input_ids"]) if unit == "response" else 1 for row in rows]
+        with tqdm(total=sum(counts), desc=description, disable=not progress, unit=unit) as bar:
             for indices in batches:
                 batch = self.collate([rows[index] for index in indices])
                 batch = {key: value.to(device) for key, value in batch.items()}
@@ -192,7 +194,7 @@ class ForwardPlan:
                     rewards = self.rewards(model, batch).as_lists()
                 for position, index in enumerate(indices):
                     results[index] = rewards[position]
-                bar.update(len(indices))
+                bar.update(sum(counts[index] for index in indices))
         return results
 
     def _segments(self, row: Row) -> list[Segment]:
@@ -276,6 +278,19 @@ class ForwardPlan:
         if types:
             batch["token_type_ids"] = _pad(types, 0)[0]
         return with_steps(batch, rows, step_index)
+
+
+@dataclass
+class TokenCount:
+    """Tokens in the rows a model was given (`in_rows`) and tokens it was fed under its plan
+    (`fed`, padding aside): what sharing prompts saved."""
+
+    in_rows: int = 0
+    fed: int = 0
+
+    def add(self, plan: ForwardPlan, rows: Sequence[Row]) -> None:
+        self.in_rows += sum(len(ids) for row in rows for ids in row["input_ids"])
+        self.fed += sum(sum(plan.sequence_lengths(row)) for row in rows)
 
 
 def padding_id(tokenizer: Any) -> int:

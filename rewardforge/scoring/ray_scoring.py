@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 
 from rewardforge.errors import UserError
 from rewardforge.scoring.config import ScoreSettings
+from rewardforge.scoring.reward_model import recipe_before_loading
+from rewardforge.scoring.score import ScoreReport, score_file
 
 INPUT_SUFFIXES = (".jsonl", ".parquet")
 
@@ -31,13 +33,19 @@ INPUT_SUFFIXES = (".jsonl", ".parquet")
 @dataclass(frozen=True)
 class Shard:
     """Consecutive rows of one input file: lines `first`..`last` of a JSONL file (1-based), or
-    one row group of a Parquet file."""
+    one row group of a Parquet file. `path` is the file as the user named it (row ids and
+    messages use it); `location` is where every actor reads it, whatever its working folder."""
 
     path: str
     name: str
     first: int
     last: int
     row_group: int | None = None
+    location: str = ""
+
+    @property
+    def readable(self) -> str:
+        return self.location or self.path
 
 
 @dataclass
@@ -49,6 +57,8 @@ class RayScoreReport:
     scored: int
     rejected: int
     output_dir: Path
+    tokens_in_rows: int = 0
+    tokens_fed: int = 0  # a prompt shared by rows of one shard is fed once
 
 
 def plan_shards(source: str | Path, shard_rows: int) -> list[Shard]:
@@ -69,6 +79,7 @@ def plan_shards(source: str | Path, shard_rows: int) -> list[Shard]:
         stem = re.sub(
             r"[^\w.-]", "_", str(path.relative_to(source)) if source.is_dir() else path.name
         )
+        location = str(path.resolve())
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
@@ -76,16 +87,15 @@ def plan_shards(source: str | Path, shard_rows: int) -> list[Shard]:
             start = 1
             for group in range(metadata.num_row_groups):
                 rows = metadata.row_group(group).num_rows
-                shards.append(
-                    Shard(str(path), f"{stem}.{group:05d}", start, start + rows - 1, group)
-                )
+                name = f"{stem}.{group:05d}"
+                shards.append(Shard(str(path), name, start, start + rows - 1, group, location))
                 start += rows
             continue
         with path.open("rb") as lines:
             count = sum(1 for _ in lines)
         for first in range(1, count + 1, shard_rows):
             last = min(count, first + shard_rows - 1)
-            shards.append(Shard(str(path), f"{stem}.{first:09d}", first, last))
+            shards.append(Shard(str(path), f"{stem}.{first:09d}", first, last, None, location))
     return shards
 
 
@@ -110,25 +120,28 @@ class ShardScorer:
         self.output_dir = Path(output_dir)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        done: dict[str, list] = {"shard": [], "scored": [], "rejected": []}
-        for values in zip(*(batch[key] for key in ("path", "name", "first", "last", "row_group"))):
+        done: dict[str, list] = {key: [] for key in ("shard", "scored", "rejected", "tokens")}
+        keys = ("path", "name", "first", "last", "row_group", "location")
+        for values in zip(*(batch[key] for key in keys)):
             group = None if values[4] is None or values[4] < 0 else int(values[4])
-            shard = Shard(str(values[0]), str(values[1]), int(values[2]), int(values[3]), group)
-            scored, rejected = score_shard(
+            shard = Shard(
+                str(values[0]), str(values[1]), int(values[2]), int(values[3]), group, values[5]
+            )
+            report = score_shard(
                 self.model, shard, self.output_dir, self.normalize, self.output_format
             )
             done["shard"].append(shard.name)
-            done["scored"].append(scored)
-            done["rejected"].append(rejected)
+            done["scored"].append(report.scored)
+            done["rejected"].append(report.rejected)
+            done["tokens"].append([report.tokens_in_rows, report.tokens_fed])
         return done
 
 
 def score_shard(
     model, shard: Shard, output_dir: Path, normalize: bool, output_format: str = "jsonl"
-) -> tuple[int, int]:
+) -> ScoreReport:
     """Score one shard as `score_file` scores a file; write its rows (each with its `row_id`)
     and its rejects, then move them into place, the rows last (their file marks it done)."""
-    from rewardforge.scoring.score import score_file
 
     lines = _shard_lines(shard)
     with tempfile.TemporaryDirectory(dir=output_dir) as work:
@@ -166,7 +179,7 @@ def score_shard(
         else:
             _write_rows(scored_file, written)
         os.replace(scored_file, shard_output(output_dir, shard, output_format))
-    return report.scored, report.rejected
+    return report
 
 
 def _shard_lines(shard: Shard) -> list[str]:
@@ -175,10 +188,10 @@ def _shard_lines(shard: Shard) -> list[str]:
     if shard.row_group is not None:
         import pyarrow.parquet as pq
 
-        rows = pq.ParquetFile(shard.path).read_row_group(shard.row_group).to_pylist()
+        rows = pq.ParquetFile(shard.readable).read_row_group(shard.row_group).to_pylist()
         return [json.dumps(row, ensure_ascii=False, default=str) for row in rows]
     lines = []
-    with open(shard.path, "rb") as source:
+    with open(shard.readable, "rb") as source:
         for number, line in enumerate(source, start=1):
             if number > shard.last:
                 break
@@ -202,12 +215,16 @@ def score_on_ray(settings: ScoreSettings) -> RayScoreReport:
         for shard in shards
         if not shard_output(output_dir, shard, settings.output_format).exists()
     ]
-    output_dir.mkdir(parents=True, exist_ok=True)
     report = RayScoreReport(len(shards), len(shards) - len(pending), 0, 0, output_dir)
     if not pending:
         return report
+    # A model folder is named to the actors by its full path: on a cluster they do not run in
+    # this folder. It is checked here, in one line, before any actor starts.
+    model = str(Path(settings.model).resolve()) if Path(settings.model).exists() else settings.model
+    recipe_before_loading(model, settings.reward_format, settings.template)
     if not ray.is_initialized():
-        ray.init(address=settings.ray_address, log_to_driver=False, include_dashboard=False)
+        connect(ray, settings.ray_address)
+    output_dir.mkdir(parents=True, exist_ok=True)
     items = [
         {**shard.__dict__, "row_group": -1 if shard.row_group is None else shard.row_group}
         for shard in pending
@@ -222,7 +239,7 @@ def score_on_ray(settings: ScoreSettings) -> RayScoreReport:
     ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts shards
     done = ray.data.from_items(items).map_batches(
         ShardScorer,
-        fn_constructor_args=(settings.model, options, str(output_dir.resolve())),
+        fn_constructor_args=(model, options, str(output_dir.resolve())),
         batch_size=1,
         concurrency=settings.workers,
         num_gpus=settings.gpus_per_worker,
@@ -230,7 +247,50 @@ def score_on_ray(settings: ScoreSettings) -> RayScoreReport:
     for row in tqdm(done.iter_rows(), total=len(pending), desc="Scoring", unit="shard"):
         report.scored += int(row["scored"])
         report.rejected += int(row["rejected"])
+        report.tokens_in_rows += int(row["tokens"][0])
+        report.tokens_fed += int(row["tokens"][1])
     return report
+
+
+def connect(ray, address: str | None) -> None:
+    """Join the Ray cluster at `address` (or `RAY_ADDRESS`), or start a local one; a cluster
+    that cannot be reached is the user's to fix, said in one line."""
+    if address and not _listening(address):  # Ray itself would retry for minutes
+        raise UserError(
+            f"--ray-address {address}: nothing listens there. Start a cluster with "
+            "`ray start --head` and give the address it prints, or leave --ray-address out "
+            "to start a local Ray for the run."
+        )
+    try:
+        ray.init(address=address, log_to_driver=False, include_dashboard=False)
+    except ConnectionError as error:
+        where = address or os.environ.get("RAY_ADDRESS")
+        if where is None:  # Ray looked for the cluster `ray start` left on this machine
+            raise UserError(
+                f"a Ray cluster started on this machine earlier no longer answers ({error}). "
+                "Run `ray stop` to forget it (a local Ray then starts for the run), or name a "
+                "running cluster with --ray-address."
+            ) from error
+        raise UserError(
+            f"--ray-address {where}: no Ray cluster answers there ({error}). Check the address "
+            "with `ray status` on its head node; a cluster that uses token authentication also "
+            "needs RAY_AUTH_MODE=token (and its token) in this shell."
+        ) from error
+
+
+def _listening(address: str) -> bool:
+    """Whether a `host:port` address takes a connection (other forms, such as `auto` or a
+    `ray://` client address, are left to Ray)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return True
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            return True
+    except OSError:
+        return False
 
 
 def ray_module():

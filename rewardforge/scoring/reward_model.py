@@ -16,7 +16,7 @@ from rewardforge.adoption.resolve import ResolvedRewardModel, resolve_reward_mod
 from rewardforge.data.example import PreferenceExample, Prompt
 from rewardforge.errors import UserError
 from rewardforge.forward.architecture import default_device, use_plan_attention
-from rewardforge.forward.plan import ForwardPlan
+from rewardforge.forward.plan import ForwardPlan, TokenCount
 from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.forward.steps import sigmoid
 from rewardforge.models.reward_head import load_trained_reward_model
@@ -44,6 +44,7 @@ class RewardModel:
         self.plan = ForwardPlan.for_model(self.reward_forward, encoder)
         self.max_tokens_per_batch = max_tokens_per_batch
         self.aggregate: Aggregate = "min"  # a process reward model's reward from its steps
+        self.tokens = TokenCount()  # what this model has read, and been fed
 
     @classmethod
     def load(
@@ -209,10 +210,36 @@ class RewardModel:
         normalize: bool = False,
         progress: bool = False,
     ) -> list[float]:
-        """One reward per response already encoded with `self.encoder`, in the same order."""
-        rows = [EncodedGroup([response]).as_row() for response in encoded]
-        rewards = [group[0] for group in self._score_rows(rows, progress, unit="response")]
+        """One reward per response already encoded with `self.encoder`, in the same order.
+
+        Where the plan shares prompts (decoders), responses to the same prompt tokens are read
+        as one group, so the prompt is fed once for all of them, as in training."""
+        groups = self._prompt_groups(encoded)
+        rows = [EncodedGroup([encoded[index] for index in group]).as_row() for group in groups]
+        rewards = [0.0] * len(encoded)
+        for group, values in zip(groups, self._score_rows(rows, progress, unit="response")):
+            for index, value in zip(group, values):
+                rewards[index] = value
         return [self.recipe.normalize(r) for r in rewards] if normalize else rewards
+
+    def _prompt_groups(self, encoded: Sequence[EncodedResponse]) -> list[list[int]]:
+        """Indexes of `encoded` gathered by their prompt tokens, in order of first appearance;
+        a group's tokens (the prompt once, then each response's own) stay within one batch's
+        budget. Without a shared-prompt plan, or without a prompt, each response is alone."""
+        if not self.plan.share_prompt:
+            return [[index] for index in range(len(encoded))]
+        groups: dict[tuple[int, ...] | int, list[list[int]]] = {}
+        sizes: dict[tuple[int, ...] | int, int] = {}
+        for index, response in enumerate(encoded):
+            length = response.prompt_length
+            key = tuple(response.input_ids[:length]) if length else index
+            own = len(response.input_ids) - length
+            if key not in groups or sizes[key] + own > self.max_tokens_per_batch:
+                groups.setdefault(key, []).append([])
+                sizes[key] = length
+            groups[key][-1].append(index)
+            sizes[key] += own
+        return sorted((g for chunks in groups.values() for g in chunks), key=lambda g: g[0])
 
     def score_examples(
         self, examples: Sequence[PreferenceExample], progress: bool = False
@@ -255,6 +282,7 @@ class RewardModel:
         )
 
     def _score_rows(self, rows: list[dict], progress: bool, unit: str = "group") -> list[list[Any]]:
+        self.tokens.add(self.plan, rows)
         return self.plan.score(
             self.reward_forward, rows, self.max_tokens_per_batch, progress=progress, unit=unit
         )

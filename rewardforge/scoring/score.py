@@ -22,6 +22,8 @@ class ScoreReport:
     scored: int
     rejected: int
     rejects_path: Path | None
+    tokens_in_rows: int = 0  # the scored rows' tokens
+    tokens_fed: int = 0  # tokens the model read: a prompt shared by several rows counts once
 
 
 def score_file(
@@ -69,6 +71,7 @@ def score_file(
         else RewardModel.load_resolved(resolved, model, aggregate=aggregate)
     )
     extra: list[dict] = [{} for _ in rows]
+    tokens_before = (reward_model.tokens.in_rows, reward_model.tokens.fed)
     if reward_model.is_process:  # step rewards, and their aggregate as the reward
         separator = reward_model.recipe.step_separator
         steps = reward_model.score_steps(
@@ -99,7 +102,9 @@ def score_file(
             for item in rejected:
                 record = {"line": item.number, "error": item.error, "row": item.row}
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return ScoreReport(len(rows), len(rejected), written_rejects)
+    in_rows = reward_model.tokens.in_rows - tokens_before[0]
+    fed = reward_model.tokens.fed - tokens_before[1]
+    return ScoreReport(len(rows), len(rejected), written_rejects, in_rows, fed)
 
 
 def score_with(settings: ScoreSettings) -> ScoreReport:
