@@ -136,7 +136,7 @@ def test_ray_gives_the_rows_score_gives_and_resumes_a_killed_job(
 
 
 def test_score_dataset_adds_rewards_and_names_bad_rows(tiny_reward_model_dir):
-    from rewardforge.scoring.ray_scoring import score_dataset
+    from rewardforge.scoring.ray_dataset import score_dataset
 
     rows = [{"prompt": q, "response": a} for q, a in zip(QUESTIONS, ANSWERS)]
     rows.append({"prompt": "no response here"})

@@ -20,7 +20,7 @@ from rewardforge.evaluation.config import EvalSettings
 from rewardforge.generation.config import BestOfNSettings, PolarDataSettings, VerifySettings
 from rewardforge.policy.rlhf_config import RLHFConfig
 from rewardforge.policy.tuning_config import DPORunConfig, SFTRunConfig
-from rewardforge.scoring.config import ParitySettings, ScoreSettings
+from rewardforge.scoring.config import ExportSettings, ParitySettings, ScoreSettings
 from rewardforge.serving.config import ServerSettings
 from rewardforge.torch_environment import (
     apply_command_environment_defaults,
@@ -244,6 +244,31 @@ def verify_serving_command(config: Path | None = None, **flags: Any) -> None:
         fg=typer.colors.RED,
     )
     raise typer.Exit(code=1)
+
+
+@config_command(app, "export", ExportSettings, SERVING)
+def export_command(config: Path | None = None, **flags: Any) -> None:
+    """Prepare a reward model folder for vLLM: its config, and vllm.json with the serve command."""
+    import shlex
+
+    from rewardforge.scoring.vllm_export import VLLM_FILE, export_for_vllm
+
+    run = settings(ExportSettings, config, flags)
+    serving = or_exit(lambda: export_for_vllm(run))
+    for key, value in serving.config_changes.items():
+        typer.echo(f"config.json: {key} = {json.dumps(value)}")
+    typer.echo(f"wrote {Path(run.model) / VLLM_FILE}")
+    typer.echo(f"serve: {shlex.join(serving.command)}")
+    if serving.send == "token_ids":
+        sent = "send token ids as `input` (this model's text does not tokenize back the same)"
+    elif serving.send == "text_pair":
+        sent = "send text_1 = the prompt as the recipe renders it, text_2 = the response"
+    else:
+        sent = (
+            "send the conversation rendered by the model's recipe as `input`, with "
+            f'"add_special_tokens": {json.dumps(serving.add_special_tokens)}'
+        )
+    typer.echo(f"requests: POST {serving.endpoint}; {sent}; each result holds {serving.reads}")
 
 
 def echo_tokens(in_rows: int, fed: int) -> None:

@@ -78,7 +78,15 @@ class ParitySettings:
     model: str = setting("", REWARD_MODEL_HELP, shown="required")
     reward_format: RewardFormat = reward_format_setting()
     template: TemplateChoice | None = template_setting()
-    url: str = setting("", "The running server's URL (it must answer /v1/score).", shown="required")
+    url: str = setting("", "The running server's URL.", shown="required")
+    protocol: Literal["rewardforge", "vllm"] = setting(
+        "rewardforge",
+        "rewardforge (a `rewardforge serve` server's /v1/score) or vllm (vLLM's /classify, or "
+        "/score for a sentence-pair encoder, sent as the folder's vllm.json says).",
+    )
+    served_model: str | None = setting(
+        None, "--protocol vllm: the model name vLLM serves it under.", shown="vLLM's default"
+    )
     api_key_env: str | None = setting(
         None, "Environment variable that holds the server's API key.", shown="none"
     )
@@ -96,3 +104,21 @@ class ParitySettings:
             raise UserError(f"--limit must be at least 1, got {self.limit}.")
         if not self.tolerance >= 0:
             raise UserError(f"--tolerance must be at least 0, got {self.tolerance}.")
+
+
+@dataclass
+class ExportSettings:
+    """`rewardforge export`."""
+
+    model: str = setting("", REWARD_MODEL_HELP, shown="required")
+    reward_format: RewardFormat = reward_format_setting()
+    template: TemplateChoice | None = template_setting()
+    server: Literal["vllm"] = setting(
+        "vllm",
+        "The serving engine to prepare the folder for: vllm (its config and vllm.json are "
+        "written into the model's folder).",
+        flags=("--for",),
+    )
+
+    def __post_init__(self) -> None:
+        require("export", model=self.model)

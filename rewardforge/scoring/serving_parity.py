@@ -1,10 +1,11 @@
 """Does a deployed reward model give the rewards `score` gives offline? And if not, why?
 
-`check_serving_parity` sends rows to a running server (`rewardforge serve`, or any server that
-answers `/v1/score`), scores the same rows offline with the model's folder, and compares. When
-they differ, it tries the known ways a deployment goes wrong, each reproduced offline (an
-activation applied to the one-logit head, a BOS token doubled, missing or added, a normalisation
-on the server's side), and names the one that explains every served reward.
+`check_serving_parity` sends rows to a running server (`rewardforge serve`, or vLLM's and
+SGLang's `/classify` as `export --for vllm` says to ask it), scores the same rows offline with
+the model's folder, and compares. When they differ, it tries the known ways a deployment goes
+wrong, each reproduced offline (an activation applied to the one-logit head, a BOS token
+doubled, missing or added, a normalisation on the server's side), and names the one that
+explains every served reward.
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+import httpx
+
 from rewardforge.api_key import api_key_from_env
 from rewardforge.data.example import Prompt
 from rewardforge.data.loader import invalid_rows_error, row_place
 from rewardforge.data.scoring_rows import read_scoring_rows
+from rewardforge.errors import UserError
 from rewardforge.recipe.encoder import EncodedResponse
 from rewardforge.scoring.config import ParitySettings
-from rewardforge.scoring.remote_reward import RemoteRewardModel
+from rewardforge.scoring.remote_reward import ITEMS_PER_REQUEST, RemoteRewardModel
 from rewardforge.scoring.reward_model import RewardModel
+from rewardforge.scoring.vllm_export import VllmServing, client_inputs
 
 Rewards = list[float]
 
@@ -162,11 +167,58 @@ def verify_serving(settings: ParitySettings) -> ParityReport:
     scored offline and by the server at `--url`."""
     prompts, responses = _rows(settings.data, settings.limit)
     key = api_key_from_env(settings.api_key_env, "--api-key-env") if settings.api_key_env else None
-    server = RemoteRewardModel(settings.url, api_key=key)
     model = RewardModel.load(
         settings.model, reward_format=settings.reward_format, template=settings.template
     )
-    return check_serving_parity(model, server.score, prompts, responses, settings.tolerance)
+    if settings.protocol == "vllm":
+        served = vllm_scorer(model, settings.model, settings.url, key, settings.served_model)
+    else:
+        served = RemoteRewardModel(settings.url, api_key=key).score
+    return check_serving_parity(model, served, prompts, responses, settings.tolerance)
+
+
+def vllm_scorer(
+    model: RewardModel,
+    folder: str,
+    url: str,
+    api_key: str | None = None,
+    served_model: str | None = None,
+) -> Callable[[Sequence[Prompt], Sequence[str]], Rewards]:
+    """Rewards from a vLLM server, asked as the folder's `vllm.json` says (`export --for
+    vllm`), else as a client that knows only vLLM's defaults asks: the recipe's text, vLLM
+    adding the tokenizer's special tokens."""
+    if model.is_process or model.reference_mode:
+        raise UserError(
+            "verify-serving --protocol vllm checks outcome reward models; a process or "
+            "reference-based model is checked against `rewardforge serve`."
+        )
+    serving = VllmServing.read(folder)
+    if serving is None:
+        pair = model.recipe.template == "pair"
+        serving = VllmServing(
+            "/score" if pair else "/classify", "text_pair" if pair else "text", None, None, []
+        )
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    client = httpx.Client(headers=headers, timeout=300.0)
+    value = "score" if serving.endpoint == "/score" else "probs"
+
+    def served(prompts: Sequence[Prompt], responses: Sequence[str]) -> Rewards:
+        inputs = client_inputs(model.encoder, prompts, responses, serving.send)
+        rewards: Rewards = []
+        for start in range(0, len(inputs), ITEMS_PER_REQUEST):
+            body = serving.request(inputs[start : start + ITEMS_PER_REQUEST])
+            if served_model:
+                body["model"] = served_model
+            answer = client.post(url.rstrip("/") + serving.endpoint, json=body)
+            if answer.status_code != 200:
+                raise UserError(
+                    f"{url}{serving.endpoint} answered {answer.status_code}: {answer.text[:300]}"
+                )
+            data = sorted(answer.json()["data"], key=lambda item: item["index"])
+            rewards += [float(item[value][0] if value == "probs" else item[value]) for item in data]
+        return rewards
+
+    return served
 
 
 def _rows(data: str | None, limit: int) -> tuple[list[Prompt], list[str]]:
