@@ -158,6 +158,21 @@ def test_classify_speaks_vllms_protocol(server, tiny_reward_model_dir, path):
     assert httpx.post(f"{server}{path}", json={"input": texts}).status_code == 401
 
 
+def test_classify_takes_token_ids_as_vllm_does(server, tiny_reward_model_dir):
+    """vLLM's `input` may be token ids, one list or a list of lists: scored as they are."""
+    model = RewardModel.load(tiny_reward_model_dir)
+    ids = [model.encoder.encode(p, r).input_ids for p, r in (("Hi", "Hello!"), ("你好", "你好！"))]
+    expected = model.score(["Hi", "你好"], ["Hello!", "你好！"])
+    body = {"input": ids, "add_special_tokens": False}
+    reply = httpx.post(f"{server}/classify", json=body, headers=auth()).json()
+    assert [item["probs"][0] for item in reply["data"]] == pytest.approx(expected, abs=1e-5)
+    one = httpx.post(f"{server}/classify", json={"input": ids[1]}, headers=auth()).json()
+    assert one["data"][0]["probs"][0] == pytest.approx(expected[1], abs=1e-5)
+    too_big = len(model.encoder.tokenizer)
+    bad = httpx.post(f"{server}/classify", json={"input": [[1, too_big]]}, headers=auth())
+    assert bad.status_code == 422 and "item 0: token ids must be 0 to" in bad.text
+
+
 def test_health_needs_no_key_but_every_other_path_does(server):
     assert httpx.get(f"{server}/health").json()["status"] == "ok"
     body = {"items": rows(1)}

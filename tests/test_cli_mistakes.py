@@ -109,6 +109,13 @@ MISTAKES = [
         + ["--output", "{out}"],
         "/nonexistent/policy: no such file or folder.",
     ),
+    (
+        ["score", "--engine", "ray", *RM, "--input", "{rows}", "--output", "{out}"]
+        + ["--ray-address", "127.0.0.1:1"],
+        "--ray-address 127.0.0.1:1: nothing listens there.",
+    ),
+    (["export"], "export needs --model"),
+    (["export", "--model", "{missing}"], "writes into a model folder on this machine"),
     (["serve"], "serve needs --model DIR"),
     (["serve", *RM, "--port", "99999"], "--port must be between 1 and 65535"),
     (["serve", *RM, "--host", "0.0.0.0"], "lets other machines call the server"),

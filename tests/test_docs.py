@@ -26,6 +26,12 @@ FOREIGN_FLAGS = {
     "--dataset": "rewardbench",
     "--no-deps": "pip install",
     "--check": "ruff format",
+    "--head": "ray start",
+    "--address": "ray start",
+    "--runner": "vllm serve",
+    "--convert": "vllm serve",
+    "--max-model-len": "vllm serve",
+    "--pooler-config": "vllm serve",
 }
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```", re.M | re.S)
 INLINE_CODE = re.compile(r"`([^`\n]+)`")

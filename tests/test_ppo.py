@@ -305,7 +305,12 @@ def test_logprobs_of_left_padded_rows_are_those_of_each_row_alone(tiny_plain_lla
     model = AutoModelForCausalLM.from_pretrained(tiny_plain_llama_dir).eval()
     torch.manual_seed(0)
     queries = ["Hi", "Tell me a long story about apples and pears, please."]
+    tokenizer.padding_side = "right"
     rollout = sample(model, tokenizer, queries, max_new_tokens=6, temperature=0.7)
+    assert rollout.attention_mask[0, 0] == 0  # "Hi" was padded on the left
+    assert (
+        tokenizer.padding_side == "right"
+    )  # and the tokenizer, saved with the policy, is as it was
     with torch.no_grad():
         logprobs, _ = token_logprobs(model, rollout, 0.7)
         for row, query in enumerate(queries):

@@ -209,6 +209,10 @@ def test_the_step_tag_is_the_one_token_at_every_step_end_and_nowhere_else(soluti
 
 
 def test_a_missing_folder_is_one_line(tmp_path):
+    """Nothing is written anywhere but into a folder on this machine."""
     result = export(tmp_path / "missing")
     assert result.exit_code == 2
-    assert result.output.count("error:") == 1 and "missing" in result.output
+    assert result.output.count("error:") == 1
+    assert "writes into a model folder on this machine" in result.output
+    hub_id = export(Path("HuggingFaceTB/SmolLM2-135M-Instruct"))
+    assert hub_id.exit_code == 2 and "hf download" in hub_id.output

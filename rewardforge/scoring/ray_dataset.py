@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rewardforge.scoring.ray_scoring import ray_module
+from rewardforge.scoring.ray_scoring import actor_path, ray_module
 
 
 class RowScorer:
@@ -64,7 +64,7 @@ def score_dataset(
     options = {"reward_format": reward_format, "template": template, "normalize": normalize}
     return dataset.map_batches(
         RowScorer,
-        fn_constructor_args=(str(model), options),
+        fn_constructor_args=(actor_path(model), options),
         batch_size=batch_size,
         batch_format="pyarrow",
         concurrency=workers,

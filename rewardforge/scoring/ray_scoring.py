@@ -14,6 +14,7 @@ not stop the job: it goes to `OUTPUT/<shard>.rejects.jsonl` with its file, line 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
@@ -219,9 +220,8 @@ def score_on_ray(settings: ScoreSettings) -> RayScoreReport:
     report = RayScoreReport(len(shards), len(shards) - len(pending), 0, 0, output_dir)
     if not pending:
         return report
-    # A model folder is named to the actors by its full path: on a cluster they do not run in
-    # this folder. It is checked here, in one line, before any actor starts.
-    model = str(Path(settings.model).resolve()) if Path(settings.model).exists() else settings.model
+    # The model is checked here, in one line, before any actor starts.
+    model = actor_path(settings.model)
     recipe_before_loading(model, settings.reward_format, settings.template)
     if not ray.is_initialized():
         connect(ray, settings.ray_address)
@@ -238,6 +238,7 @@ def score_on_ray(settings: ScoreSettings) -> RayScoreReport:
         "output_format": settings.output_format,
     }
     ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts shards
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # Ray's notes about its own bars
     done = ray.data.from_items(items).map_batches(
         ShardScorer,
         fn_constructor_args=(model, options, str(output_dir.resolve())),
@@ -253,6 +254,12 @@ def score_on_ray(settings: ScoreSettings) -> RayScoreReport:
     return report
 
 
+def actor_path(model: str | Path) -> str:
+    """A model folder by its full path (actors on a cluster do not run in this folder); a hub
+    id as it is."""
+    return str(Path(model).resolve()) if Path(model).exists() else str(model)
+
+
 def connect(ray, address: str | None) -> None:
     """Join the Ray cluster at `address` (or `RAY_ADDRESS`), or start a local one; a cluster
     that cannot be reached is the user's to fix, said in one line."""
@@ -263,7 +270,12 @@ def connect(ray, address: str | None) -> None:
             "to start a local Ray for the run."
         )
     try:
-        ray.init(address=address, log_to_driver=False, include_dashboard=False)
+        ray.init(
+            address=address,
+            log_to_driver=False,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+        )
     except ConnectionError as error:
         where = address or os.environ.get("RAY_ADDRESS")
         if where is None:  # Ray looked for the cluster `ray start` left on this machine

@@ -24,7 +24,7 @@ from rewardforge.errors import UserError
 from rewardforge.recipe.encoder import EncodedResponse
 from rewardforge.scoring.config import ParitySettings
 from rewardforge.scoring.remote_reward import ITEMS_PER_REQUEST, RemoteRewardModel
-from rewardforge.scoring.reward_model import RewardModel
+from rewardforge.scoring.reward_model import RewardModel, recipe_before_loading
 from rewardforge.scoring.vllm_export import VllmServing, client_inputs
 
 Rewards = list[float]
@@ -167,9 +167,15 @@ def verify_serving(settings: ParitySettings) -> ParityReport:
     scored offline and by the server at `--url`."""
     prompts, responses = _rows(settings.data, settings.limit)
     key = api_key_from_env(settings.api_key_env, "--api-key-env") if settings.api_key_env else None
-    model = RewardModel.load(
-        settings.model, reward_format=settings.reward_format, template=settings.template
+    recipe, resolved = recipe_before_loading(
+        settings.model, settings.reward_format, settings.template
     )
+    if settings.protocol == "vllm" and (recipe.kind == "process" or recipe.reference_mode):
+        raise UserError(
+            "verify-serving --protocol vllm checks outcome reward models; a process or "
+            "reference-based model is checked against `rewardforge serve`."
+        )
+    model = RewardModel.load_resolved(resolved, settings.model)
     if settings.protocol == "vllm":
         served = vllm_scorer(model, settings.model, settings.url, key, settings.served_model)
     else:
@@ -187,11 +193,6 @@ def vllm_scorer(
     """Rewards from a vLLM server, asked as the folder's `vllm.json` says (`export --for
     vllm`), else as a client that knows only vLLM's defaults asks: the recipe's text, vLLM
     adding the tokenizer's special tokens."""
-    if model.is_process or model.reference_mode:
-        raise UserError(
-            "verify-serving --protocol vllm checks outcome reward models; a process or "
-            "reference-based model is checked against `rewardforge serve`."
-        )
     serving = VllmServing.read(folder)
     if serving is None:
         pair = model.recipe.template == "pair"

@@ -90,6 +90,11 @@ def client_inputs(
 
 def export_for_vllm(settings: ExportSettings) -> VllmServing:
     """Write `vllm.json` (and the `config.json` changes) into the model's folder."""
+    if not Path(settings.model).is_dir():
+        raise UserError(
+            f"{settings.model}: export --for vllm writes into a model folder on this machine; "
+            "download a hub model to one first (hf download ID --local-dir DIR)."
+        )
     resolved = resolve_reward_model(settings.model, settings.reward_format, settings.template)
     folder = Path(resolved.folder)
     recipe = resolved.recipe

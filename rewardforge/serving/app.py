@@ -41,6 +41,7 @@ from rewardforge.scoring.reward_model import RewardModel
 from rewardforge.scoring.step_aggregates import Aggregate, aggregate, solution_steps
 from rewardforge.serving.batcher import BatcherClosed, MicroBatcher
 from rewardforge.serving.config import ServerSettings
+from rewardforge.serving.formatted_text import split_query
 from rewardforge.serving.gate import RequestGate
 from rewardforge.serving.vllm_protocol import ClassifyRequest, classify_response
 
@@ -270,13 +271,16 @@ async def get_reward(body: OpenRLHFRequest, request: Request) -> dict[str, Any]:
 async def classify(body: ClassifyRequest, request: Request) -> dict[str, Any]:
     """`/classify`: vLLM's classification protocol, texts scored as they are."""
     server = _server(request)
-    texts = body.texts
-    server.check_count(len(texts))
+    items = body.items
+    server.check_count(len(items))
     if server.reward_model.is_process:
         raise HTTPException(
             422, "this is a process reward model: send its steps to /v1/score instead."
         )
-    encoded = _encode_queries(server, texts, None)
+    if all(isinstance(item, list) for item in items):  # token ids, read as they are
+        encoded = [_encode_ids(server, index, ids) for index, ids in enumerate(items)]
+    else:
+        encoded = _encode_queries(server, items, None)
     rewards = await server.rewards.submit(encoded)
     tokens = sum(len(response.input_ids) for response in encoded)
     return classify_response(rewards, tokens, body.model or "rewardforge")
@@ -290,10 +294,24 @@ def _encode_queries(
     for index, query in enumerate(queries):
         server.check_text(index, query)
         prompt = prompts[index] if prompts is not None else ""
-        prompt_text, response_text = _split_query(query, prompt, server.reward_model)
+        prompt_text, response_text = split_query(query, prompt, server.reward_model)
         encode = server.reward_model.encoder.encode_rendered
         encoded.append(_encode(index, encode, prompt_text, response_text))
     return encoded
+
+
+def _encode_ids(server: Server, index: int, ids: list[int]) -> EncodedResponse:
+    """Token ids a client tokenized itself: scored as they are, within the recipe's length."""
+    vocabulary = len(server.reward_model.encoder.tokenizer)
+    if not ids or not all(0 <= token < vocabulary for token in ids):
+        raise HTTPException(422, f"item {index}: token ids must be 0 to {vocabulary - 1}.")
+    if len(ids) > server.reward_model.recipe.max_length:
+        raise HTTPException(
+            422,
+            f"item {index}: {len(ids)} token ids, more than the model's "
+            f"{server.reward_model.recipe.max_length}.",
+        )
+    return EncodedResponse(list(ids), None, False, 0)
 
 
 def _encode(
@@ -308,32 +326,6 @@ def _encode(
         raise HTTPException(
             422, f"item {index}: the model's template cannot format it ({error})."
         ) from error
-
-
-def _split_query(query: str, prompt: str, reward_model: RewardModel) -> tuple[str, str]:
-    """(prompt text, response text) of a full query, without padding around it.
-
-    Under the plain recipe a trailing EOS is dropped too: `encode_rendered` appends the one
-    that carries the reward. Under the chat recipe a turn that ends at its end-of-turn marker
-    gets the template's trailing whitespace back (OpenRLHF decodes without it).
-    """
-    tokenizer = reward_model.encoder.tokenizer
-    if tokenizer.pad_token:
-        query = _strip_token(query, tokenizer.pad_token, from_start=True)
-    if reward_model.recipe.template == "plain" and tokenizer.eos_token:
-        query = _strip_token(query, tokenizer.eos_token, from_start=False)
-    query = reward_model.encoder.complete_turn(query)
-    if prompt and query.startswith(prompt):
-        return prompt, query[len(prompt) :]
-    return "", query
-
-
-def _strip_token(text: str, token: str, from_start: bool) -> str:
-    while from_start and text.startswith(token):
-        text = text[len(token) :]
-    while text.endswith(token):
-        text = text[: -len(token)]
-    return text
 
 
 def _prompt_text(prompt: str | list[dict[str, str]]) -> str:

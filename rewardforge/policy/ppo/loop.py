@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from rewardforge.data.conversation import prompt_as_messages, prompt_as_text
 from rewardforge.data.example import Prompt
+from rewardforge.errors import UserError
 from rewardforge.policy.ppo.trainer import PPORun, PromptRow
 from rewardforge.policy.rlhf_config import RLHFConfig
 
@@ -64,6 +65,13 @@ def train_ppo(
     if before is not None:
         log({"step": 0, "eval_reward": before})
     records = []
+    responses = min(len(train), config.batch_prompts) * config.generations
+    if responses % run.accelerator.num_processes:
+        raise UserError(
+            f"a step's {responses} responses ({len(train)} prompts in the file, times "
+            f"--generations) do not divide among {run.accelerator.num_processes} processes; "
+            "give more prompts or a multiple of the process count."
+        )
     prompts = batches(train, config)
     with tqdm(total=config.max_steps, desc="PPO", unit="step", disable=not main) as bar:
         for step in range(1, config.max_steps + 1):

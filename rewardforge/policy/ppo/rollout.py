@@ -51,8 +51,13 @@ def sample(
 ) -> Rollout:
     """Sample one response to each rendered query. Sampling is plain (no top-k or top-p), so
     the log-probabilities `token_logprobs` computes are those of the sampling distribution."""
-    tokenizer.padding_side = "left"
-    encoded = tokenizer(list(queries), return_tensors="pt", padding=True, add_special_tokens=False)
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"  # generation pads on the left
+    try:
+        encoded = tokenizer(
+            list(queries), return_tensors="pt", padding=True, add_special_tokens=False
+        )
+    finally:
+        tokenizer.padding_side = side  # the tokenizer is saved with the policy as it came
     eos = _eos_ids(policy, tokenizer)
     generation = GenerationConfig(
         do_sample=True,
