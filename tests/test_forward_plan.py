@@ -200,19 +200,25 @@ def drop_extra_arguments(backbone):
     return forward
 
 
+DIFFERS, REJECTED = "differs from separate forwards", "rejected the plan's attention mask"
+
+
 @pytest.mark.parametrize(
     ("breakage", "caught_as"),
     [
-        (ignore_position_ids, "differs from separate forwards"),
-        (ignore_attention_mask, "rejected the plan's attention mask"),
-        (drop_extra_arguments, "rejected the plan's attention mask"),
+        (ignore_position_ids, (DIFFERS,)),
+        # Without the mask, the plan's attention either fails or reads across segments; which
+        # one depends on the transformers release (BERT fails in 5.24 and reads in 5.25).
+        (ignore_attention_mask, (REJECTED, DIFFERS)),
+        (drop_extra_arguments, (REJECTED,)),
     ],
 )
 @pytest.mark.parametrize("model_dir", ["tiny_llama_dir", "tiny_bert_dir"])
 def test_a_model_that_breaks_the_layout_is_caught(request, model_dir, breakage, caught_as):
     model, encoder, rows = build(str(request.getfixturevalue(model_dir)))
     model.backbone.forward = breakage(model.backbone)
-    assert caught_as in layout_problem(model, encoder, layout_to_check(model, encoder))
+    problem = layout_problem(model, encoder, layout_to_check(model, encoder))
+    assert any(cause in problem for cause in caught_as), problem
     plan = ForwardPlan.for_model(model, encoder)
     assert plan == ForwardPlan(encoder.tokenizer.pad_token_id, share_prompt=False)
     if model.is_encoder and breakage is ignore_attention_mask:
