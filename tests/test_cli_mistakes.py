@@ -35,6 +35,14 @@ MISTAKES = [
     (["eval", "--model", "{missing}", "--data", "{pairs}"], "no such model directory"),
     (["eval", *RM, "--data", "{pairs}", "--report", "{file}/report"], "is a file, not a folder"),
     (["eval", *RM, "--data", "{empty}"], "no usable preference examples"),
+    (
+        ["eval", *RM, "--data", "{pairs}", "--benchmark", "rewardbench2", "--compare", "{rm}"],
+        "eval --benchmark rewardbench2 scores one model",
+    ),
+    (
+        ["eval", *RM, "--data", "{pairs}", "--benchmark", "rewardbench2"],
+        "rows do not fit RewardBench 2's schema",
+    ),
     (["score"], "score needs --model and --input and --output"),
     (["score", *RM, "--input", "{empty}", "--output", "{out}"], "{empty}: no rows; the file is"),
     (["score", *RM, "--input", "{rows}", "--output", "{folder}"], "is a folder"),

@@ -32,6 +32,8 @@ FOREIGN_FLAGS = {
     "--convert": "vllm serve",
     "--max-model-len": "vllm serve",
     "--pooler-config": "vllm serve",
+    "--repo-type": "hf download",
+    "--local-dir": "hf download",
 }
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```", re.M | re.S)
 INLINE_CODE = re.compile(r"`([^`\n]+)`")

@@ -68,7 +68,8 @@ def eval_command(config: Path | None = None, **flags: Any) -> None:
     """Evaluate a reward model: accuracy with a 95% interval and where it fails.
 
     Per-category accuracy, best-of-N, length bias and calibration; --report writes plots and
-    report.html, --compare evaluates a second model side by side.
+    report.html, --compare evaluates a second model side by side. --benchmark rewardbench2
+    scores RewardBench 2's file by its own rules.
     """
     from rewardforge.evaluation.evaluate import evaluate_with
     from rewardforge.evaluation.report import print_rank_changes, terminal_table
@@ -77,10 +78,17 @@ def eval_command(config: Path | None = None, **flags: Any) -> None:
     run = settings(EvalSettings, config, flags)
     report = Path(run.report) if run.report else None
     metrics = or_exit(lambda: evaluate_with(run))
-    reports = {Path(run.model).name: metrics} if run.compare is None else metrics["models"]
     if run.as_json:
         typer.echo(json.dumps(metrics, ensure_ascii=False))
         return
+    if run.benchmark == "rewardbench2":
+        from rewardforge.evaluation.rewardbench2 import rewardbench2_table
+
+        typer.echo(rewardbench2_table(Path(run.model).name, metrics))
+        if report is not None:
+            typer.echo(f"report: {report / 'metrics.json'}, {report / 'scores.jsonl'}")
+        return
+    reports = {Path(run.model).name: metrics} if run.compare is None else metrics["models"]
     typer.echo(terminal_table(reports))
     if run.compare is not None:
         typer.echo(f"disagreements: {len(metrics['disagreements'])} examples")

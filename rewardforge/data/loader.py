@@ -243,9 +243,22 @@ def _read_with_datasets(
         elif (Path(path) / "dataset_info.json").is_file():
             table = datasets.load_from_disk(path)
         else:
-            table = datasets.load_dataset(path, split="train")
+            table = datasets.load_dataset(path)
     except Exception as error:  # datasets raises many types; all mean "cannot read this"
         raise DataError(f"{path}: could not load it as a dataset ({error}).") from error
     if isinstance(table, datasets.DatasetDict):
-        table = table["train"]
+        table = _one_split(path, table)
     yield from enumerate(table, start=1)
+
+
+def _one_split(path: str, splits: Any) -> Any:
+    """The split to read from a folder or hub dataset: `train`, or its only split (a benchmark
+    downloaded with `hf download` has just `test`)."""
+    if "train" in splits:
+        return splits["train"]
+    if len(splits) == 1:
+        return next(iter(splits.values()))
+    raise DataError(
+        f"{path}: holds the splits {', '.join(splits)} and none is 'train'; pass the file of "
+        "the split to use."
+    )

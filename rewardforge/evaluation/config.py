@@ -4,6 +4,7 @@ from the evaluation code so that the CLI builds its flags without importing torc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from rewardforge.adoption.config import (
     REWARD_MODEL_HELP,
@@ -14,7 +15,10 @@ from rewardforge.adoption.config import (
 )
 from rewardforge.config_fields import require, setting
 from rewardforge.data.steps import NeutralRating, neutral_rating_setting
+from rewardforge.errors import UserError
 from rewardforge.output_paths import check_output_folder
+
+Benchmark = Literal["preferences", "rewardbench2"]
 
 
 @dataclass
@@ -26,6 +30,11 @@ class EvalSettings:
     template: TemplateChoice | None = template_setting()
     data: list[str] = setting(
         help="Preference data file, repeatable.", factory=list, shown="required"
+    )
+    benchmark: Benchmark = setting(
+        "preferences",
+        "What --data holds: preference rows, or RewardBench 2's file (best-of-4 per subset, "
+        "Ties by its own rule, the mean of six).",
     )
     report: str | None = setting(
         None, "Write metrics.json, plots and report.html here.", shown="none"
@@ -44,3 +53,20 @@ class EvalSettings:
         require("eval", model=self.model, data=self.data)
         if self.report:
             check_output_folder(self.report, "--report")
+        if self.benchmark == "rewardbench2":
+            _check_benchmark_flags(self)
+
+
+def _check_benchmark_flags(run: EvalSettings) -> None:
+    """RewardBench 2 is one model on every row of a fixed schema: no flag that changes that."""
+    if run.compare is not None:
+        raise UserError(
+            "eval --benchmark rewardbench2 scores one model; run it once for each model and "
+            "compare the two tables."
+        )
+    if run.skip_invalid or run.columns:
+        flag = "--skip-invalid" if run.skip_invalid else "--columns"
+        raise UserError(
+            f"eval --benchmark rewardbench2 scores every row of RewardBench 2's own file, so "
+            f"{flag} does not apply; drop it."
+        )

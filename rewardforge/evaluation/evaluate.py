@@ -22,6 +22,7 @@ from rewardforge.evaluation.diagnostics import (
 from rewardforge.evaluation.plots import write_plots
 from rewardforge.evaluation.rank_changes import rank_changes
 from rewardforge.evaluation.report import write_html
+from rewardforge.evaluation.rewardbench2 import evaluate_rewardbench2
 from rewardforge.evaluation.step_evaluation import evaluate_steps
 from rewardforge.scoring.reward_model import RewardModel, recipe_before_loading
 from rewardforge.training.callbacks import LOG_FILE
@@ -221,6 +222,15 @@ def evaluate_with(settings: EvalSettings) -> dict[str, Any]:
         "reward_format": settings.reward_format,
         "template": settings.template,
     }
+    if settings.benchmark == "rewardbench2":
+        return evaluate_rewardbench2(
+            settings.model,
+            settings.data,
+            progress=options["progress"],
+            report_dir=settings.report,
+            reward_format=settings.reward_format,
+            template=settings.template,
+        )
     if settings.compare is None:
         return evaluate(
             settings.model, settings.data, **options, neutral_rating=settings.neutral_rating
