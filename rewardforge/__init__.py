@@ -20,6 +20,8 @@ _PUBLIC = {
     "TrainConfig": "rewardforge.training.config",
     "TrainResult": "rewardforge.training.train",
     "train": "rewardforge.training.train",
+    "train_judge": "rewardforge.policy.judge_training",
+    "Judge": "rewardforge.scoring.judge",
     "Verifier": "rewardforge.generation.verifier",
     "best_of_n": "rewardforge.generation.best_of_n",
     "polar_data": "rewardforge.generation.polar_data",

@@ -30,6 +30,11 @@ MISTAKES = [
         "bad.yaml: not valid YAML at line 2, column 1",
     ),
     (["train", "--warmup-ratio", "1.5", "--output", "{out}"], "--warmup-ratio must be in [0, 1)"),
+    (
+        ["train", "--kind", "generative", "--data", "{pairs}", "--output", "{out}"],
+        "minilm-l6 is an encoder; pick a decoder such as --model smollm2-135m.",
+    ),
+    (["eval", *RM, "--data", "{pairs}", "--samples", "0"], "--samples must be at least 1"),
     (["eval"], "eval needs --model and --data"),
     (["eval", *RM, "--data", "{missing}"], "{missing}: no such file"),
     (["eval", "--model", "{missing}", "--data", "{pairs}"], "no such model directory"),

@@ -16,6 +16,13 @@ import typer
 from rewardforge.adoption.config import AdoptSettings
 from rewardforge.cli.exits import or_exit
 from rewardforge.cli.flags import config_command, parse_columns, settings
+from rewardforge.cli.run_reports import (
+    echo_tokens,
+    is_main_process,
+    judge_line,
+    report_judge_run,
+    report_policy_run,
+)
 from rewardforge.evaluation.config import EvalSettings
 from rewardforge.generation.config import BestOfNSettings, PolarDataSettings, VerifySettings
 from rewardforge.policy.rlhf_config import RLHFConfig
@@ -55,12 +62,27 @@ def train_command(config: Path | None = None, **flags: Any) -> None:
         run.data, default_eval = map(lambda p: [p], sample_paths())
         run.eval_data = run.eval_data or default_eval
         typer.echo("No --data given: training on the bundled HH-RLHF harmless sample.")
+    if run.kind == "generative":
+        _train_judge(run)
+        return
     result = or_exit(lambda: train(run))
-    if not _is_main_process():
+    if not is_main_process():
         return
     if "eval_accuracy" in result.measured.evaluation:
         typer.echo(f"eval accuracy: {result.measured.evaluation['eval_accuracy']:.4f}")
     typer.echo(f"{result.measured.summary()}; saved to {result.output_dir}")
+
+
+def _train_judge(run: TrainConfig) -> None:
+    """`train --kind generative`: a verdict judge through TRL's SFT, evaluated on --eval-data."""
+    from rewardforge.evaluation.evaluate import evaluate
+    from rewardforge.policy.judge_training import train_judge
+
+    result = or_exit(lambda: train_judge(run))
+    metrics = None
+    if run.eval_data and is_main_process():
+        metrics = or_exit(lambda: evaluate(result.output_dir, run.eval_data, progress=False))
+    report_judge_run(result.output_dir, result.metrics, metrics)
 
 
 @config_command(app, "eval", EvalSettings, REWARD_MODELS)
@@ -89,7 +111,10 @@ def eval_command(config: Path | None = None, **flags: Any) -> None:
             typer.echo(f"report: {report / 'metrics.json'}, {report / 'scores.jsonl'}")
         return
     reports = {Path(run.model).name: metrics} if run.compare is None else metrics["models"]
-    typer.echo(terminal_table(reports))
+    if "accuracy" in metrics or run.compare is not None:  # a reasoning judge has no rewards
+        typer.echo(terminal_table(reports))
+    if "judge" in metrics:
+        typer.echo(judge_line(metrics["judge"]))
     if run.compare is not None:
         typer.echo(f"disagreements: {len(metrics['disagreements'])} examples")
         print_rank_changes(metrics["rank_changes"], metrics["preferred_first"])
@@ -190,7 +215,7 @@ def sft_command(config: Path | None = None, **flags: Any) -> None:
 
     run = settings(SFTRunConfig, config, flags)  # a bad value exits here, in one line
     result = or_exit(lambda: sft(run))
-    _report_policy_run("sft", result.metrics, result.output_dir)
+    report_policy_run("sft", result.metrics, result.output_dir)
 
 
 @config_command(app, "dpo", DPORunConfig, POLICY_TRAINING)
@@ -200,7 +225,7 @@ def dpo_command(config: Path | None = None, **flags: Any) -> None:
 
     run = settings(DPORunConfig, config, flags)  # a bad value exits here, in one line
     result = or_exit(lambda: dpo(run))
-    _report_policy_run("dpo", result.metrics, result.output_dir)
+    report_policy_run("dpo", result.metrics, result.output_dir)
 
 
 @config_command(app, "rlhf", RLHFConfig, POLICY_TRAINING)
@@ -211,7 +236,7 @@ def rlhf_command(config: Path | None = None, **flags: Any) -> None:
     run = settings(RLHFConfig, config, flags)
     result = or_exit(lambda: rlhf(run))
     metrics = result.metrics
-    if not _is_main_process():
+    if not is_main_process():
         return
     if metrics["heldout_reward_before"] is not None:
         typer.echo(
@@ -277,31 +302,6 @@ def export_command(config: Path | None = None, **flags: Any) -> None:
             f'"add_special_tokens": {json.dumps(serving.add_special_tokens)}'
         )
     typer.echo(f"requests: POST {serving.endpoint}; {sent}; each result holds {serving.reads}")
-
-
-def echo_tokens(in_rows: int, fed: int) -> None:
-    """What sharing prompts saved, when it saved anything."""
-    if fed < in_rows:
-        typer.echo(
-            f"fed {fed:,} of the rows' {in_rows:,} tokens: a prompt shared by several rows "
-            "is read once"
-        )
-
-
-def _is_main_process() -> bool:
-    """False in the other processes of an `accelerate launch` run, which print nothing."""
-    from accelerate import PartialState
-
-    return PartialState().is_main_process
-
-
-def _report_policy_run(name: str, metrics: dict[str, Any], output: Path) -> None:
-    if not _is_main_process():
-        return
-    typer.echo(
-        f"{name}: {metrics['steps']} steps on {metrics['train_examples']} examples, "
-        f"loss {metrics['train_loss']:.4f}; saved to {output}"
-    )
 
 
 # Typer carries its own copy of Click; its usage error (an unknown flag or command, a value of

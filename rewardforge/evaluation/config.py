@@ -47,12 +47,15 @@ class EvalSettings:
     )
     skip_invalid: bool = setting(False, "Skip bad rows, counted.")
     neutral_rating: NeutralRating = neutral_rating_setting()
+    samples: int = setting(1, "A reasoning judge: replies written per pair and order (a vote).")
     as_json: bool = setting(False, "Print one JSON object.", flags=("--json",))
 
     def __post_init__(self) -> None:
         require("eval", model=self.model, data=self.data)
         if self.report:
             check_output_folder(self.report, "--report")
+        if self.samples < 1:
+            raise UserError(f"--samples must be at least 1, got {self.samples}.")
         if self.benchmark == "rewardbench2":
             _check_benchmark_flags(self)
 

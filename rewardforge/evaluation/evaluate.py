@@ -19,11 +19,13 @@ from rewardforge.evaluation.diagnostics import (
     diagnose,
     pair_outcomes,
 )
+from rewardforge.evaluation.judge_metrics import judge_metrics
 from rewardforge.evaluation.plots import write_plots
 from rewardforge.evaluation.rank_changes import rank_changes
 from rewardforge.evaluation.report import write_html
 from rewardforge.evaluation.rewardbench2 import evaluate_rewardbench2
 from rewardforge.evaluation.step_evaluation import evaluate_steps
+from rewardforge.scoring.judge import Judge
 from rewardforge.scoring.reward_model import RewardModel, recipe_before_loading
 from rewardforge.training.callbacks import LOG_FILE
 
@@ -41,6 +43,7 @@ def evaluate(
     reward_format: str = "auto",
     template: str | None = None,
     neutral_rating: str = "correct",
+    samples: int = 1,
 ) -> dict[str, Any]:
     """Score every preference example in `data` and diagnose the model.
 
@@ -51,9 +54,15 @@ def evaluate(
     and the data `formats`. With `report_dir`, also writes `metrics.json`, `scores.jsonl`, the
     PNG plots and a self-contained `report.html` there. A process reward model is measured on
     step-labelled rows instead (`evaluate_steps`; `neutral_rating` says how a PRM800K rating of
-    0 counts).
+    0 counts). A judge adds its pairwise figures under `judge`; a reasoning judge, which gives
+    no reward to one answer, has only those (`samples` written replies an order).
     """
     recipe, resolved = recipe_before_loading(model, reward_format, template)
+    if recipe.judge is not None and recipe.judge.style == "reasoning":
+        report = _load(data, columns, skip_invalid, reference_mode=False)
+        judge = Judge.load(model) if not isinstance(model, RewardModel) else Judge(model)
+        judged = judge_metrics(judge, report.examples, None, progress, samples)
+        return {"judge": judged, **_data_account(report)}
     if recipe.kind == "process":  # step-labelled data: step accuracy and ProcessBench's metrics
         label, reward_model = _model(model, resolved)
         directory = None if report_dir is None else _report_directory(report_dir)
@@ -65,6 +74,8 @@ def evaluate(
     label, reward_model = _model(model, resolved)
     scored = score_examples(reward_model, report.examples, progress)
     metrics = {**diagnose(scored), **_data_account(report)}
+    if reward_model.recipe.judge is not None:  # a verdict judge: its pairwise verdicts too
+        metrics["judge"] = judge_metrics(Judge(reward_model), report.examples, scored, progress)
     if report_dir is not None:
         directory = _report_directory(report_dir)
         plots = write_plots(scored, metrics, directory, training_log=_training_log(model))
@@ -233,7 +244,11 @@ def evaluate_with(settings: EvalSettings) -> dict[str, Any]:
         )
     if settings.compare is None:
         return evaluate(
-            settings.model, settings.data, **options, neutral_rating=settings.neutral_rating
+            settings.model,
+            settings.data,
+            **options,
+            neutral_rating=settings.neutral_rating,
+            samples=settings.samples,
         )
     return compare(settings.model, settings.compare, settings.data, **options)
 

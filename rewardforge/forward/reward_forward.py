@@ -37,9 +37,10 @@ class RewardForward(torch.nn.Module):
     - padded rows (`attention_mask`): the classifier's own forward and head.
     """
 
-    def __init__(self, classifier: torch.nn.Module) -> None:
+    def __init__(self, classifier: torch.nn.Module, output: int = 0) -> None:
         super().__init__()
         self.classifier = classifier
+        self.output = output  # which of the head's outputs is the reward (a judge has two)
         self.is_encoder = is_encoder_config(self.transformers_model.config.model_type)
         self.train(classifier.training)
         # FSDP's default auto-wrap policy reads the layer classes to wrap from here.
@@ -70,7 +71,8 @@ class RewardForward(torch.nn.Module):
         inputs = {key: value for key, value in inputs.items() if value is not None}
         if segment_ids is None and self.is_encoder and reward_index is None:
             # padded rows, read by the model's own head
-            return _fresh_float(self.classifier(input_ids=input_ids, **inputs).logits[:, 0])
+            logits = self.classifier(input_ids=input_ids, **inputs).logits
+            return _fresh_float(logits[:, self.output])
         if segment_ids is None:
             # Padded decoder rows: the reward at each row's last real token (or at the given
             # spots: a process reward model's steps). The classifier's own rule (the last token
@@ -82,11 +84,11 @@ class RewardForward(torch.nn.Module):
                 features = hidden[torch.arange(len(last)), last]
             else:
                 features = hidden.reshape(-1, hidden.shape[-1])[reward_index]
-            return _fresh_float(self._head(features)[:, 0])
+            return _fresh_float(self._head(features)[:, self.output])
         features = self.reward_features(
             input_ids, position_ids, segment_ids, subtree_sizes, reward_index, token_type_ids
         )
-        return _fresh_float(self._head(features)[:, 0])
+        return _fresh_float(self._head(features)[:, self.output])
 
     @property
     def reads_pooled_first_token(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,12 @@ from rewardforge.data.conversation import prompt_as_messages, prompt_as_text
 from rewardforge.data.example import Prompt
 from rewardforge.models.backbones import resolve_backbone
 from rewardforge.models.file_modes import share_weights_like_config
-from rewardforge.training.callbacks import LOG_FILE, JsonlLogCallback, StopOnNonFinite
+from rewardforge.training.callbacks import (
+    LOG_FILE,
+    JsonlLogCallback,
+    StopOnNonFinite,
+    use_quiet_progress,
+)
 from rewardforge.training.precision import mixed_precision
 
 
@@ -72,6 +78,41 @@ def trl_arguments(config_class: type, output: Path, **settings: Any) -> Any:
 def run_callbacks(output: Path) -> list[Any]:
     """A `log.jsonl` record per logged step, and a stop when loss, reward or KL turn NaN."""
     return [JsonlLogCallback(output / LOG_FILE), StopOnNonFinite()]
+
+
+def fit_with_trl(
+    trainer_class: type,
+    args: Any,
+    model_path: str,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    output: Path,
+    callbacks: Sequence[Any] = (),
+    lora_rank: int | None = None,
+    **trainer_settings: Any,
+) -> tuple[Any, Any]:
+    """(trainer, fit): a TRL trainer over `rows` with the run's callbacks, fitted; with
+    `lora_rank`, LoRA adapters on every linear layer, merged into the model afterwards."""
+    import datasets
+    from peft import LoraConfig
+
+    lora = None
+    if lora_rank is not None:
+        lora = LoraConfig(task_type="CAUSAL_LM", target_modules="all-linear", r=lora_rank)
+    trainer = trainer_class(
+        model=model_path,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[*run_callbacks(output), *callbacks],
+        peft_config=lora,
+        **trainer_settings,
+    )
+    use_quiet_progress(trainer)
+    fit = trainer.train()
+    if lora is not None:
+        trainer.model = trainer.model.merge_and_unload()
+    return trainer, fit
 
 
 def save_run(trainer: Any, tokenizer: Any, output: Path, metrics: dict[str, Any]) -> None:

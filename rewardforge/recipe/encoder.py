@@ -15,6 +15,7 @@ from rewardforge.errors import UserError
 from rewardforge.recipe.chat_render import render_chat
 from rewardforge.recipe.families import family
 from rewardforge.recipe.foreign import ForeignFormat
+from rewardforge.recipe.judge_render import pairwise_texts, pointwise_texts
 from rewardforge.recipe.scoring_recipe import ScoringRecipe
 from rewardforge.recipe.tokenizer_probes import (
     added_specials,
@@ -116,7 +117,7 @@ class RecipeEncoder:
             )
         head, prompt_ids, tail = self._prompt_parts(prompt_text)
         response_ids = self._tokenize(response_text, with_specials=False)
-        if self.recipe.template == "plain":
+        if self.recipe.template == "plain" and self.recipe.judge is None:
             response_ids.append(self.tokenizer.eos_token_id)
         budget = self.recipe.max_length - self._special_count() - len(head) - len(tail)
         prompt_ids, response_ids, truncated = truncate(
@@ -199,7 +200,13 @@ class RecipeEncoder:
                 )
 
     def render(self, prompt: Prompt, response: str) -> tuple[str, str]:
-        """The prompt text and the response text, as the model will read them."""
+        """The prompt text and the response text, as the model will read them (a judge: its
+        question up to the answer, and the answer with the rest of the question)."""
+        if self.recipe.judge is not None:
+            head, tail = pointwise_texts(
+                self.tokenizer, self.recipe.template == "chat", self.recipe.judge, prompt
+            )
+            return head, response + tail
         if self.recipe.template == "chat":
             return render_chat(self.tokenizer, prompt, response)
         prompt_text = prompt_as_text(prompt)
@@ -253,8 +260,39 @@ class RecipeEncoder:
         _, response_text = self.render("x", sentinel)
         return response_text.split(sentinel, 1)[-1]
 
+    def encode_pair(self, prompt: Prompt, answer_a: str, answer_b: str) -> EncodedResponse:
+        """A judge's pairwise question about two answers, as token ids: the tokens before
+        answer A are the shared prompt. Over-long answers lose tokens from their ends, each
+        down to an equal share of the room left; the question loses its oldest tokens only
+        when it alone does not fit."""
+        if self.recipe.judge is None:
+            raise UserError("only a judge (a generative reward model) compares two answers.")
+        chat = self.recipe.template == "chat"
+        head, middle, tail = pairwise_texts(self.tokenizer, chat, self.recipe.judge, prompt)
+        opening, head_ids, closing = self._prompt_parts(head)  # as a pointwise question's
+        middle_ids, tail_ids = (self._tokenize(text, False) for text in (middle, tail))
+        answers = [self._tokenize(answer, False) for answer in (answer_a, answer_b)]
+        fixed = len(opening) + len(closing) + len(middle_ids) + len(tail_ids)
+        room = self.recipe.max_length - fixed - len(head_ids)
+        truncated = sum(map(len, answers)) > room
+        if truncated:
+            share = max(room, 0) // 2
+            longer = max(range(2), key=lambda index: len(answers[index]))
+            other = 1 - longer
+            answers[other] = answers[other][:share]
+            answers[longer] = answers[longer][: max(room - len(answers[other]), 0)]
+            overflow = fixed + len(head_ids) + sum(map(len, answers)) - self.recipe.max_length
+            head_ids = head_ids[max(overflow, 0) :]
+        prefix = opening + head_ids + closing
+        ids = prefix + answers[0] + middle_ids + answers[1] + tail_ids
+        return EncodedResponse(ids, None, truncated, len(prefix))
+
     def _reward_tail(self) -> int:
         """How many trailing response tokens mark the end of the turn (kept when truncating)."""
+        if self.recipe.judge is not None:  # the rest of the question after the answer
+            chat = self.recipe.template == "chat"
+            _, tail = pointwise_texts(self.tokenizer, chat, self.recipe.judge, "x")
+            return len(self._tokenize(tail, with_specials=False))
         if self.recipe.template == "pair":
             return 0
         if self.recipe.template == "plain":

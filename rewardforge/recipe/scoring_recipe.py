@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from rewardforge.recipe.judge_prompt import JudgePrompt
+
 if TYPE_CHECKING:  # transformers takes a second to import; the CLI reads this module
     from transformers import PreTrainedTokenizerBase
 
@@ -66,6 +68,9 @@ class ScoringRecipe:
     reward_token_id: int | None = None
     trailing_pad_id: int | None = None
     max_response_length: int | None = None
+    # A generative reward model (a verdict judge, `recipe/judge_prompt.py`): a language model
+    # asked about each response; its reward is the log-odds of "Yes" over "No" at its reply.
+    judge: JudgePrompt | None = None
 
     @classmethod
     def for_model(
@@ -124,6 +129,8 @@ class ScoringRecipe:
         values = json.loads(path.read_text(encoding="utf-8"))
         if values.get("kind") == "process":
             values.setdefault("step_tokens", "whole")  # saved before pieces were the rule
+        if values.get("judge") is not None:
+            values["judge"] = JudgePrompt(**values["judge"])
         return cls(
             **{key: value for key, value in values.items() if key in cls.__dataclass_fields__}
         )

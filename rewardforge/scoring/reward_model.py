@@ -20,6 +20,7 @@ from rewardforge.forward.plan import ForwardPlan, TokenCount
 from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.forward.steps import sigmoid
 from rewardforge.models.reward_head import load_trained_reward_model
+from rewardforge.models.verdict_head import load_judge_model
 from rewardforge.recipe import EncodedGroup, EncodedResponse, RecipeEncoder, ScoringRecipe
 from rewardforge.recipe.families import reads_token_classifier
 from rewardforge.recipe.steps import EncodedSolutions, encode_solution
@@ -79,13 +80,16 @@ class RewardModel:
         resolves first (cheap: the folder's files and recipe), checks its input against the
         recipe, and only then loads, so a mistake is refused before anything slow."""
         device = device or default_device()
-        model = load_trained_reward_model(
-            resolved.folder,
-            token_classifier=reads_token_classifier(resolved.recipe),
-            key_mapping=resolved.key_mapping,
-            dtype=dtype,
-            device=device,
-        )
+        if resolved.recipe.judge is not None:  # a verdict judge: its verdict logits' head
+            model = load_judge_model(resolved.folder, resolved.recipe, dtype, device)
+        else:
+            model = load_trained_reward_model(
+                resolved.folder,
+                token_classifier=reads_token_classifier(resolved.recipe),
+                key_mapping=resolved.key_mapping,
+                dtype=dtype,
+                device=device,
+            )
         if resolved.summary is not None:
             print(
                 f"{directory}: scoring as {resolved.summary}, in {_dtype_name(model)}",

@@ -109,6 +109,12 @@ def export_for_vllm(settings: ExportSettings) -> VllmServing:
             f"{settings.model} is reference-based: vLLM's endpoints take no reference answer. "
             "Serve it with `rewardforge serve`."
         )
+    if recipe.judge is not None:
+        raise UserError(
+            f"{settings.model} is a judge: a language model whose reward is read from its "
+            "verdict words, which vLLM's classify endpoints do not do. Serve it with "
+            "`rewardforge serve`."
+        )
     encoder = RecipeEncoder(recipe, AutoTokenizer.from_pretrained(folder))
     if recipe.kind == "process":
         serving = _process_serving(encoder, folder, reads_token_classifier(recipe))

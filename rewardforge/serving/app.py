@@ -7,6 +7,7 @@
   the policy already formatted; it is scored as it is, not templated again.
 - `POST /classify` (and `/v1/classify`): vLLM's classification protocol (`vllm_protocol.py`),
   each input text scored as it is, its raw reward as the one "probs" value.
+- `POST /v1/judge`: a verdict judge's pairwise verdicts (`judge_route.py`).
 - `GET /health`, `GET /metrics` (Prometheus text format).
 """
 
@@ -37,16 +38,18 @@ from rewardforge.data.scoring_rows import parse_reference, parse_scoring_item, p
 from rewardforge.errors import UserError
 from rewardforge.recipe import EncodedResponse
 from rewardforge.recipe.steps import encode_solution
+from rewardforge.scoring.judge import PairVerdict
 from rewardforge.scoring.reward_model import RewardModel
 from rewardforge.scoring.step_aggregates import Aggregate, aggregate, solution_steps
 from rewardforge.serving.batcher import BatcherClosed, MicroBatcher
 from rewardforge.serving.config import ServerSettings
 from rewardforge.serving.formatted_text import split_query
 from rewardforge.serving.gate import RequestGate
+from rewardforge.serving.judge_route import Pair, verdict_batcher, verdicts_route
 from rewardforge.serving.vllm_protocol import ClassifyRequest, classify_response
 
 OPEN_PATHS = ("/health",)  # with an API key set, every other path needs it
-SCORING_PATHS = ("/v1/score", "/get_reward", "/classify", "/v1/classify")
+SCORING_PATHS = ("/v1/score", "/get_reward", "/classify", "/v1/classify", "/v1/judge")
 
 
 class ScoreRequest(BaseModel):
@@ -111,6 +114,7 @@ class Server:
     metrics: Metrics
     rewards: MicroBatcher[EncodedResponse, float]
     step_rewards: MicroBatcher[EncodedResponse, list[float]]
+    verdicts: MicroBatcher[Pair, PairVerdict] | None  # a judge's pairs; None for other models
 
     def check_count(self, count: int) -> None:
         if count > self.settings.max_items_per_request:
@@ -149,6 +153,7 @@ def create_app(
         metrics,
         MicroBatcher(reward_model.score_encoded, **batching),
         MicroBatcher(reward_model.score_encoded_steps, **batching),
+        verdict_batcher(reward_model, **batching),
     )
 
     @asynccontextmanager
@@ -156,6 +161,8 @@ def create_app(
         yield
         await server.rewards.close()
         await server.step_rewards.close()
+        if server.verdicts is not None:
+            await server.verdicts.close()
 
     app = FastAPI(title="rewardforge reward server", lifespan=lifespan)
     app.state.server = server
@@ -164,6 +171,7 @@ def create_app(
     app.add_api_route("/metrics", prometheus_metrics, methods=["GET"])
     app.add_api_route("/v1/score", score, methods=["POST"])
     app.add_api_route("/get_reward", get_reward, methods=["POST"])
+    app.add_api_route("/v1/judge", verdicts_route, methods=["POST"])
     for path in ("/classify", "/v1/classify"):  # vLLM's path, and SGLang's
         app.add_api_route(path, classify, methods=["POST"])
     known_paths = {route.path for route in app.routes}

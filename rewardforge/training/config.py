@@ -57,11 +57,19 @@ class TrainConfig:
     min_score_gap: float | None = setting(
         None, "Drop rows whose chosen_score - rejected_score is smaller.", shown="off"
     )
-    kind: Literal["auto", "orm", "prm"] = setting(
+    kind: Literal["auto", "orm", "prm", "generative"] = setting(
         "auto",
-        "orm (a reward per response) or prm (a reward per step, from step-labelled rows); auto "
-        "reads the data.",
+        "orm (a reward per response), prm (a reward per step, from step-labelled rows) or "
+        "generative (a verdict judge: a language model that answers which response is better, "
+        "trained with TRL's SFT); auto reads the data.",
     )
+    judge_style: Literal["verdict", "reasoning"] = setting(
+        "verdict",
+        "generative: verdict (SFT to answer at once, read in one pass) or reasoning (GRPO on "
+        "whether its written verdict was right).",
+    )
+    generations: int = setting(4, "generative reasoning: replies sampled per question (GRPO).")
+    max_new_tokens: int = setting(256, "generative reasoning: tokens a reply may take.")
     step_separator: str | None = setting(
         None,
         "prm: the text after each step, where its reward is read.",
@@ -173,6 +181,8 @@ class TrainConfig:
             "logging_steps": 1,
             "max_tokens_per_batch": 1,
             "max_tokens_per_micro_batch": 1,
+            "generations": 2,
+            "max_new_tokens": 1,
         }
         for name, smallest in minimums.items():
             if getattr(self, name) is not None and getattr(self, name) < smallest:

@@ -44,9 +44,7 @@ from rewardforge.training.base_model import (
     trains_process_model,
 )
 from rewardforge.training.callbacks import LOG_FILE, use_quiet_progress
-from rewardforge.training.config import (
-    TrainConfig,
-)
+from rewardforge.training.config import TrainConfig
 from rewardforge.training.losses import LossOptions
 from rewardforge.training.precision import cpu_has_native_bf16, emulated_bf16_note
 from rewardforge.training.run_directory import (
@@ -135,6 +133,11 @@ def _refuse_before_loading(config: TrainConfig) -> None:
     """The mistakes a run's settings alone show, said before anything loads."""
     if not config.data:
         raise UserError("No training data given; pass --data FILE (repeatable).")
+    if config.kind == "generative":
+        raise UserError(
+            "train() trains scalar and process reward models; a judge (kind 'generative') is "
+            "trained with rewardforge.train_judge(config)."
+        )
     if config.keeps_best and not config.eval_data:
         raise UserError(
             "--load-best and --early-stopping choose by eval accuracy; give --eval-data FILE."

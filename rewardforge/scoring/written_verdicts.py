@@ -1,0 +1,66 @@
+"""A reasoning judge's verdicts: replies it writes, each ending with its verdict, counted.
+
+Each pair is asked in both orders, `samples` replies each; the verdict of a reply is its last
+"Verdict: A" or "Verdict: B". The votes of an order become the log-odds of its first answer,
+`log((votes for A + 0.5) / (votes for B + 0.5))` (a majority vote, softened so that one reply
+is not certainty), and a reply without a verdict is counted as unparsed, never as a vote.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from rewardforge.data.conversation import prompt_as_text
+from rewardforge.data.example import Prompt
+from rewardforge.models.policy import Policy, SamplingSettings
+from rewardforge.recipe.judge_prompt import JudgePrompt
+from rewardforge.scoring.pair_verdict import PairVerdict
+
+QUESTIONS_PER_CALL = 8  # questions generated together (each with its samples)
+
+
+def question_text(judge: JudgePrompt, prompt: Prompt, answer_a: str, answer_b: str) -> str:
+    """The pairwise question as the judge's user message, answers in place (as in training)."""
+    before, between, after = judge.pairwise_parts(prompt_as_text(prompt))
+    return before + answer_a + between + answer_b + after
+
+
+def written_verdicts(
+    policy: Policy,
+    judge: JudgePrompt,
+    prompts: Sequence[Prompt],
+    answers_1: Sequence[str],
+    answers_2: Sequence[str],
+    settings: SamplingSettings,
+    samples: int = 1,
+) -> list[PairVerdict]:
+    """`samples` written verdicts on each pair in each order, counted into a `PairVerdict`."""
+    questions = []
+    for prompt, first, second in zip(prompts, answers_1, answers_2):
+        questions.append(question_text(judge, prompt, first, second))
+        questions.append(question_text(judge, prompt, second, first))
+    replies: list[list[str]] = []
+    for start in range(0, len(questions), QUESTIONS_PER_CALL):
+        chunk = list(questions[start : start + QUESTIONS_PER_CALL])
+        replies.extend(policy.sample_batch(chunk, samples, settings))
+    verdicts = []
+    for index in range(0, len(replies), 2):
+        in_order = [judge.parse_verdict(reply) for reply in replies[index]]
+        swapped = [judge.parse_verdict(reply) for reply in replies[index + 1]]
+        unparsed = sum(verdict is None for verdict in in_order + swapped)
+        verdicts.append(
+            PairVerdict(
+                _log_odds(in_order, judge),
+                _log_odds(swapped, judge),
+                replies=2 * samples,
+                unparsed=unparsed,
+            )
+        )
+    return verdicts
+
+
+def _log_odds(verdicts: list[str | None], judge: JudgePrompt) -> float:
+    first = sum(verdict == judge.first for verdict in verdicts)
+    second = sum(verdict == judge.second for verdict in verdicts)
+    return math.log((first + 0.5) / (second + 0.5))
