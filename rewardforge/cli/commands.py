@@ -111,7 +111,7 @@ def eval_command(config: Path | None = None, **flags: Any) -> None:
             typer.echo(f"report: {report / 'metrics.json'}, {report / 'scores.jsonl'}")
         return
     reports = {Path(run.model).name: metrics} if run.compare is None else metrics["models"]
-    if "accuracy" in metrics or run.compare is not None:  # a reasoning judge has no rewards
+    if not ("judge" in metrics and "accuracy" not in metrics):  # a reasoning judge: no rewards
         typer.echo(terminal_table(reports))
     if "judge" in metrics:
         typer.echo(judge_line(metrics["judge"]))
