@@ -268,3 +268,13 @@ def test_a_judge_is_not_exported_for_vllm(trained_judge):
     with pytest.raises(UserError, match="is a judge: a language model whose reward is read"):
         export_for_vllm(ExportSettings(model=str(trained_judge)))
     assert not (trained_judge / "vllm.json").exists()
+
+
+def test_a_judge_is_the_reward_of_trl_trainers(trained_judge):
+    model = RewardModel.load(trained_judge)
+    reward = model.reward_function()
+    prompts = [[{"role": "user", "content": p}] for p, *_ in PREFERENCE[:2]]
+    completions = [[{"role": "assistant", "content": g}] for _, g, _ in PREFERENCE[:2]]
+    expected = model.score([p for p, *_ in PREFERENCE[:2]], [g for _, g, _ in PREFERENCE[:2]])
+    assert reward(prompts=prompts, completions=completions) == pytest.approx(expected, abs=1e-5)
+    assert all(value > 0 for value in expected)  # the taught answers: "Yes" more likely

@@ -26,6 +26,14 @@ def prompt_as_text(prompt: Prompt) -> str:
     return prompt if isinstance(prompt, str) else messages_to_transcript(prompt)
 
 
+def prompt_as_question(prompt: Prompt) -> str:
+    """The prompt as a judge quotes it: the text of a text prompt or of a lone user message
+    (so the two read the same), else the conversation's transcript."""
+    if isinstance(prompt, list) and len(prompt) == 1 and prompt[0]["role"] == "user":
+        return prompt[0]["content"]
+    return prompt_as_text(prompt)
+
+
 def messages_to_transcript(messages: list[Message]) -> str:
     """Render chat messages as an HH-style transcript ending with an open assistant turn."""
     turns = [f"\n\n{_SPEAKERS.get(m['role'], m['role'])}: {m['content']}" for m in messages]

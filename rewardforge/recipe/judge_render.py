@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from transformers import PreTrainedTokenizerBase
 
-from rewardforge.data.conversation import prompt_as_text
+from rewardforge.data.conversation import prompt_as_question
 from rewardforge.data.example import Prompt
 from rewardforge.errors import UserError
 from rewardforge.recipe.judge_prompt import JudgePrompt
@@ -44,7 +44,7 @@ def pointwise_texts(
     tokenizer: PreTrainedTokenizerBase, chat: bool, judge: JudgePrompt, prompt: Prompt
 ) -> tuple[str, str]:
     """(before the answer, after it) of the pointwise question about `prompt`."""
-    before, after = judge.pointwise_parts(prompt_as_text(prompt))
+    before, after = judge.pointwise_parts(prompt_as_question(prompt))
     head, tail = judge_texts(tokenizer, chat, before + _SLOT + after, answers=1)
     return head, tail
 
@@ -53,7 +53,7 @@ def pairwise_texts(
     tokenizer: PreTrainedTokenizerBase, chat: bool, judge: JudgePrompt, prompt: Prompt
 ) -> tuple[str, str, str]:
     """(before answer A, between the answers, after answer B) of the pairwise question."""
-    before, between, after = judge.pairwise_parts(prompt_as_text(prompt))
+    before, between, after = judge.pairwise_parts(prompt_as_question(prompt))
     question = before + _SLOT + between + _SLOT + after
     head, middle, tail = judge_texts(tokenizer, chat, question, answers=2)
     return head, middle, tail

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from rewardforge.data.conversation import prompt_as_text
+from rewardforge.data.conversation import prompt_as_question
 from rewardforge.data.example import Prompt
 from rewardforge.models.policy import Policy, SamplingSettings
 from rewardforge.recipe.judge_prompt import JudgePrompt
@@ -22,7 +22,7 @@ QUESTIONS_PER_CALL = 8  # questions generated together (each with its samples)
 
 def question_text(judge: JudgePrompt, prompt: Prompt, answer_a: str, answer_b: str) -> str:
     """The pairwise question as the judge's user message, answers in place (as in training)."""
-    before, between, after = judge.pairwise_parts(prompt_as_text(prompt))
+    before, between, after = judge.pairwise_parts(prompt_as_question(prompt))
     return before + answer_a + between + answer_b + after
 
 
