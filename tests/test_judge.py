@@ -157,13 +157,16 @@ def test_a_trained_judge_prefers_what_it_was_taught(trained_judge, tmp_path):
     ]
     from rewardforge import evaluate
 
-    metrics = evaluate(trained_judge, write_jsonl(tmp_path / "dev.jsonl", held_out), progress=False)
+    dev = write_jsonl(tmp_path / "dev.jsonl", held_out)
+    metrics = evaluate(trained_judge, dev, progress=False, report_dir=tmp_path / "report")
     assert metrics["accuracy"] == 1.0  # its pointwise rewards
     judged = metrics["judge"]
     assert judged["pairs"] == 2 and judged["pairwise_accuracy"] == 1.0
     assert judged["position_bias"] == 0.0 and judged["agreement"] == 1.0
     recipe = json.loads((trained_judge / "rewardforge_recipe.json").read_text())
     assert recipe["judge"]["pointwise"] == POINTWISE and recipe["template"] == "chat"
+    written = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert written["judge"] == judged and (tmp_path / "report" / "report.html").is_file()
 
 
 def test_the_cli_trains_evaluates_and_scores_with_a_judge(tiny_llama_dir, tmp_path):

@@ -128,11 +128,17 @@ def test_a_reasoning_judge_trains_with_grpo_and_evaluates_by_writing(tiny_llama_
     assert recipe["judge"]["style"] == "reasoning" and recipe["judge"]["pairwise"] == REASONING
     with pytest.raises(UserError, match="is a reasoning judge: it writes a verdict"):
         RewardModel.load(output)
+    report = tmp_path / "report"
     evaluated = CliRunner().invoke(
-        app, ["eval", "--model", str(output), "--data", str(data), "--samples", "2"]
+        app,
+        ["eval", "--model", str(output), "--data", str(data), "--samples", "2"]
+        + ["--report", str(report)],
     )
     assert evaluated.exit_code == 0, evaluated.output
     assert "of 8 replies without a verdict" in evaluated.stdout
+    assert f"report: {report / 'metrics.json'}" in evaluated.stdout
+    written = json.loads((report / "metrics.json").read_text())
+    assert written["judge"]["replies"] == 8 and written["judge"]["unparsed_rate"] == 1.0
 
 
 def test_train_config_bounds_the_reasoning_flags():

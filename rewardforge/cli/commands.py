@@ -119,7 +119,8 @@ def eval_command(config: Path | None = None, **flags: Any) -> None:
         typer.echo(f"disagreements: {len(metrics['disagreements'])} examples")
         print_rank_changes(metrics["rank_changes"], metrics["preferred_first"])
     if report is not None:
-        typer.echo(f"report: {report / 'report.html'}")
+        written = report / "report.html"
+        typer.echo(f"report: {written if written.is_file() else report / 'metrics.json'}")
 
 
 @config_command(app, "score", ScoreSettings, REWARD_MODELS)

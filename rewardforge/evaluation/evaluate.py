@@ -61,8 +61,11 @@ def evaluate(
     if recipe.judge is not None and recipe.judge.style == "reasoning":
         report = _load(data, columns, skip_invalid, reference_mode=False)
         judge = Judge.load(model) if not isinstance(model, RewardModel) else Judge(model)
-        judged = judge_metrics(judge, report.examples, None, progress, samples)
-        return {"judge": judged, **_data_account(report)}
+        metrics = {"judge": judge_metrics(judge, report.examples, None, progress, samples)}
+        metrics.update(_data_account(report))
+        if report_dir is not None:  # its figures only: there are no rewards to plot
+            _write_json(_report_directory(report_dir) / "metrics.json", metrics)
+        return metrics
     if recipe.kind == "process":  # step-labelled data: step accuracy and ProcessBench's metrics
         label, reward_model = _model(model, resolved)
         directory = None if report_dir is None else _report_directory(report_dir)
