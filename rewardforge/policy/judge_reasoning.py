@@ -4,8 +4,8 @@ RM-R1 and J1 train a judge with reinforcement learning on whether its verdict wa
 judge reads a pair (each pair in both orders), writes a short rationale and ends with
 "Verdict: A" or "Verdict: B"; the reward is verifiable, no reward model needed: 1 for the right
 verdict, 0 for the wrong one, -1 for a reply without a verdict in the format (a verdict in
-the format pays even when wrong). The question is the judge's saved recipe's, so scoring asks it the
-same way.
+the format pays even when wrong). The question is the judge's saved recipe's, so scoring asks
+it the same way.
 """
 
 from __future__ import annotations
