@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from rewardforge.evaluation.judge_metrics import judge_metrics
 from rewardforge.evaluation.plots import write_plots
 from rewardforge.evaluation.rank_changes import rank_changes
 from rewardforge.evaluation.report import write_html
+from rewardforge.evaluation.report_files import report_directory, write_json, write_jsonl
 from rewardforge.evaluation.rewardbench2 import evaluate_rewardbench2
 from rewardforge.evaluation.step_evaluation import evaluate_steps
 from rewardforge.scoring.judge import Judge
@@ -59,16 +59,18 @@ def evaluate(
     """
     recipe, resolved = recipe_before_loading(model, reward_format, template)
     if recipe.judge is not None and recipe.judge.style == "reasoning":
+        # a folder: a reasoning judge never loads as a RewardModel (it gives no single reward)
+        assert resolved is not None and not isinstance(model, RewardModel)
         report = _load(data, columns, skip_invalid, reference_mode=False)
-        judge = Judge.load(model) if not isinstance(model, RewardModel) else Judge(model)
+        judge = Judge.load_resolved(resolved, model)
         metrics = {"judge": judge_metrics(judge, report.examples, None, progress, samples)}
         metrics.update(_data_account(report))
         if report_dir is not None:  # its figures only: there are no rewards to plot
-            _write_json(_report_directory(report_dir) / "metrics.json", metrics)
+            write_json(report_directory(report_dir) / "metrics.json", metrics)
         return metrics
     if recipe.kind == "process":  # step-labelled data: step accuracy and ProcessBench's metrics
         label, reward_model = _model(model, resolved)
-        directory = None if report_dir is None else _report_directory(report_dir)
+        directory = None if report_dir is None else report_directory(report_dir)
         neutral_is_correct = neutral_rating == "correct"
         return evaluate_steps(
             reward_model, data, label, skip_invalid, progress, directory, neutral_is_correct
@@ -80,9 +82,9 @@ def evaluate(
     if reward_model.recipe.judge is not None:  # a verdict judge: its pairwise verdicts too
         metrics["judge"] = judge_metrics(Judge(reward_model), report.examples, scored, progress)
     if report_dir is not None:
-        directory = _report_directory(report_dir)
+        directory = report_directory(report_dir)
         plots = write_plots(scored, metrics, directory, training_log=_training_log(model))
-        _write_json(directory / "metrics.json", metrics)
+        write_json(directory / "metrics.json", metrics)
         _write_scores(directory / "scores.jsonl", report.examples, {label: scored})
         write_html(
             directory / "report.html",
@@ -143,7 +145,7 @@ def compare(
     differences = disagreements(report.examples, scored)
     changes = rank_changes(report.examples, scored)
     if report_dir is not None:
-        directory = _report_directory(report_dir)
+        directory = report_directory(report_dir)
         plots = {
             label: write_plots(
                 scored[label],
@@ -154,10 +156,10 @@ def compare(
             )
             for index, (label, source) in enumerate(((first, model), (second, other)), start=1)
         }
-        _write_json(directory / "metrics.json", {"models": reports})
+        write_json(directory / "metrics.json", {"models": reports})
         _write_scores(directory / "scores.jsonl", report.examples, scored)
-        _write_jsonl(directory / "disagreements.jsonl", differences)
-        _write_jsonl(directory / "rank_changes.jsonl", changes)
+        write_jsonl(directory / "disagreements.jsonl", differences)
+        write_jsonl(directory / "rank_changes.jsonl", changes)
         write_html(
             directory / "report.html",
             f"Reward model comparison: {first} vs {second}",
@@ -276,22 +278,6 @@ def _data_account(report: LoadReport) -> dict[str, Any]:
     return {"rows_skipped": sum(report.skipped.values()), "formats": report.formats}
 
 
-def _report_directory(report_dir: str | Path) -> Path:
-    directory = Path(report_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def _write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        for record in records:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
 def _write_scores(
     path: Path, examples: Sequence[PreferenceExample], scored: dict[str, list[ScoredExample]]
 ) -> None:
@@ -305,4 +291,4 @@ def _write_scores(
         }
         for index, example in enumerate(examples)
     ]
-    _write_jsonl(path, records)
+    write_jsonl(path, records)

@@ -42,11 +42,11 @@ def judge_metrics(
         "swapped_accuracy": sum(v.swapped < 0 for v in verdicts) / count,
         "position_bias": position_bias(verdicts),
     }
-    if scored is not None:
-        by_example = {id(example): rewards for example, rewards in zip(examples, scored)}
+    if scored is not None:  # the same pairs, in the same order
         pointwise = [
-            by_example[id(example)].rewards[0] > by_example[id(example)].rewards[index]
-            for example, index in pairs
+            rewards.rewards[0] > rewards.rewards[index]
+            for rewards in scored
+            for index in range(1, len(rewards.rewards))
         ]
         metrics["agreement"] = sum(p == q for p, q in zip(picks, pointwise)) / count
     replies = sum(verdict.replies for verdict in verdicts)

@@ -13,7 +13,6 @@ benchmark's score is the mean of its six subsets' scores.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 from rewardforge.data.benchmark_rows import BenchmarkItem, read_rewardbench2
 from rewardforge.errors import UserError
+from rewardforge.evaluation.report_files import report_directory, write_json, write_jsonl
 from rewardforge.scoring.reward_model import RewardModel, recipe_before_loading
 
 SUBSETS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
@@ -166,19 +166,18 @@ def _write_report(
     rewards: Sequence[Sequence[float]],
     metrics: dict[str, Any],
 ) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(metrics, indent=2, ensure_ascii=False) + "\n"
-    (directory / "metrics.json").write_text(text, encoding="utf-8")
-    with (directory / "scores.jsonl").open("w", encoding="utf-8") as out:
-        for item, group in zip(items, rewards):
-            record = {
-                "id": item.id,
-                "subset": item.subset,
-                "num_correct": item.num_correct,
-                "rewards": list(group),
-                "result": None if item.is_ties else best_of_n_result(group),
-            }
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    write_json(report_directory(directory) / "metrics.json", metrics)
+    records = (
+        {
+            "id": item.id,
+            "subset": item.subset,
+            "num_correct": item.num_correct,
+            "rewards": list(group),
+            "result": None if item.is_ties else best_of_n_result(group),
+        }
+        for item, group in zip(items, rewards)
+    )
+    write_jsonl(directory / "scores.jsonl", records)
 
 
 def rewardbench2_table(label: str, metrics: dict[str, Any]) -> str:

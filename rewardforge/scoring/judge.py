@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from rewardforge.adoption.resolve import resolve_reward_model
+from rewardforge.adoption.resolve import ResolvedRewardModel, resolve_reward_model
 from rewardforge.data.example import Prompt
 from rewardforge.errors import UserError
 from rewardforge.forward.reward_forward import RewardForward
@@ -52,13 +52,21 @@ class Judge:
     @classmethod
     def load(cls, directory: str | Path, device: str | None = None) -> Judge:
         """Load a judge saved by `rewardforge train --kind generative`."""
-        recipe = resolve_reward_model(directory).recipe
+        return cls.load_resolved(resolve_reward_model(directory), directory, device)
+
+    @classmethod
+    def load_resolved(
+        cls, resolved: ResolvedRewardModel, directory: str | Path, device: str | None = None
+    ) -> Judge:
+        """Load the judge `resolve_reward_model` found at `directory` (as
+        `RewardModel.load_resolved` does a reward model)."""
+        recipe = resolved.recipe
         if recipe.judge is not None and recipe.judge.style == "reasoning":
-            writer = Policy.load(str(directory))
+            writer = Policy.load(str(resolved.folder))
             if recipe.template == "plain":  # asked as plain text in training, so here too
                 writer.tokenizer.chat_template = None
             return cls.writing(writer, recipe.judge)
-        return cls(RewardModel.load(directory, device=device))
+        return cls(RewardModel.load_resolved(resolved, directory, device=device))
 
     def judge_pairs(
         self,
