@@ -281,3 +281,30 @@ def test_a_judge_is_the_reward_of_trl_trainers(trained_judge):
     expected = model.score([p for p, *_ in PREFERENCE[:2]], [g for _, g, _ in PREFERENCE[:2]])
     assert reward(prompts=prompts, completions=completions) == pytest.approx(expected, abs=1e-5)
     assert all(value > 0 for value in expected)  # the taught answers: "Yes" more likely
+
+
+def test_a_judge_trains_lora_adapters_merged_into_it(tiny_llama_dir, tmp_path):
+    from rewardforge import train_judge
+    from tests.conftest import moved_weights
+
+    rows = [{"prompt": p, "chosen": g, "rejected": b} for p, g, b in PREFERENCE]
+    config = TrainConfig(
+        data=[str(write_jsonl(tmp_path / "pairs.jsonl", rows))],
+        model=str(tiny_llama_dir),
+        output=str(tmp_path / "judge"),
+        kind="generative",
+        lora=True,
+        lora_rank=4,
+        max_steps=2,
+        lr=1e-2,
+    )
+    output = train_judge(config).output_dir
+    assert not (output / "adapter_config.json").exists()  # merged: a plain causal LM
+    moved = moved_weights(output, tiny_llama_dir)
+    assert moved and all("proj" in name for name in moved)  # only the adapted linear layers
+    assert RewardModel.load(output).score(["Can you help me?"], ["Yes."])[0] == pytest.approx(
+        next_token_log_odds(
+            output, POINTWISE.format(prompt="Can you help me?", answer="Yes."), "Yes", "No"
+        ),
+        abs=1e-4,
+    )
