@@ -1,6 +1,6 @@
 """Every recipe path against every chat template TRL's wheel ships (`trl/chat_templates/`):
 rewardforge's own outcome recipe, its process recipe (steps at their separators), its
-reference-mode recipe, and the families trained elsewhere that render with a chat template
+reference-mode recipe, a verdict judge's questions, and the families trained elsewhere that render with a chat template
 (TRL, Skywork-style, OpenRLHF, InternLM2 reward models). Each either reads the text the
 template renders, token for token, with the reward where its tooling reads it, or is refused in
 one line that says why (templates that fail on text messages or drop their text).
@@ -145,3 +145,34 @@ def test_families_trained_elsewhere_read_the_whole_rendering(tokenizer, family):
         "internlm2-reward": lambda: ids(full, False) + [REWARD_TOKEN_ID],
     }[family]()
     assert RecipeEncoder(recipe, tokenizer).encode(PROMPT, RESPONSE).input_ids == expected
+
+
+def test_judge_recipe_reads_its_questions_as_the_template_renders_them(tokenizer):
+    """A verdict judge's pointwise and pairwise questions: the user message the template
+    renders, with the generation prompt at the end (where the verdict is read)."""
+    from rewardforge.recipe.judge_prompt import PAIRWISE, POINTWISE, JudgePrompt
+
+    def encoder() -> RecipeEncoder:  # a template that cannot ask is refused as this is made
+        return RecipeEncoder(ScoringRecipe("chat", 4096, judge=JudgePrompt()), tokenizer)
+
+    questions = {
+        POINTWISE.format(prompt=PROMPT, answer=RESPONSE): lambda: encoder().encode(
+            PROMPT, RESPONSE
+        ),
+        PAIRWISE.format(prompt=PROMPT, answer_a=RESPONSE, answer_b=REFERENCE): lambda: (
+            encoder().encode_pair(PROMPT, RESPONSE, REFERENCE)
+        ),
+    }
+    for question, encode in questions.items():
+        message = [{"role": "user", "content": question}]
+        try:
+            full = tokenizer.apply_chat_template(
+                message, tokenize=False, add_generation_prompt=True
+            )
+        except TemplateError:
+            full = None
+        if full is None or question not in full:
+            return refused_in_one_line(encode)
+        encoded = encode()
+        assert decode(tokenizer, encoded.input_ids) == full
+        assert full.startswith(decode(tokenizer, encoded.input_ids[: encoded.prompt_length]))
