@@ -1,9 +1,10 @@
 """Every recipe path against every chat template TRL's wheel ships (`trl/chat_templates/`):
 rewardforge's own outcome recipe, its process recipe (steps at their separators), its
-reference-mode recipe, a verdict judge's questions, and the families trained elsewhere that render with a chat template
-(TRL, Skywork-style, OpenRLHF, InternLM2 reward models). Each either reads the text the
-template renders, token for token, with the reward where its tooling reads it, or is refused in
-one line that says why (templates that fail on text messages or drop their text).
+reference-mode recipe, a verdict judge's questions, and the families trained elsewhere that
+render with a chat template (TRL, Skywork-style, OpenRLHF, InternLM2 reward models). Each
+either reads the text the template renders, token for token, with the reward where its tooling
+reads it, or is refused in one line that says why (templates that fail on text messages or drop
+their text).
 
 The expected text is rendered here with the template itself; the code under test is not called
 to make it."""
