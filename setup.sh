@@ -17,6 +17,9 @@ python3 -m venv .venv
 # The tests check our RewardBench 2 scoring against rewardbench's own functions; its wheel pins
 # transformers 4.51 and imports fastchat, so it comes without its dependencies (tests only).
 .venv/bin/python -m pip install --quiet --no-deps "rewardbench==0.1.4"
+# Likewise the bundled Prometheus 2 judge templates and their parsing against prometheus-eval's
+# own prompts and parser (its client imports fastchat and vLLM; the tests read two files).
+.venv/bin/python -m pip install --quiet --no-deps "prometheus-eval==0.1.20"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
   .venv/bin/python -m pip install --quiet -e ".[gpu]"
   echo "GPU found: CUDA build of torch ${TORCH_VERSION} and the GPU extras installed"

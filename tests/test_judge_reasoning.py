@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 
@@ -76,6 +77,8 @@ def test_reasoning_rows_ask_both_orders_with_the_right_label():
 
 class ScriptedWriter:
     """A stand-in for the judge's language model: the replies it writes are given."""
+
+    tokenizer = SimpleNamespace(chat_template=None)  # its questions come as plain text
 
     def __init__(self, replies: dict[str, list[str]]) -> None:
         self.replies = replies

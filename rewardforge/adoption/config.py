@@ -57,6 +57,13 @@ class AdoptSettings:
         "PRM was trained with PRMConfig.step_separator).",
         shown="the family's own: a newline for trl-prm",
     )
+    judge_template: str | None = setting(
+        None,
+        "With --reward-format judge: the questions the judge is asked, a bundled template "
+        "(prometheus2-absolute, prometheus2-relative, rewardbench2-ratings, skywork-critic) or "
+        "a YAML file.",
+        shown="rewardforge's own Yes/No and A/B questions",
+    )
 
     def __post_init__(self) -> None:
         require("adopt", source=self.source, output=self.output)

@@ -16,6 +16,7 @@ from transformers import AutoTokenizer
 
 from rewardforge.adoption.config import AdoptSettings
 from rewardforge.adoption.internlm2 import convert_internlm2
+from rewardforge.adoption.published_judge import judge_recipe, write_judge
 from rewardforge.errors import UserError
 from rewardforge.models.backbones import cache_dir, looks_like_a_path
 from rewardforge.models.file_modes import share_weights_like_config
@@ -152,11 +153,18 @@ def adopt(
     reward_format: str | None = None,
     template: str | None = None,
     step_separator: str | None = None,
+    judge_template: str | None = None,
 ) -> ResolvedRewardModel:
     """Write the reward model at `source` to `output` as a rewardforge model folder: native
     safetensors weights, its tokenizer and the recipe it scores under. `step_separator` sets a
-    process reward model's separator where its folder does not record it (TRL's)."""
+    process reward model's separator where its folder does not record it (TRL's);
+    `judge_template` the questions a language model adopted as a judge (`--reward-format
+    judge`) is asked, a bundled template's name or a template file."""
     resolved = resolve_reward_model(source, reward_format, template)
+    if judge_template is not None and resolved.recipe.family != "judge":
+        raise UserError(
+            "--judge-template is for a language model adopted with --reward-format judge."
+        )
     if step_separator is not None:
         if resolved.recipe.kind != "process":
             raise UserError(f"--step-separator: {source} is not a process reward model.")
@@ -165,6 +173,10 @@ def adopt(
     output = Path(output)
     if output.resolve() == resolved.folder.resolve():
         raise UserError("--output must differ from the source folder.")
+    if resolved.recipe.family == "judge":
+        recipe = judge_recipe(resolved.recipe, judge_template)
+        write_judge(resolved.folder, output, recipe, _saved_dtype(resolved.folder))
+        return ResolvedRewardModel(output, recipe, describe(recipe))
     model = load_trained_reward_model(
         resolved.folder,
         token_classifier=reads_token_classifier(resolved.recipe),
@@ -186,6 +198,7 @@ def adopt_with(settings: AdoptSettings) -> ResolvedRewardModel:
         settings.reward_format,
         settings.template,
         settings.step_separator,
+        settings.judge_template,
     )
 
 

@@ -51,15 +51,25 @@ def report_judge_run(
 
 
 def judge_line(judged: dict[str, Any]) -> str:
-    """A judge's pairwise figures (`evaluation/judge_metrics.py`) in one line."""
-    line = (
-        f"judge, {judged['pairs']} pairs asked in both orders: pairwise accuracy "
-        f"{judged['pairwise_accuracy']:.4f} (better answer first {judged['in_order_accuracy']:.4f}"
-        f", second {judged['swapped_accuracy']:.4f}), position bias "
-        f"{judged['position_bias']:.2f}"
-    )
+    """A judge's figures (`evaluation/judge_metrics.py`) in one line."""
+    parts = []
+    if "pairwise_accuracy" in judged:
+        parts.append(
+            f"{judged['pairs']} pairs asked in both orders: pairwise accuracy "
+            f"{judged['pairwise_accuracy']:.4f} (better answer first "
+            f"{judged['in_order_accuracy']:.4f}, second {judged['swapped_accuracy']:.4f}), "
+            f"position bias {judged['position_bias']:.2f}"
+        )
     if "agreement" in judged:
-        line += f", agrees with its pointwise rewards on {judged['agreement']:.0%}"
+        parts.append(f"agrees with its pointwise rewards on {judged['agreement']:.0%}")
+    if "graded_pairs" in judged:
+        accuracy = judged["grade_accuracy"]
+        parts.append(
+            f"{judged['graded_pairs']} of {judged['pairs']} pairs graded: grade accuracy "
+            + ("n/a" if accuracy is None else f"{accuracy:.4f} (ties {judged['grade_ties']:.0%})")
+        )
     if "unparsed_rate" in judged:
-        line += f", {judged['unparsed_rate']:.0%} of {judged['replies']} replies without a verdict"
-    return line
+        parts.append(
+            f"{judged['unparsed_rate']:.0%} of {judged['replies']} replies without a verdict"
+        )
+    return "judge, " + ", ".join(parts)

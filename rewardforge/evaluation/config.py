@@ -47,7 +47,10 @@ class EvalSettings:
     )
     skip_invalid: bool = setting(False, "Skip bad rows, counted.")
     neutral_rating: NeutralRating = neutral_rating_setting()
-    samples: int = setting(1, "A reasoning judge: replies written per pair and order (a vote).")
+    samples: int = setting(
+        1,
+        "A judge that writes: replies per pair and order (votes), or per answer (grades).",
+    )
     as_json: bool = setting(False, "Print one JSON object.", flags=("--json",))
 
     def __post_init__(self) -> None:

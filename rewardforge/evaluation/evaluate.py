@@ -54,12 +54,15 @@ def evaluate(
     and the data `formats`. With `report_dir`, also writes `metrics.json`, `scores.jsonl`, the
     PNG plots and a self-contained `report.html` there. A process reward model is measured on
     step-labelled rows instead (`evaluate_steps`; `neutral_rating` says how a PRM800K rating of
-    0 counts). A judge adds its pairwise figures under `judge`; a reasoning judge, which gives
-    no reward to one answer, has only those (`samples` written replies an order).
+    0 counts). A judge adds its figures under `judge`; a judge that writes its verdicts or
+    grades, or only compares two answers, gives no reward to one answer and has only those
+    (`samples` written replies an order or an answer).
     """
     recipe, resolved = recipe_before_loading(model, reward_format, template)
-    if recipe.judge is not None and recipe.judge.style == "reasoning":
-        # a folder: a reasoning judge never loads as a RewardModel (it gives no single reward)
+    if recipe.judge is not None and (
+        recipe.judge.style == "reasoning" or not recipe.judge.pointwise
+    ):
+        # a folder: a judge that writes, or only compares, gives no reward to one answer
         assert resolved is not None and not isinstance(model, RewardModel)
         report = _load(data, columns, skip_invalid, reference_mode=False)
         judge = Judge.load_resolved(resolved, model)
@@ -246,6 +249,7 @@ def evaluate_with(settings: EvalSettings) -> dict[str, Any]:
             report_dir=settings.report,
             reward_format=settings.reward_format,
             template=settings.template,
+            samples=settings.samples,
         )
     if settings.compare is None:
         return evaluate(

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from rewardforge.data.benchmark_rows import BenchmarkItem, read_rewardbench2
+from rewardforge.data.example import PreferenceExample
 from rewardforge.errors import UserError
 from rewardforge.evaluation.report_files import report_directory, write_json, write_jsonl
+from rewardforge.scoring.judge import Judge
 from rewardforge.scoring.reward_model import RewardModel, recipe_before_loading
 
 SUBSETS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
@@ -133,12 +135,15 @@ def evaluate_rewardbench2(
     report_dir: str | Path | None = None,
     reward_format: str = "auto",
     template: str | None = None,
+    samples: int = 1,
 ) -> dict[str, Any]:
     """Score RewardBench 2 rows (the file from allenai/reward-bench-2) with `model`.
 
     Every answer is scored through the model's own recipe (a process reward model's reward is
-    the aggregate of its steps). Returns `rewardbench2_scores`; with `report_dir`, also writes
-    `metrics.json` and `scores.jsonl` (each row's id, subset, rewards and result) there.
+    the aggregate of its steps; a grading judge's, its mean written grade over `samples`
+    replies, as RewardBench 2 rates answers with a generative model). Returns
+    `rewardbench2_scores`; with `report_dir`, also writes `metrics.json` and `scores.jsonl`
+    (each row's id, subset, rewards and result) there.
     """
     recipe, resolved = recipe_before_loading(model, reward_format, template)
     if recipe.reference_mode:
@@ -148,16 +153,50 @@ def evaluate_rewardbench2(
         )
     paths = [data] if isinstance(data, str | Path) else list(data)
     items = [item for path in paths for item in read_rewardbench2(path)]
-    if isinstance(model, RewardModel):
-        reward_model = model
-    else:
-        reward_model = RewardModel.load_resolved(resolved, model)
     examples = [item.as_example() for item in items]
-    rewards = reward_model.score_examples(examples, progress=progress)
-    metrics = rewardbench2_scores(items, rewards)
+    judge = recipe.judge
+    if judge is not None and (judge.style == "reasoning" or judge.pointwise is None):
+        assert resolved is not None and not isinstance(model, RewardModel)
+        rewards, graded = _graded_rewards(Judge.load_resolved(resolved, model), examples, samples)
+        metrics = {**rewardbench2_scores(items, rewards), "judge": graded}
+    else:
+        if isinstance(model, RewardModel):
+            reward_model = model
+        else:
+            reward_model = RewardModel.load_resolved(resolved, model)
+        rewards = reward_model.score_examples(examples, progress=progress)
+        metrics = rewardbench2_scores(items, rewards)
     if report_dir is not None:
         _write_report(Path(report_dir), items, rewards, metrics)
     return metrics
+
+
+def _graded_rewards(
+    judge: Judge, examples: Sequence[PreferenceExample], samples: int
+) -> tuple[list[list[float]], dict[str, Any]]:
+    """Each answer's mean written grade, as RewardBench 2 rates answers with a generative
+    model; an answer none of whose replies held a grade ranks below every grade (RewardBench
+    2's own rating of -1 for a reply it cannot read), and is counted."""
+    if not judge.prompt.grades_answers:
+        raise UserError(
+            "RewardBench 2 rates each answer alone, and this judge only compares two. Adopt "
+            "the model with a grading template (--judge-template rewardbench2-ratings, "
+            "RewardBench 2's own ratings prompt) to run it."
+        )
+    prompts = [example.prompt for example in examples for _ in example.responses]
+    answers = [response for example in examples for response in example.responses]
+    grades = iter(judge.grade(prompts, answers, samples=samples))
+    floor = judge.prompt.grades[0] - 1.0
+    rewards, replies, unparsed, ungraded = [], 0, 0, 0
+    for example in examples:
+        group = [next(grades) for _ in example.responses]
+        rewards.append([floor if g.grade is None else g.grade for g in group])
+        replies += sum(g.replies for g in group)
+        unparsed += sum(g.unparsed for g in group)
+        ungraded += sum(g.grade is None for g in group)
+    figures = {"answers": len(answers), "ungraded_answers": ungraded, "replies": replies}
+    figures["unparsed_rate"] = unparsed / replies if replies else 0.0
+    return rewards, figures
 
 
 def _write_report(
@@ -199,6 +238,13 @@ def rewardbench2_table(label: str, metrics: dict[str, Any]) -> str:
                 ties["correctness_preferred_hard"],
                 ties["margin_score"],
             )
+        )
+    graded = metrics.get("judge")
+    if graded is not None:
+        lines.append(
+            f"  graded by writing: {graded['ungraded_answers']} of {graded['answers']} answers "
+            f"without a grade (ranked last), {graded['unparsed_rate']:.0%} of "
+            f"{graded['replies']} replies unreadable"
         )
     count = len(metrics["subsets"])
     lines.append(f"{f'mean of {count}':<12} {metrics['items']:>6} {100 * metrics['score']:>6.1f}")

@@ -20,6 +20,7 @@ from rewardforge.data.example import PreferenceExample
 from rewardforge.forward.reward_forward import RewardForward
 from rewardforge.forward.segment_attention import SEGMENT_SDPA
 from rewardforge.recipe import RecipeEncoder
+from rewardforge.recipe.encoder import EncodedGroup
 
 if TYPE_CHECKING:  # the plan imports this module to choose itself
     from rewardforge.forward.plan import ForwardPlan
@@ -52,7 +53,7 @@ def layout_problem(model: RewardForward, encoder: RecipeEncoder, plan: ForwardPl
         replace(probe, reference="Happy to help.") if encoder.recipe.reference_mode else probe
         for probe in _PROBES
     ]
-    probes = [encoder.encode_example(example).as_row() for example in examples]
+    probes = [_probe_row(encoder, example) for example in examples]
     if not _is_float32(model):
         try:
             # It runs on the CPU: through the plan's CPU attention when that is the model's own.
@@ -120,6 +121,17 @@ def _features_alone(
         inputs["token_type_ids"] = torch.tensor([row["token_type_ids"][rank]], device=device)
     hidden = model.backbone(**inputs).last_hidden_state
     return hidden[:, 0] if model.is_encoder else hidden[:, -1]
+
+
+def _probe_row(encoder: RecipeEncoder, example: PreferenceExample) -> Row:
+    """A probe group's row: its responses, or for a judge that rates no single answer (only
+    compares two) its first two asked in both orders."""
+    judge = encoder.recipe.judge
+    if judge is None or judge.pointwise is not None:
+        return encoder.encode_example(example).as_row()
+    prompt, (first, second) = example.prompt, example.responses[:2]
+    pairs = [encoder.encode_pair(prompt, first, second), encoder.encode_pair(prompt, second, first)]
+    return EncodedGroup(pairs).as_row()
 
 
 def _is_float32(model: torch.nn.Module) -> bool:

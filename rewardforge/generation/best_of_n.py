@@ -8,9 +8,12 @@ interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -19,8 +22,10 @@ from rewardforge.data.example import PreferenceExample, Prompt
 from rewardforge.data.prompt_rows import read_prompts_with_references
 from rewardforge.errors import UserError
 from rewardforge.generation.config import BestOfNSettings
+from rewardforge.generation.knockout import knockout
 from rewardforge.models.policy import Policy, SamplingSettings
-from rewardforge.scoring.reward_model import RewardModel
+from rewardforge.scoring.judge import Judge
+from rewardforge.scoring.reward_model import RewardModel, recipe_before_loading
 
 
 @dataclass
@@ -35,7 +40,7 @@ class BestOfNReport:
 
 def best_of_n(
     policy: str | Policy,
-    reward_model: str | Path | RewardModel,
+    reward_model: str | Path | RewardModel | Judge,
     prompts_path: str | Path,
     output_path: str | Path,
     *,
@@ -47,6 +52,8 @@ def best_of_n(
     reward_format: str = "auto",
     template: str | None = None,
     aggregate: str = "min",
+    knockout: bool = False,
+    judge_samples: int = 1,
 ) -> BestOfNReport:
     """Generate `n` answers per prompt, score them, write the `top_k` best as SFT rows.
 
@@ -56,9 +63,20 @@ def best_of_n(
     `{"prompt", "chosen", "rejected", "chosen_reward", "rejected_reward"}` (best vs worst), which
     `rewardforge train` and TRL's DPO trainer read as they are. `reward_format` and `template`
     describe a reward model trained elsewhere (`RewardModel.load`).
+
+    A judge that writes a grade (`Judge.grade`) ranks the answers by their mean grade over
+    `judge_samples` replies: `reward` is that grade (None for an answer with none, ranked last)
+    and `unparsed` counts its replies without one.
+
+    With `knockout`, `reward_model` is a judge and the best answer wins a knockout over pairs
+    (`generation/knockout.py`): its SFT row holds `wins` and `judge_probability` (the mean
+    P(better) of its wins) instead of a reward, and its pair is the winner against the answer
+    it beat most clearly, with that `judge_probability`.
     """
     if n < 2 or not 1 <= top_k <= n:
         raise UserError(f"--n must be at least 2 and --top-k between 1 and n; got {n}, {top_k}.")
+    if knockout and top_k != 1:
+        raise UserError("--knockout finds one best answer; use it with --top-k 1.")
     sampling = sampling or SamplingSettings()
     prompts = read_prompts_with_references(prompts_path)
     done = _done_prompts(Path(output_path))
@@ -66,13 +84,21 @@ def best_of_n(
     if not todo:  # everything was done by an earlier run: nothing to load
         return BestOfNReport(0, len(prompts), 0, 0)
     policy = policy if isinstance(policy, Policy) else Policy.load(policy)
-    scorer = (
-        reward_model
-        if isinstance(reward_model, RewardModel)
-        else RewardModel.load(
-            reward_model, reward_format=reward_format, template=template, aggregate=aggregate
+    judge = _writing_judge(reward_model, reward_format, template, knockout)
+    if knockout:
+        assert judge is not None
+        choose = _knockout_choice(judge, judge_samples)
+    elif judge is not None:  # a judge that writes a grade for each answer
+        choose = _grade_choice(judge, judge_samples, top_k)
+    else:
+        scorer = (
+            reward_model
+            if isinstance(reward_model, RewardModel)
+            else RewardModel.load(
+                reward_model, reward_format=reward_format, template=template, aggregate=aggregate
+            )
         )
-    )
+        choose = _reward_choice(scorer, top_k)
     sft_rows = pair_rows = 0
     with ExitStack() as files:
         sft = files.enter_context(open(output_path, "a", encoding="utf-8"))
@@ -84,33 +110,141 @@ def best_of_n(
             todo, desc="Best-of-N", unit="prompt", disable=not progress
         ):
             answers = policy.sample(prompt, n, replace(sampling, seed=sampling.seed + index))
-            # One group: the forward plan encodes the prompt once for all n answers.
-            group = PreferenceExample(prompt, tuple(answers), reference=reference)
-            rewards = scorer.score_examples([group])[0]
-            ranked = sorted(zip(rewards, answers), key=lambda item: -item[0])
-            (best_reward, best), (worst_reward, worst) = ranked[0], ranked[-1]
+            kept, pair = choose(prompt, answers, reference)
             # The pair first, then the SFT rows, which mark the prompt done. A crash between
             # the two leaves a pair whose prompt is redone: `paired` keeps it from repeating.
-            if pairs is not None and best != worst and _key(prompt) not in paired:
-                pair = {
-                    "prompt": prompt,
-                    "chosen": best,
-                    "rejected": worst,
-                    "chosen_reward": best_reward,
-                    "rejected_reward": worst_reward,
-                }
+            if pairs is not None and pair is not None and _key(prompt) not in paired:
                 append_rows(pairs, [pair])
                 pair_rows += 1
-            kept = ranked[:top_k]
-            append_rows(
-                sft,
-                [
-                    {"prompt": prompt, "response": answer, "reward": reward, "rank": rank}
-                    for rank, (reward, answer) in enumerate(kept, start=1)
-                ],
-            )
+            append_rows(sft, kept)
             sft_rows += len(kept)
     return BestOfNReport(len(todo), len(prompts) - len(todo), sft_rows, pair_rows)
+
+
+Row = dict[str, Any]
+Choice = Callable[[Prompt, list[str], str | None], tuple[list[Row], Row | None]]
+
+
+def _reward_choice(scorer: RewardModel, top_k: int) -> Choice:
+    """The `top_k` answers by reward, and the best against the worst."""
+
+    def choose(prompt: Prompt, answers: list[str], reference: str | None):
+        # One group: the forward plan encodes the prompt once for all n answers.
+        group = PreferenceExample(prompt, tuple(answers), reference=reference)
+        rewards = scorer.score_examples([group])[0]
+        ranked = sorted(zip(rewards, answers), key=lambda item: -item[0])
+        (best_reward, best), (worst_reward, worst) = ranked[0], ranked[-1]
+        pair = None
+        if best != worst:
+            pair = {
+                "prompt": prompt,
+                "chosen": best,
+                "rejected": worst,
+                "chosen_reward": best_reward,
+                "rejected_reward": worst_reward,
+            }
+        kept = [
+            {"prompt": prompt, "response": answer, "reward": reward, "rank": rank}
+            for rank, (reward, answer) in enumerate(ranked[:top_k], start=1)
+        ]
+        return kept, pair
+
+    return choose
+
+
+def _writing_judge(
+    reward_model: str | Path | RewardModel | Judge,
+    reward_format: str,
+    template: str | None,
+    knockout: bool,
+) -> Judge | None:
+    """The judge that picks the best answers by its verdicts or written grades, or None where
+    rewards rank them (a reward model, a verdict judge without --knockout)."""
+    if isinstance(reward_model, Judge):
+        judge = reward_model
+    elif isinstance(reward_model, RewardModel):
+        return None
+    else:
+        recipe, resolved = recipe_before_loading(reward_model, reward_format, template)
+        if recipe.judge is None or not (knockout or recipe.judge.grades_answers):
+            return None
+        assert resolved is not None
+        judge = Judge.load_resolved(resolved, reward_model)
+    if not knockout and not judge.prompt.grades_answers:
+        raise UserError(
+            "this judge compares two answers and gives none a reward: pick the best with "
+            "--knockout."
+        )
+    return judge
+
+
+def _grade_choice(judge: Judge, samples: int, top_k: int) -> Choice:
+    """The `top_k` answers by a grading judge's mean written grade (an answer with no grade
+    last), and the best against the worst where both have a grade."""
+
+    def choose(prompt: Prompt, answers: list[str], reference: str | None):
+        if reference is not None:
+            raise UserError("a judge grades answers without a reference answer.")
+        grades = judge.grade([prompt] * len(answers), answers, samples=samples)
+        ranked = sorted(
+            zip(grades, answers),
+            key=lambda item: math.inf if item[0].grade is None else -item[0].grade,
+        )
+        (best, best_answer), (worst, worst_answer) = ranked[0], ranked[-1]
+        pair = None
+        if best.grade is not None and worst.grade is not None and best.grade > worst.grade:
+            pair = {
+                "prompt": prompt,
+                "chosen": best_answer,
+                "rejected": worst_answer,
+                "chosen_reward": best.grade,
+                "rejected_reward": worst.grade,
+            }
+        kept = [
+            {
+                "prompt": prompt,
+                "response": answer,
+                "reward": grade.grade,
+                "rank": rank,
+                "unparsed": grade.unparsed,
+            }
+            for rank, (grade, answer) in enumerate(ranked[:top_k], start=1)
+        ]
+        return kept, pair
+
+    return choose
+
+
+def _knockout_choice(judge: Judge, samples: int) -> Choice:
+    """The winner of a knockout over pairs, and the winner against the answer it beat most
+    clearly."""
+    asking = {"samples": samples} if judge.writer is not None else {}
+
+    def choose(prompt: Prompt, answers: list[str], reference: str | None):
+        if reference is not None:
+            raise UserError("--knockout: a judge compares answers without a reference answer.")
+        result = knockout(judge, prompt, answers, **asking)
+        wins = result.winner_matches
+        best = answers[result.winner]
+        clearest = max(wins, key=lambda match: match.winner_probability)
+        pair = None
+        if answers[clearest.loser] != best:
+            pair = {
+                "prompt": prompt,
+                "chosen": best,
+                "rejected": answers[clearest.loser],
+                "judge_probability": clearest.winner_probability,
+            }
+        row = {
+            "prompt": prompt,
+            "response": best,
+            "rank": 1,
+            "wins": len(wins),
+            "judge_probability": sum(m.winner_probability for m in wins) / len(wins),
+        }
+        return [row], pair
+
+    return choose
 
 
 def best_of_n_with(settings: BestOfNSettings) -> BestOfNReport:
@@ -127,6 +261,8 @@ def best_of_n_with(settings: BestOfNSettings) -> BestOfNReport:
         reward_format=settings.reward_format,
         template=settings.template,
         aggregate=settings.aggregate,
+        knockout=settings.knockout,
+        judge_samples=settings.judge_samples,
     )
 
 

@@ -59,11 +59,21 @@ class BestOfNSettings(SamplingFlags):
     pairs_output: str | None = setting(
         None, "Also write best-vs-worst preference pairs here.", shown="none"
     )
+    knockout: bool = setting(
+        False,
+        "A judge picks the best answer in a knockout over pairs (N - 1 comparisons, each in "
+        "both orders) instead of ranking rewards: for judges that only compare two answers.",
+    )
+    judge_samples: int = setting(1, "With --knockout, a reasoning judge's replies per order.")
 
     def __post_init__(self) -> None:
         require(
             "best-of-n", reward_model=self.reward_model, prompts=self.prompts, output=self.output
         )
+        if self.knockout and self.top_k != 1:
+            raise UserError("--knockout finds one best answer; use it with --top-k 1.")
+        if self.judge_samples < 1:
+            raise UserError(f"--judge-samples must be at least 1, got {self.judge_samples}.")
         check_output_file(self.output, "--output")
         if self.pairs_output:
             check_output_file(self.pairs_output, "--pairs-output")

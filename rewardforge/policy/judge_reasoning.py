@@ -19,6 +19,7 @@ from transformers import TrainerCallback
 from rewardforge.data.example import PreferenceExample
 from rewardforge.policy.trl_runs import PolicyRunResult, fit_with_trl, save_run, trl_arguments
 from rewardforge.recipe.judge_prompt import JudgePrompt
+from rewardforge.recipe.judge_render import plain_question
 from rewardforge.recipe.scoring_recipe import ScoringRecipe
 from rewardforge.scoring.written_verdicts import question_text
 from rewardforge.training.config import TrainConfig
@@ -56,14 +57,20 @@ def reasoning_rows(
     judge: JudgePrompt, examples: Sequence[PreferenceExample], chat: bool
 ) -> list[dict[str, Any]]:
     """Each pair (the best response against each other one) asked in both orders, with the
-    right verdict as `label`; the question as a user message (text without a chat template)."""
+    right verdict as `label`; the question as a user message after the judge's system message
+    (text without a chat template)."""
+    system = [{"role": "system", "content": judge.system}] if judge.system else []
     rows = []
     for example in examples:
         best = example.responses[0]
         for worse in example.responses[1:]:
             for first, second, label in ((best, worse, judge.first), (worse, best, judge.second)):
                 question = question_text(judge, example.prompt, first, second)
-                prompt = [{"role": "user", "content": question}] if chat else question
+                prompt = (
+                    [*system, {"role": "user", "content": question}]
+                    if chat
+                    else plain_question(judge, question)
+                )
                 rows.append({"prompt": prompt, "label": label})
     return rows
 

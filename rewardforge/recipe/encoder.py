@@ -254,11 +254,16 @@ class RecipeEncoder:
 
     def _assistant_turn_end(self) -> str:
         """What the chat template writes after an assistant reply (empty for other templates)."""
-        if self.recipe.template != "chat":
+        if self.recipe.template != "chat" or self._judge_compares_only:
             return ""
         sentinel = "\x00rewardforge\x00"
         _, response_text = self.render("x", sentinel)
         return response_text.split(sentinel, 1)[-1]
+
+    @property
+    def _judge_compares_only(self) -> bool:
+        """A judge with a pairwise question and no pointwise one (Skywork-Critic)."""
+        return self.recipe.judge is not None and self.recipe.judge.pointwise is None
 
     def encode_pair(self, prompt: Prompt, answer_a: str, answer_b: str) -> EncodedResponse:
         """A judge's pairwise question about two answers, as token ids: the tokens before
@@ -289,6 +294,8 @@ class RecipeEncoder:
 
     def _reward_tail(self) -> int:
         """How many trailing response tokens mark the end of the turn (kept when truncating)."""
+        if self._judge_compares_only:  # no answer is read alone
+            return 0
         if self.recipe.judge is not None:  # the rest of the question after the answer
             chat = self.recipe.template == "chat"
             _, tail = pointwise_texts(self.tokenizer, chat, self.recipe.judge, "x")

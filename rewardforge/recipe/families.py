@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from rewardforge.errors import UserError
+from rewardforge.recipe.judge_prompt import JudgePrompt
 from rewardforge.recipe.model_folder import (
     INTERNLM2_ARCHITECTURES,
     ModelFolder,
@@ -158,6 +159,27 @@ def _internlm2_reward_recipe(folder, tokenizer, template):
     )
 
 
+def _judge_recipe(folder, tokenizer, template):
+    if folder.is_encoder:
+        raise UserError(
+            f"{folder.path} is an encoder; a judge is a language model that answers in words."
+        )
+    chosen = _template(folder, tokenizer, template)
+    return ScoringRecipe(chosen, FOREIGN_MAX_LENGTH, family="judge", judge=JudgePrompt())
+
+
+def _judge_summary(recipe):
+    judge = recipe.judge
+    if judge is None or judge.style == "verdict":
+        return (
+            "language model as a verdict judge: its question through the "
+            f"{'chat template' if recipe.template == 'chat' else 'plain text'}, the reward read "
+            "from its verdict words' logits at the start of its reply, one pass"
+        )
+    kind = "grades each answer" if judge.grades_answers else "compares two answers"
+    return f"language model as a reasoning judge: {kind} in writing, its verdicts parsed"
+
+
 def _native(folder: ModelFolder) -> bool:
     return not folder.ships_code
 
@@ -228,6 +250,12 @@ FAMILIES: tuple[FamilyRecord, ...] = (
             _native(f) and "skywork-reward" in str(f.config.get("_name_or_path", "")).lower()
         ),
         whole_text=True,
+    ),
+    FamilyRecord(
+        "judge",  # a language model asked in words (`recipe/judge_prompt.py`): only named
+        summary=_judge_summary,
+        recipe=_judge_recipe,
+        detect=None,
     ),
     FamilyRecord(
         "trl",  # the default: a transformers sequence classifier

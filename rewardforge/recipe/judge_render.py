@@ -19,25 +19,56 @@ _SLOT = "\x00answer\x00"
 
 
 def judge_texts(
-    tokenizer: PreTrainedTokenizerBase, chat: bool, question: str, answers: int
+    tokenizer: PreTrainedTokenizerBase,
+    chat: bool,
+    judge: JudgePrompt,
+    question: str,
+    answers: int,
 ) -> list[str]:
     """The judge's turn around its answers, as text: `answers + 1` pieces that the answers go
-    between. With a chat template, the question is the user's message and the last piece
-    ends with the assistant's generation prompt; in plain text it ends with a newline."""
+    between. With a chat template, the question is the user's message (after the judge's
+    system message) and the last piece ends with the assistant's generation prompt; in plain
+    text it ends with a newline. The judge's `reply_prefix` follows, where its verdict is read.
+    """
     if not chat:
-        pieces = question.split(_SLOT)
+        pieces = plain_question(judge, question).split(_SLOT)
         pieces[-1] += "\n"
-        return pieces
-    rendered = tokenizer.apply_chat_template(
-        [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
-    )
-    pieces = rendered.split(_SLOT)
+    else:
+        rendered = tokenizer.apply_chat_template(
+            question_messages(tokenizer, judge, question),
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        pieces = rendered.split(_SLOT)
     if len(pieces) != answers + 1:
         raise UserError(
             "the tokenizer's chat template does not render the judge's question as written; "
             "train the judge with --template plain."
         )
+    pieces[-1] += judge.reply_prefix
     return pieces
+
+
+def question_messages(
+    tokenizer: PreTrainedTokenizerBase, judge: JudgePrompt, question: str
+) -> list[dict[str, str]]:
+    """The judge's question as chat messages: its system message first, where it has one. A
+    chat template that takes no system message (Mistral's) gets it before the question,
+    separated by a blank line, as Prometheus' own client writes it."""
+    user = {"role": "user", "content": question}
+    if judge.system is None:
+        return [user]
+    messages = [{"role": "system", "content": judge.system}, user]
+    try:
+        tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception:  # jinja's raise_exception: the template refuses a system role
+        return [{"role": "user", "content": plain_question(judge, question)}]
+    return messages
+
+
+def plain_question(judge: JudgePrompt, question: str) -> str:
+    """The question as plain text: the system message, a blank line, then the question."""
+    return question if judge.system is None else f"{judge.system}\n\n{question}"
 
 
 def pointwise_texts(
@@ -45,7 +76,7 @@ def pointwise_texts(
 ) -> tuple[str, str]:
     """(before the answer, after it) of the pointwise question about `prompt`."""
     before, after = judge.pointwise_parts(prompt_as_question(prompt))
-    head, tail = judge_texts(tokenizer, chat, before + _SLOT + after, answers=1)
+    head, tail = judge_texts(tokenizer, chat, judge, before + _SLOT + after, answers=1)
     return head, tail
 
 
@@ -55,7 +86,7 @@ def pairwise_texts(
     """(before answer A, between the answers, after answer B) of the pairwise question."""
     before, between, after = judge.pairwise_parts(prompt_as_question(prompt))
     question = before + _SLOT + between + _SLOT + after
-    head, middle, tail = judge_texts(tokenizer, chat, question, answers=2)
+    head, middle, tail = judge_texts(tokenizer, chat, judge, question, answers=2)
     return head, middle, tail
 
 

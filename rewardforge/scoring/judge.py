@@ -5,7 +5,8 @@ A verdict judge, loaded as a `RewardModel`, gives one reward per answer (the log
 forward pass, both orders of a pair together (the question before the first answer fed once).
 A reasoning judge writes a rationale and a verdict (`written_verdicts.py`), `samples` times an
 order. Either way the two orders' verdicts are averaged, so that a preference for a position
-cancels out; how often the two disagree is the judge's position bias.
+cancels out; how often the two disagree is the judge's position bias. A grading judge
+(Prometheus 2's absolute grading) writes a grade for one answer (`grade`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from rewardforge.recipe.encoder import EncodedGroup
 from rewardforge.recipe.judge_prompt import JudgePrompt
 from rewardforge.scoring.pair_verdict import PairVerdict, position_bias
 from rewardforge.scoring.reward_model import RewardModel
-from rewardforge.scoring.written_verdicts import written_verdicts
+from rewardforge.scoring.written_verdicts import WrittenGrade, written_grades, written_verdicts
 
-__all__ = ["Judge", "PairVerdict", "position_bias"]
+__all__ = ["Judge", "PairVerdict", "WrittenGrade", "position_bias"]
 
 
 class Judge:
@@ -50,9 +51,17 @@ class Judge:
         return judge
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | None = None) -> Judge:
-        """Load a judge saved by `rewardforge train --kind generative`."""
-        return cls.load_resolved(resolve_reward_model(directory), directory, device)
+    def load(
+        cls,
+        directory: str | Path,
+        device: str | None = None,
+        reward_format: str | None = None,
+        template: str | None = None,
+    ) -> Judge:
+        """Load a judge saved by `rewardforge train --kind generative` or `adopt --reward-format
+        judge`; `reward_format="judge"` asks any language model rewardforge's own questions."""
+        resolved = resolve_reward_model(directory, reward_format, template)
+        return cls.load_resolved(resolved, directory, device)
 
     @classmethod
     def load_resolved(
@@ -98,6 +107,26 @@ class Judge:
             self.pairwise_forward, rows, model.max_tokens_per_batch, progress=progress
         )
         return [PairVerdict(in_order, swapped) for in_order, swapped in scored]
+
+    def grade(
+        self,
+        prompts: Sequence[Prompt],
+        answers: Sequence[str],
+        samples: int = 1,
+        max_new_tokens: int = 256,
+        seed: int = 0,
+    ) -> list[WrittenGrade]:
+        """A grading judge's grade of each answer to its prompt: the mean of `samples` written
+        grades (None where no reply held one; `WrittenGrade.unparsed` counts those replies)."""
+        if self.writer is None or not self.prompt.grades_answers:
+            raise UserError(
+                "this judge writes no grade: only a judge adopted with a grading template "
+                "(--judge-template prometheus2-absolute) grades one answer."
+            )
+        if len(prompts) != len(answers):
+            raise UserError("grade needs one prompt per answer.")
+        settings = SamplingSettings(max_new_tokens=max_new_tokens, seed=seed)
+        return written_grades(self.writer, self.prompt, prompts, answers, settings, samples)
 
     def compare(self, prompt: Prompt, answer_1: str, answer_2: str) -> float:
         """P(answer 1 is better than answer 2), averaged over both orders."""

@@ -19,7 +19,10 @@ class PairVerdict:
 
     @property
     def first_better(self) -> float:
-        """P(answer 1 is better), averaged over both orders."""
+        """P(answer 1 is better), averaged over both orders (exactly 0.5 when the two orders
+        say the same for each position: no preference between the answers)."""
+        if self.in_order == self.swapped:
+            return 0.5
         return (_sigmoid(self.in_order) + 1.0 - _sigmoid(self.swapped)) / 2
 
     @property

@@ -7,7 +7,8 @@
   the policy already formatted; it is scored as it is, not templated again.
 - `POST /classify` (and `/v1/classify`): vLLM's classification protocol (`vllm_protocol.py`),
   each input text scored as it is, its raw reward as the one "probs" value.
-- `POST /v1/judge`: a verdict judge's pairwise verdicts (`judge_route.py`).
+- `POST /v1/judge`: a judge's pairwise verdicts (`judge_route.py`). A judge that writes its
+  verdicts or grades has only `/v1/judge` or (grades) `/v1/score`; its other routes answer 422.
 - `GET /health`, `GET /metrics` (Prometheus text format).
 """
 
@@ -23,14 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from rewardforge.data.formats import RowError
@@ -38,14 +32,21 @@ from rewardforge.data.scoring_rows import parse_reference, parse_scoring_item, p
 from rewardforge.errors import UserError
 from rewardforge.recipe import EncodedResponse
 from rewardforge.recipe.steps import encode_solution
-from rewardforge.scoring.judge import PairVerdict
+from rewardforge.scoring.judge import Judge, PairVerdict, WrittenGrade
 from rewardforge.scoring.reward_model import RewardModel
 from rewardforge.scoring.step_aggregates import Aggregate, aggregate, solution_steps
 from rewardforge.serving.batcher import BatcherClosed, MicroBatcher
 from rewardforge.serving.config import ServerSettings
 from rewardforge.serving.formatted_text import split_query
 from rewardforge.serving.gate import RequestGate
-from rewardforge.serving.judge_route import Pair, verdict_batcher, verdicts_route
+from rewardforge.serving.judge_route import (
+    Pair,
+    grade_batcher,
+    grade_items,
+    verdict_batcher,
+    verdicts_route,
+)
+from rewardforge.serving.metrics import Metrics
 from rewardforge.serving.vllm_protocol import ClassifyRequest, classify_response
 
 OPEN_PATHS = ("/health",)  # with an API key set, every other path needs it
@@ -64,57 +65,34 @@ class OpenRLHFRequest(BaseModel):
     labels: list[Any] | None = None
 
 
-class Metrics:
-    """Prometheus counters and histograms of one server, in its own registry."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "rewardforge_requests",
-            "HTTP requests by route and status code.",
-            ["route", "status"],
-            registry=self.registry,
-        )
-        self.in_progress = Gauge(
-            "rewardforge_requests_in_progress",
-            "Scoring requests received and not yet answered.",
-            registry=self.registry,
-        )
-        self.items = Counter("rewardforge_items", "Responses scored.", registry=self.registry)
-        self.batch_size = Histogram(
-            "rewardforge_batch_size",
-            "Responses per model call.",
-            registry=self.registry,
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
-        )
-        self.batch_seconds = Histogram(
-            "rewardforge_batch_seconds", "Seconds per model call.", registry=self.registry
-        )
-        self.latency = Histogram(
-            "rewardforge_request_seconds",
-            "Seconds per request, by route.",
-            ["route"],
-            registry=self.registry,
-        )
-
-    def record_batch(self, size: int, seconds: float) -> None:
-        self.items.inc(size)
-        self.batch_size.observe(size)
-        self.batch_seconds.observe(seconds)
-
-
 @dataclass
 class Server:
     """What the routes work with: the model, the limits, the metrics, and one micro-batcher
-    for outcome rewards and one for a process reward model's step rewards (each request's
-    items are scored together with those of requests that arrive at the same time)."""
+    for outcome rewards, one for a process reward model's step rewards, and a judge's for its
+    verdicts or grades (each request's items are scored together with those of requests that
+    arrive at the same time)."""
 
-    reward_model: RewardModel
+    reward_model: RewardModel | None  # None: a judge that writes (`judge` only)
     settings: ServerSettings
     metrics: Metrics
-    rewards: MicroBatcher[EncodedResponse, float]
-    step_rewards: MicroBatcher[EncodedResponse, list[float]]
+    rewards: MicroBatcher[EncodedResponse, float] | None
+    step_rewards: MicroBatcher[EncodedResponse, list[float]] | None
     verdicts: MicroBatcher[Pair, PairVerdict] | None  # a judge's pairs; None for other models
+    grades: MicroBatcher[tuple[Any, str], WrittenGrade] | None  # a grading judge's answers
+
+    def scorer(self) -> RewardModel:
+        """The reward model, or a 422 for a judge that writes (it reads no reward in a pass)."""
+        if self.reward_model is None:
+            raise HTTPException(
+                422,
+                "this judge writes its verdicts and reads no reward from a forward pass: send "
+                "pairs to /v1/judge.",
+            )
+        return self.reward_model
+
+    def batchers(self) -> list[MicroBatcher]:
+        every = (self.rewards, self.step_rewards, self.verdicts, self.grades)
+        return [batcher for batcher in every if batcher is not None]
 
     def check_count(self, count: int) -> None:
         if count > self.settings.max_items_per_request:
@@ -135,11 +113,13 @@ class Server:
 
 
 def create_app(
-    reward_model: RewardModel, settings: ServerSettings | None = None, api_key: str | None = None
+    model: RewardModel | Judge,
+    settings: ServerSettings | None = None,
+    api_key: str | None = None,
 ) -> FastAPI:
-    """A FastAPI app that serves `reward_model`; run it with uvicorn. With `api_key`, every
-    request except `GET /health` needs `Authorization: Bearer <api_key>`, wherever the app is
-    mounted."""
+    """A FastAPI app that serves `model` (a reward model, or a judge that writes its verdicts
+    or grades); run it with uvicorn. With `api_key`, every request except `GET /health` needs
+    `Authorization: Bearer <api_key>`, wherever the app is mounted."""
     settings = settings or ServerSettings()
     metrics = Metrics()
     batching = {
@@ -147,22 +127,25 @@ def create_app(
         "max_wait_s": settings.max_wait_ms / 1000,
         "on_batch": metrics.record_batch,
     }
+    reward_model = model if isinstance(model, RewardModel) else model.reward_model
+    judge = model if isinstance(model, Judge) else None
+    if judge is None and reward_model is not None and reward_model.recipe.judge is not None:
+        judge = Judge(reward_model)
     server = Server(
         reward_model,
         settings,
         metrics,
-        MicroBatcher(reward_model.score_encoded, **batching),
-        MicroBatcher(reward_model.score_encoded_steps, **batching),
-        verdict_batcher(reward_model, **batching),
+        MicroBatcher(reward_model.score_encoded, **batching) if reward_model else None,
+        MicroBatcher(reward_model.score_encoded_steps, **batching) if reward_model else None,
+        verdict_batcher(judge, settings.judge_samples, **batching),
+        grade_batcher(judge, settings.judge_samples, **batching),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202 (FastAPI's protocol)
         yield
-        await server.rewards.close()
-        await server.step_rewards.close()
-        if server.verdicts is not None:
-            await server.verdicts.close()
+        for batcher in server.batchers():
+            await batcher.close()
 
     app = FastAPI(title="rewardforge reward server", lifespan=lifespan)
     app.state.server = server
@@ -207,7 +190,10 @@ async def shutting_down(request: Request, error: BatcherClosed) -> JSONResponse:
 
 
 async def health(request: Request) -> dict[str, Any]:
-    recipe = _server(request).reward_model.recipe
+    reward_model = _server(request).reward_model
+    if reward_model is None:
+        return {"status": "ok", "judge": "writes its verdicts or grades"}
+    recipe = reward_model.recipe
     return {"status": "ok", "recipe": recipe.template, "reference_mode": recipe.reference_mode}
 
 
@@ -220,7 +206,9 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     """`/v1/score`: a reward per item (a process reward model's: and each step's)."""
     server = _server(request)
     server.check_count(len(body.items))
-    if server.reward_model.is_process:
+    if server.grades is not None:
+        return await grade_items(server, body.items, body.normalize)
+    if server.scorer().is_process:
         return await score_steps(server, body)
     encoded = []
     for index, item in enumerate(body.items):
@@ -230,11 +218,11 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
         except RowError as error:
             raise HTTPException(422, f"item {index}: {error}") from error
         server.check_text(index, _prompt_text(prompt), response, reference or "")
-        encode = server.reward_model.encoder.encode
+        encode = server.scorer().encoder.encode
         encoded.append(_encode(index, encode, prompt, response, reference))
     rewards = await server.rewards.submit(encoded)
     if body.normalize:
-        rewards = [server.reward_model.recipe.normalize(reward) for reward in rewards]
+        rewards = [server.scorer().recipe.normalize(reward) for reward in rewards]
     return {"rewards": rewards}
 
 
@@ -245,7 +233,7 @@ async def score_steps(server: Server, body: ScoreRequest) -> dict[str, Any]:
         raise HTTPException(
             422, "a process reward model's rewards are probabilities: no normalize."
         )
-    reward_model = server.reward_model
+    reward_model = server.scorer()
     separator = reward_model.recipe.step_separator
     encoded = []
     for index, item in enumerate(body.items):
@@ -266,7 +254,7 @@ async def get_reward(body: OpenRLHFRequest, request: Request) -> dict[str, Any]:
     """`/get_reward`: OpenRLHF's remote reward protocol, queries scored as they are."""
     server = _server(request)
     server.check_count(len(body.query))
-    if server.reward_model.is_process:
+    if server.scorer().is_process:
         raise HTTPException(
             422, "this is a process reward model: send its steps to /v1/score instead."
         )
@@ -281,7 +269,7 @@ async def classify(body: ClassifyRequest, request: Request) -> dict[str, Any]:
     server = _server(request)
     items = body.items
     server.check_count(len(items))
-    if server.reward_model.is_process:
+    if server.scorer().is_process:
         raise HTTPException(
             422, "this is a process reward model: send its steps to /v1/score instead."
         )
@@ -302,22 +290,22 @@ def _encode_queries(
     for index, query in enumerate(queries):
         server.check_text(index, query)
         prompt = prompts[index] if prompts is not None else ""
-        prompt_text, response_text = split_query(query, prompt, server.reward_model)
-        encode = server.reward_model.encoder.encode_rendered
+        prompt_text, response_text = split_query(query, prompt, server.scorer())
+        encode = server.scorer().encoder.encode_rendered
         encoded.append(_encode(index, encode, prompt_text, response_text))
     return encoded
 
 
 def _encode_ids(server: Server, index: int, ids: list[int]) -> EncodedResponse:
     """Token ids a client tokenized itself: scored as they are, within the recipe's length."""
-    vocabulary = len(server.reward_model.encoder.tokenizer)
+    vocabulary = len(server.scorer().encoder.tokenizer)
     if not ids or not all(0 <= token < vocabulary for token in ids):
         raise HTTPException(422, f"item {index}: token ids must be 0 to {vocabulary - 1}.")
-    if len(ids) > server.reward_model.recipe.max_length:
+    if len(ids) > server.scorer().recipe.max_length:
         raise HTTPException(
             422,
             f"item {index}: {len(ids)} token ids, more than the model's "
-            f"{server.reward_model.recipe.max_length}.",
+            f"{server.scorer().recipe.max_length}.",
         )
     return EncodedResponse(list(ids), None, False, 0)
 

@@ -35,3 +35,6 @@ class ServerSettings:
     max_items_per_request: int = setting(256, "Items per request, at most (413 above).")
     max_text_chars: int = setting(32_000, "Characters per item: prompt + response (422 above).")
     max_body_bytes: int = setting(8 * 2**20, "Bytes per request body (413 above).")
+    judge_samples: int = setting(
+        1, "A judge that writes: replies per pair and order (votes), or per answer (grades)."
+    )

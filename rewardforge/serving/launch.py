@@ -19,18 +19,22 @@ def serve(settings: ServerSettings) -> None:
     """Check the address and key, load the model and serve it until the process is stopped."""
     import uvicorn
 
-    from rewardforge.scoring.reward_model import RewardModel
+    from rewardforge.scoring.judge import Judge
+    from rewardforge.scoring.reward_model import RewardModel, recipe_before_loading
     from rewardforge.serving.app import create_app
 
     api_key = server_api_key(settings)
     refuse_an_address_in_use(settings.host, settings.port)
-    reward_model = RewardModel.load(
-        settings.model,
-        reward_format=settings.reward_format,
-        template=settings.template,
-        aggregate=settings.aggregate,
+    recipe, resolved = recipe_before_loading(
+        settings.model, settings.reward_format, settings.template
     )
-    app = create_app(reward_model, settings, api_key=api_key)
+    model: RewardModel | Judge
+    if recipe.judge is not None and recipe.judge.style == "reasoning":  # it writes: no pass
+        assert resolved is not None
+        model = Judge.load_resolved(resolved, settings.model)
+    else:
+        model = RewardModel.load_resolved(resolved, settings.model, aggregate=settings.aggregate)
+    app = create_app(model, settings, api_key=api_key)
     uvicorn.run(app, host=settings.host, port=settings.port)
 
 
